@@ -1,0 +1,1 @@
+//! Orchestra's wire protocol.
