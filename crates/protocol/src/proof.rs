@@ -265,10 +265,10 @@ pub fn verify(
             (Body::Request, &step.request, &step.request_hash),
             (Body::Response, &step.response, &step.response_hash),
         ] {
-            if let Some(value) = value {
-                if hash_canonical(value)? != *committed {
-                    return Err(ProofError::BodyHashMismatch { index, body });
-                }
+            if let Some(value) = value
+                && hash_canonical(value)? != *committed
+            {
+                return Err(ProofError::BodyHashMismatch { index, body });
             }
         }
         head = chain_link(&head, step)?;
