@@ -1,0 +1,427 @@
+//! Ledger scoring terms, per miner per tempo over a window of `W` tempos (MECHANISM.md §6).
+//!
+//! The pure term functions ([`update_accuracy`], [`discovery_credits`], [`normalize_discovery`],
+//! [`freshness`], [`coverage`]) take counts and verdicts; [`LedgerWindow`] keeps the last `W` tempos
+//! of verdicts and routed-step counts and computes every miner's [`LedgerTerms`] from them.
+
+use std::collections::{BTreeMap, BTreeSet, VecDeque};
+
+use serde::{Deserialize, Serialize};
+
+use crate::orchestration::{clamp_finite, clamp01};
+use crate::params::{MechanismParams, ProposalCredits};
+
+/// The kind of a Ledger proposal (MECHANISM.md §5).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ProposalKind {
+    /// A subnet not yet in the Ledger.
+    NewSubnet,
+    /// A change of an endpoint's schema.
+    SchemaUpdate,
+    /// An endpoint or subnet that stopped working.
+    Deprecation,
+    /// New latency/reliability/price metrics.
+    MetricsUpdate,
+}
+
+impl ProposalKind {
+    /// The discovery credit unit of this kind.
+    pub fn unit(self, credits: &ProposalCredits) -> f64 {
+        match self {
+            Self::NewSubnet => credits.new_subnet,
+            Self::SchemaUpdate => credits.schema_update,
+            Self::Deprecation => credits.deprecation,
+            Self::MetricsUpdate => credits.metrics_update,
+        }
+    }
+}
+
+/// A validator's verdict on one proposal.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Verdict {
+    /// Valid and the earliest among duplicates: full credit.
+    First,
+    /// Valid duplicate of an earlier proposal inside the window: `confirmation_factor` credit.
+    Confirmation,
+    /// Invalid: slashed.
+    Rejected,
+}
+
+impl Verdict {
+    /// Whether the proposal was accepted (first or confirmation).
+    pub fn accepted(self) -> bool {
+        !matches!(self, Self::Rejected)
+    }
+}
+
+/// One verified proposal, as the Ledger window records it.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct ProposalRecord {
+    /// The proposing miner's uid.
+    pub miner: u16,
+    /// The subnet the proposal is about.
+    pub netuid: u16,
+    /// The proposal kind.
+    pub kind: ProposalKind,
+    /// The verdict.
+    pub verdict: Verdict,
+    /// Proposal block − earliest block anyone had evidence of the change (see [`freshness_lag`]).
+    pub lag_blocks: u64,
+}
+
+/// The four Ledger terms of one miner (or their EMAs), each in `[0, 1]`.
+#[derive(Debug, Clone, Copy, PartialEq, Default, Serialize, Deserialize)]
+pub struct LedgerTerms {
+    /// `(accepted + 1) / (accepted + rejected + 2)` if the miner proposed, else 0.
+    pub update_accuracy: f64,
+    /// Net discovery credits divided by the window's maximum over miners.
+    pub discovery: f64,
+    /// Mean `exp(−lag/τ)` over accepted proposals; 0 if none.
+    pub freshness: f64,
+    /// Demand share of subnets the miner has an accepted proposal for.
+    pub coverage: f64,
+}
+
+impl LedgerTerms {
+    /// The terms in order (accuracy, discovery, freshness, coverage).
+    pub fn as_array(&self) -> [f64; 4] {
+        [
+            self.update_accuracy,
+            self.discovery,
+            self.freshness,
+            self.coverage,
+        ]
+    }
+
+    /// Builds terms from an array in [`Self::as_array`] order.
+    pub fn from_array(a: [f64; 4]) -> Self {
+        Self {
+            update_accuracy: a[0],
+            discovery: a[1],
+            freshness: a[2],
+            coverage: a[3],
+        }
+    }
+
+    /// Every term clamped to `[0, 1]`, NaN mapped to 0.
+    pub fn sanitized(&self) -> Self {
+        Self::from_array(self.as_array().map(clamp01))
+    }
+
+    /// The weighted Ledger score `L = Σ effective_w(t) · term(t)`, in `[0, 1 − s]`.
+    pub fn score(&self, params: &MechanismParams) -> f64 {
+        let w = params.effective_ledger_weights();
+        clamp_finite(
+            self.sanitized()
+                .as_array()
+                .iter()
+                .zip(w)
+                .map(|(t, w)| t * w)
+                .sum(),
+        )
+    }
+}
+
+/// `update_accuracy = (accepted + 1) / (accepted + rejected + 2)` (a Beta(1,1) prior), or 0 if the
+/// miner made no proposal in the window.
+pub fn update_accuracy(accepted: u64, rejected: u64) -> f64 {
+    if accepted == 0 && rejected == 0 {
+        return 0.0;
+    }
+    (accepted as f64 + 1.0) / (accepted as f64 + rejected as f64 + 2.0)
+}
+
+/// Net discovery credits of one miner's verdicts: each first proposal earns its kind's unit, each
+/// confirmation `confirmation_factor × unit`, each rejection loses `slash × unit`; floored at 0.
+pub fn discovery_credits(
+    verdicts: impl IntoIterator<Item = (ProposalKind, Verdict)>,
+    params: &MechanismParams,
+) -> f64 {
+    let total: f64 = verdicts
+        .into_iter()
+        .map(|(kind, verdict)| {
+            let unit = kind.unit(&params.credits);
+            match verdict {
+                Verdict::First => unit,
+                Verdict::Confirmation => params.confirmation_factor * unit,
+                Verdict::Rejected => -params.slash * unit,
+            }
+        })
+        .sum();
+    clamp_finite(total)
+}
+
+/// Divides every miner's net credits by the window's maximum (all 0 if the maximum is 0).
+pub fn normalize_discovery(raw: &BTreeMap<u16, f64>) -> BTreeMap<u16, f64> {
+    let max = raw.values().copied().map(clamp_finite).fold(0.0, f64::max);
+    raw.iter()
+        .map(|(&uid, &c)| {
+            (
+                uid,
+                if max > 0.0 {
+                    clamp01(clamp_finite(c) / max)
+                } else {
+                    0.0
+                },
+            )
+        })
+        .collect()
+}
+
+/// Lag of a proposal: its block minus the earliest block at which anyone had evidence of the
+/// change (0 if the proposal itself was the earliest evidence).
+pub fn freshness_lag(proposal_block: u64, earliest_evidence_block: u64) -> u64 {
+    proposal_block.saturating_sub(earliest_evidence_block)
+}
+
+/// `freshness`: mean of `exp(−lag/τ)` over the accepted proposals' lags; 0 if there are none.
+pub fn freshness(lags_blocks: &[u64], tau_blocks: f64) -> f64 {
+    if lags_blocks.is_empty() || !(tau_blocks.is_finite() && tau_blocks > 0.0) {
+        return 0.0;
+    }
+    let sum: f64 = lags_blocks
+        .iter()
+        .map(|&lag| (-(lag as f64) / tau_blocks).exp())
+        .sum();
+    clamp01(sum / lags_blocks.len() as f64)
+}
+
+/// Demand per subnet: its share of all routed steps in the window.
+pub fn demand_shares(routed_steps: &BTreeMap<u16, u64>) -> BTreeMap<u16, f64> {
+    let total: u64 = routed_steps.values().sum();
+    routed_steps
+        .iter()
+        .map(|(&netuid, &n)| {
+            (
+                netuid,
+                if total == 0 {
+                    0.0
+                } else {
+                    n as f64 / total as f64
+                },
+            )
+        })
+        .collect()
+}
+
+/// `coverage`: Σ demand of the `covered` subnets ÷ Σ demand (0 if there is no demand).
+pub fn coverage(demand: &BTreeMap<u16, f64>, covered: &BTreeSet<u16>) -> f64 {
+    let total: f64 = demand.values().copied().map(clamp_finite).sum();
+    if total <= 0.0 {
+        return 0.0;
+    }
+    let hit: f64 = demand
+        .iter()
+        .filter(|(n, _)| covered.contains(n))
+        .map(|(_, &d)| clamp_finite(d))
+        .sum();
+    clamp01(hit / total)
+}
+
+/// One tempo of Ledger activity.
+#[derive(Debug, Clone, Default, PartialEq)]
+struct TempoActivity {
+    proposals: Vec<ProposalRecord>,
+    routed_steps: BTreeMap<u16, u64>,
+}
+
+/// The last `W` tempos of verified proposals and routed steps, from which every miner's
+/// [`LedgerTerms`] are computed.
+#[derive(Debug, Clone, PartialEq)]
+pub struct LedgerWindow {
+    tempos: VecDeque<TempoActivity>,
+    capacity: usize,
+}
+
+impl LedgerWindow {
+    /// An empty window of `window_tempos` tempos (at least 1).
+    pub fn new(window_tempos: u32) -> Self {
+        Self {
+            tempos: VecDeque::new(),
+            capacity: (window_tempos as usize).max(1),
+        }
+    }
+
+    /// Appends one tempo's verdicts and routed-step counts per netuid; the oldest tempo leaves once
+    /// the window is full.
+    pub fn push_tempo(&mut self, proposals: Vec<ProposalRecord>, routed_steps: BTreeMap<u16, u64>) {
+        self.tempos.push_back(TempoActivity {
+            proposals,
+            routed_steps,
+        });
+        while self.tempos.len() > self.capacity {
+            self.tempos.pop_front();
+        }
+    }
+
+    /// Number of tempos currently held.
+    pub fn len(&self) -> usize {
+        self.tempos.len()
+    }
+
+    /// Whether no tempo has been pushed yet.
+    pub fn is_empty(&self) -> bool {
+        self.tempos.is_empty()
+    }
+
+    /// Demand share per netuid over the window.
+    pub fn demand(&self) -> BTreeMap<u16, f64> {
+        let mut steps: BTreeMap<u16, u64> = BTreeMap::new();
+        for t in &self.tempos {
+            for (&netuid, &n) in &t.routed_steps {
+                *steps.entry(netuid).or_default() += n;
+            }
+        }
+        demand_shares(&steps)
+    }
+
+    /// Ledger terms of every miner that proposed in the window. Miners absent from the map made
+    /// no proposal and score [`LedgerTerms::default`] (all 0).
+    pub fn terms(&self, params: &MechanismParams) -> BTreeMap<u16, LedgerTerms> {
+        let mut by_miner: BTreeMap<u16, Vec<&ProposalRecord>> = BTreeMap::new();
+        for p in self.tempos.iter().flat_map(|t| &t.proposals) {
+            by_miner.entry(p.miner).or_default().push(p);
+        }
+        let demand = self.demand();
+        let raw: BTreeMap<u16, f64> = by_miner
+            .iter()
+            .map(|(&m, ps)| {
+                (
+                    m,
+                    discovery_credits(ps.iter().map(|p| (p.kind, p.verdict)), params),
+                )
+            })
+            .collect();
+        let discovery = normalize_discovery(&raw);
+        by_miner
+            .iter()
+            .map(|(&m, ps)| {
+                let accepted: Vec<_> = ps.iter().filter(|p| p.verdict.accepted()).collect();
+                let rejected = (ps.len() - accepted.len()) as u64;
+                let lags: Vec<u64> = accepted.iter().map(|p| p.lag_blocks).collect();
+                let covered: BTreeSet<u16> = accepted.iter().map(|p| p.netuid).collect();
+                let terms = LedgerTerms {
+                    update_accuracy: update_accuracy(accepted.len() as u64, rejected),
+                    discovery: discovery.get(&m).copied().unwrap_or(0.0),
+                    freshness: freshness(&lags, params.freshness_tau_blocks),
+                    coverage: coverage(&demand, &covered),
+                };
+                (m, terms)
+            })
+            .collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn update_accuracy_worked_numbers() {
+        assert_eq!(update_accuracy(0, 0), 0.0);
+        assert_eq!(update_accuracy(1, 0), 2.0 / 3.0);
+        assert_eq!(update_accuracy(3, 1), 4.0 / 6.0);
+        assert_eq!(update_accuracy(0, 8), 0.1);
+    }
+
+    #[test]
+    fn discovery_worked_numbers() {
+        let p = MechanismParams::default();
+        use ProposalKind::*;
+        use Verdict::*;
+        // new_subnet first 5 + schema confirmation 0.2 + metrics first 0.2 − deprecation slash 0.5.
+        let c = discovery_credits(
+            [
+                (NewSubnet, First),
+                (SchemaUpdate, Confirmation),
+                (MetricsUpdate, First),
+                (Deprecation, Rejected),
+            ],
+            &p,
+        );
+        assert!((c - 4.9).abs() < 1e-12, "{c}");
+        // A spammer: three rejected new_subnet proposals → −7.5, floored at 0.
+        assert_eq!(discovery_credits([(NewSubnet, Rejected); 3], &p), 0.0);
+        let norm = normalize_discovery(&BTreeMap::from([
+            (1, 4.9),
+            (2, 0.0),
+            (3, 2.45),
+            (4, f64::NAN),
+        ]));
+        assert_eq!(
+            norm,
+            BTreeMap::from([(1, 1.0), (2, 0.0), (3, 0.5), (4, 0.0)])
+        );
+        assert_eq!(
+            normalize_discovery(&BTreeMap::from([(1, 0.0)])),
+            BTreeMap::from([(1, 0.0)])
+        );
+    }
+
+    #[test]
+    fn freshness_worked_numbers() {
+        assert_eq!(freshness(&[], 7200.0), 0.0);
+        assert_eq!(freshness(&[0], 7200.0), 1.0);
+        // lag = τ → e^−1; mean with a zero lag → (1 + e^−1)/2.
+        let f = freshness(&[0, 7200], 7200.0);
+        assert!((f - (1.0 + (-1.0f64).exp()) / 2.0).abs() < 1e-12);
+        assert_eq!(freshness_lag(100, 120), 0);
+        assert_eq!(freshness_lag(150, 120), 30);
+    }
+
+    #[test]
+    fn coverage_worked_numbers() {
+        let demand = demand_shares(&BTreeMap::from([(1, 60), (2, 30), (3, 10)]));
+        assert!((coverage(&demand, &BTreeSet::from([1, 3])) - 0.7).abs() < 1e-12);
+        assert_eq!(coverage(&demand, &BTreeSet::from([9])), 0.0);
+        assert_eq!(coverage(&BTreeMap::new(), &BTreeSet::from([1])), 0.0);
+    }
+
+    #[test]
+    fn window_computes_terms_and_evicts_old_tempos() {
+        let p = MechanismParams::default();
+        let rec = |miner, netuid, kind, verdict, lag| ProposalRecord {
+            miner,
+            netuid,
+            kind,
+            verdict,
+            lag_blocks: lag,
+        };
+        let mut w = LedgerWindow::new(2);
+        w.push_tempo(
+            vec![rec(7, 1, ProposalKind::NewSubnet, Verdict::First, 0)],
+            BTreeMap::from([(1, 75), (2, 25)]),
+        );
+        w.push_tempo(
+            vec![
+                rec(8, 2, ProposalKind::SchemaUpdate, Verdict::First, 7200),
+                rec(8, 1, ProposalKind::NewSubnet, Verdict::Rejected, 0),
+            ],
+            BTreeMap::new(),
+        );
+        let t = w.terms(&p);
+        assert_eq!(
+            t[&7],
+            LedgerTerms {
+                update_accuracy: 2.0 / 3.0,
+                discovery: 1.0,
+                freshness: 1.0,
+                coverage: 0.75
+            }
+        );
+        // Miner 8: credits 1 − 2.5 → 0; accuracy (1+1)/(1+1+2) = 0.5; freshness e^−1; coverage 0.25.
+        assert_eq!(t[&8].update_accuracy, 0.5);
+        assert_eq!(t[&8].discovery, 0.0);
+        assert!((t[&8].freshness - (-1.0f64).exp()).abs() < 1e-12);
+        assert_eq!(t[&8].coverage, 0.25);
+        // A third tempo pushes the first out: miner 7 is gone, demand is empty.
+        w.push_tempo(vec![], BTreeMap::new());
+        assert_eq!(w.len(), 2);
+        let t = w.terms(&p);
+        assert!(!t.contains_key(&7));
+        assert_eq!(t[&8].coverage, 0.0);
+        assert_eq!(t[&8].discovery, 0.0);
+    }
+}
