@@ -137,4 +137,13 @@ fn btauth(c: &mut Criterion) {
 }
 
 criterion_group!(benches, proof, btauth);
-criterion_main!(benches);
+
+
+fn decompress(c: &mut Criterion) {
+    let public = Hotkey::from_uri("//Alice").unwrap().public_key();
+    c.bench_function("btauth/sr25519_pubkey_decompress", |b| {
+        b.iter(|| black_box(schnorrkel::PublicKey::from_bytes(black_box(&public)).is_ok()))
+    });
+}
+criterion_group!(extra, decompress);
+criterion_main!(benches, extra);

@@ -6,11 +6,18 @@
 //! receiver, freshness, signature, replay) and returns a typed [`AuthError`] that maps to an HTTP
 //! status. Time is an argument (`now_ns`): this module never reads a clock.
 
-use crate::keys::{Hotkey, Scheme, verify_signature};
+use crate::keys::{Hotkey, Scheme, VerifyingKey};
 use crate::ss58;
 use sha2::{Digest, Sha256};
-use std::collections::{HashSet, VecDeque};
+use std::collections::{HashMap, HashSet, VecDeque};
 use std::sync::Mutex;
+
+/// How many decoded caller keys a [`Verifier`] keeps (a miner sees a few dozen validators; a
+/// Ledger API a few thousand hotkeys).
+const KEY_CACHE_CAPACITY: usize = 4096;
+
+/// Decoded caller keys by (scheme, ss58 address).
+type KeyCache = HashMap<(Scheme, String), ([u8; 32], VerifyingKey)>;
 
 /// The protocol line that opens every signed payload.
 pub const PROTOCOL: &str = "btauth/1";
@@ -267,6 +274,7 @@ pub struct Verifier<S: ReplayStore = MemoryReplayStore> {
     allowed_skew_ns: i128,
     require_receiver: bool,
     replay: S,
+    keys: Mutex<KeyCache>,
 }
 
 impl Verifier<MemoryReplayStore> {
@@ -286,7 +294,31 @@ impl<S: ReplayStore> Verifier<S> {
             allowed_skew_ns: DEFAULT_ALLOWED_SKEW_NS,
             require_receiver: true,
             replay,
+            keys: Mutex::new(HashMap::new()),
         }
+    }
+
+    /// The decoded key of `sender` under `scheme`, from the cache or decoded now.
+    fn caller_key(
+        &self,
+        scheme: Scheme,
+        sender: &str,
+    ) -> Result<([u8; 32], VerifyingKey), AuthError> {
+        let mut cache = self.keys.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(hit) = cache.get(&(scheme, sender.to_string())) {
+            return Ok(hit.clone());
+        }
+        let (public, _prefix) = ss58::decode(sender)
+            .map_err(|_| AuthError::Malformed("invalid hotkey address or signature encoding"))?;
+        // A well-formed address whose bytes are no valid key under the declared scheme cannot
+        // have signed anything: that is a bad signature, not a malformed header.
+        let key = VerifyingKey::from_bytes(scheme, &public).ok_or(AuthError::BadSignature)?;
+        if cache.len() >= KEY_CACHE_CAPACITY {
+            // Rarely reached; a full reset keeps the cache simple and bounded.
+            cache.clear();
+        }
+        cache.insert((scheme, sender.to_string()), (public, key.clone()));
+        Ok((public, key))
     }
 
     /// Change the freshness window (nanoseconds back and ahead of `now`).
@@ -376,8 +408,8 @@ impl<S: ReplayStore> Verifier<S> {
 
         // 4. Signature, under the declared scheme only.
         let encoding = AuthError::Malformed("invalid hotkey address or signature encoding");
-        let (public_key, _prefix) = ss58::decode(sender).map_err(|_| encoding.clone())?;
         let signature: [u8; 64] = signature.try_into().map_err(|_| encoding)?;
+        let (public_key, key) = self.caller_key(scheme, sender)?;
         let message = payload(
             scheme,
             method,
@@ -387,7 +419,7 @@ impl<S: ReplayStore> Verifier<S> {
             sender,
             headers.receiver,
         );
-        if !verify_signature(scheme, &public_key, message.as_bytes(), &signature) {
+        if !key.verify(message.as_bytes(), &signature) {
             return Err(AuthError::BadSignature);
         }
 

@@ -187,7 +187,11 @@ fn replay_is_refused_after_one_acceptance() {
         signature: Some(SIGNATURE),
         crypto: None,
     };
-    assert!(verifier.verify(&headers, BODY, "POST", "/orchestrate", r.now).is_ok());
+    assert!(
+        verifier
+            .verify(&headers, BODY, "POST", "/orchestrate", r.now)
+            .is_ok()
+    );
     assert_eq!(
         verifier.verify(&headers, BODY, "POST", "/orchestrate", r.now),
         Err(AuthError::Replayed)
@@ -203,20 +207,32 @@ fn a_bad_signature_does_not_poison_the_replay_store() {
         hotkey: Some(ALICE),
         receiver: Some(BOB),
         nonce: Some(&r.nonce),
-        signature: Some("0x00000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000"),
+        signature: Some(
+            "0x00000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000",
+        ),
         crypto: None,
     };
     assert_eq!(
         verifier.verify(&forged, BODY, "POST", "/orchestrate", r.now),
         Err(AuthError::BadSignature)
     );
-    let real = AuthHeaders { signature: Some(SIGNATURE), ..forged };
-    assert!(verifier.verify(&real, BODY, "POST", "/orchestrate", r.now).is_ok());
+    let real = AuthHeaders {
+        signature: Some(SIGNATURE),
+        ..forged
+    };
+    assert!(
+        verifier
+            .verify(&real, BODY, "POST", "/orchestrate", r.now)
+            .is_ok()
+    );
 }
 
 #[test]
 fn rust_signed_requests_verify_for_both_schemes() {
-    for key in [Hotkey::from_uri("//Alice").unwrap(), Hotkey::ed25519_from_seed([3; 32])] {
+    for key in [
+        Hotkey::from_uri("//Alice").unwrap(),
+        Hotkey::ed25519_from_seed([3; 32]),
+    ] {
         let signed = sign(&key, "GET", "/v1/head?x=y", b"", Some(BOB), NONCE);
         let caller = Verifier::new(BOB)
             .verify(&signed.as_auth_headers(), b"", "GET", "/v1/head?x=y", NONCE)
@@ -231,7 +247,10 @@ fn the_declared_scheme_is_the_only_one_tried() {
     // An ed25519 signature presented as sr25519 (no crypto header) must fail.
     let key = Hotkey::ed25519_from_seed([3; 32]);
     let signed = sign(&key, "GET", "/", b"", Some(BOB), NONCE);
-    let headers = AuthHeaders { crypto: None, ..signed.as_auth_headers() };
+    let headers = AuthHeaders {
+        crypto: None,
+        ..signed.as_auth_headers()
+    };
     assert_eq!(
         Verifier::new(BOB).verify(&headers, b"", "GET", "/", NONCE),
         Err(AuthError::BadSignature)

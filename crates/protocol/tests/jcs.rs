@@ -48,7 +48,10 @@ fn rfc8785_sorting_example() {
         keys
     };
     assert_eq!(keys, ["\\r", "1", "\u{80}", "ö", "€", "😀", "\u{fb33}"]);
-    assert!(out.starts_with(r#"{"\r":"Carriage Return","1":"One""#), "{out}");
+    assert!(
+        out.starts_with(r#"{"\r":"Carriage Return","1":"One""#),
+        "{out}"
+    );
 }
 
 /// RFC 8785 Appendix B: IEEE-754 doubles rendered as ECMAScript does.
@@ -96,5 +99,8 @@ fn non_finite_numbers_are_refused() {
 /// Whitespace and key order in the input do not matter.
 #[test]
 fn equal_values_have_equal_bytes() {
-    assert_eq!(jcs(r#"{ "b" : 1, "a" : [ 1 , 2 ] }"#), jcs(r#"{"a":[1,2],"b":1}"#));
+    assert_eq!(
+        jcs(r#"{ "b" : 1, "a" : [ 1 , 2 ] }"#),
+        jcs(r#"{"a":[1,2],"b":1}"#)
+    );
 }

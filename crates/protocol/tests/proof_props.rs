@@ -39,7 +39,14 @@ struct Case {
 }
 
 fn case() -> impl Strategy<Value = Case> {
-    let step = (json_value(), json_value(), 1u64..5_000, 0u64..100, 0u64..10_000_000, any::<u16>());
+    let step = (
+        json_value(),
+        json_value(),
+        1u64..5_000,
+        0u64..100,
+        0u64..10_000_000,
+        any::<u16>(),
+    );
     (
         any::<[u8; 32]>(),
         any::<[u8; 32]>(),
@@ -53,7 +60,11 @@ fn case() -> impl Strategy<Value = Case> {
                 issued_block: 7,
                 issued_at_ms: ISSUED_AT,
                 salt: Hash32(salt),
-                objective: Objective { kind: "market_research".into(), text: "t".into(), params: json!({}) },
+                objective: Objective {
+                    kind: "market_research".into(),
+                    text: "t".into(),
+                    params: json!({}),
+                },
                 target_schema: json!({"type": "object"}),
                 deadline_ms: 60_000,
                 budget_rao: None,
@@ -61,8 +72,13 @@ fn case() -> impl Strategy<Value = Case> {
             let mut builder = ProofBuilder::new(&challenge, MINER);
             let mut plan = Plan::default();
             let mut clock = ISSUED_AT;
-            for (i, ((request, response, latency, gap, cost, netuid), deps)) in steps.into_iter().enumerate() {
-                let depends_on = (0..i).filter(|j| deps & (1 << (j % 8)) != 0).map(|j| format!("s{j}")).collect();
+            for (i, ((request, response, latency, gap, cost, netuid), deps)) in
+                steps.into_iter().enumerate()
+            {
+                let depends_on = (0..i)
+                    .filter(|j| deps & (1 << (j % 8)) != 0)
+                    .map(|j| format!("s{j}"))
+                    .collect();
                 plan.steps.push(PlanStep {
                     id: format!("s{i}"),
                     capability: "web_search".into(),
@@ -72,7 +88,17 @@ fn case() -> impl Strategy<Value = Case> {
                 });
                 clock += gap;
                 builder
-                    .push_call(&format!("s{i}"), netuid, "search", MINER, request, response, clock, latency, cost)
+                    .push_call(
+                        &format!("s{i}"),
+                        netuid,
+                        "search",
+                        MINER,
+                        request,
+                        response,
+                        clock,
+                        latency,
+                        cost,
+                    )
                     .unwrap();
                 clock += latency;
             }
@@ -86,7 +112,11 @@ fn case() -> impl Strategy<Value = Case> {
                 proof,
                 ledger_proposals: vec![],
             };
-            Case { challenge, response, received_at_ms: clock + 1 }
+            Case {
+                challenge,
+                response,
+                received_at_ms: clock + 1,
+            }
         })
 }
 
@@ -185,7 +215,9 @@ fn omitted_bodies_still_verify_and_window_is_enforced() {
     let last = response.pipeline.last().unwrap().finished_at_ms();
     assert_eq!(
         verify(&c.challenge, &response, last - 1),
-        Err(ProofError::FinishedAfterReceipt { index: response.pipeline.len() - 1 })
+        Err(ProofError::FinishedAfterReceipt {
+            index: response.pipeline.len() - 1
+        })
     );
 }
 
@@ -197,21 +229,51 @@ fn dependency_order_is_enforced() {
         issued_block: 1,
         issued_at_ms: ISSUED_AT,
         salt: Hash32([2; 32]),
-        objective: Objective { kind: "k".into(), text: "t".into(), params: json!({}) },
+        objective: Objective {
+            kind: "k".into(),
+            text: "t".into(),
+            params: json!({}),
+        },
         target_schema: json!({}),
         deadline_ms: 10_000,
         budget_rao: None,
     };
     let plan = Plan {
         steps: vec![
-            PlanStep { id: "a".into(), capability: "x".into(), netuid: 1, endpoint: "e".into(), depends_on: vec![] },
-            PlanStep { id: "b".into(), capability: "y".into(), netuid: 2, endpoint: "e".into(), depends_on: vec!["a".into()] },
+            PlanStep {
+                id: "a".into(),
+                capability: "x".into(),
+                netuid: 1,
+                endpoint: "e".into(),
+                depends_on: vec![],
+            },
+            PlanStep {
+                id: "b".into(),
+                capability: "y".into(),
+                netuid: 2,
+                endpoint: "e".into(),
+                depends_on: vec!["a".into()],
+            },
         ],
     };
     // b starts at +50 while a runs +0..+100: b started before its dependency finished.
     let mut builder = ProofBuilder::new(&challenge, MINER);
-    builder.push_call("a", 1, "e", MINER, json!(1), json!(2), ISSUED_AT, 100, 0).unwrap();
-    builder.push_call("b", 2, "e", MINER, json!(3), json!(4), ISSUED_AT + 50, 100, 0).unwrap();
+    builder
+        .push_call("a", 1, "e", MINER, json!(1), json!(2), ISSUED_AT, 100, 0)
+        .unwrap();
+    builder
+        .push_call(
+            "b",
+            2,
+            "e",
+            MINER,
+            json!(3),
+            json!(4),
+            ISSUED_AT + 50,
+            100,
+            0,
+        )
+        .unwrap();
     let (proof, pipeline) = builder.finish(&json!({})).unwrap();
     let response = Response {
         challenge_id: challenge.challenge_id,
@@ -224,6 +286,9 @@ fn dependency_order_is_enforced() {
     };
     assert_eq!(
         verify(&challenge, &response, ISSUED_AT + 1_000),
-        Err(ProofError::DependencyOrder { index: 1, dependency: "a".into() })
+        Err(ProofError::DependencyOrder {
+            index: 1,
+            dependency: "a".into()
+        })
     );
 }

@@ -56,7 +56,11 @@ impl Peer {
             .expect("start the Python btauth peer");
         let stdin = child.stdin.take().unwrap();
         let stdout = BufReader::new(child.stdout.take().unwrap());
-        Peer { child, stdin, stdout }
+        Peer {
+            child,
+            stdin,
+            stdout,
+        }
     }
 
     fn call(&mut self, cmd: Value) -> Value {
@@ -74,10 +78,17 @@ impl Drop for Peer {
     }
 }
 
-fn verify_in_rust(headers: &Value, body: &[u8], method: &str, path: &str) -> Result<String, AuthError> {
+fn verify_in_rust(
+    headers: &Value,
+    body: &[u8],
+    method: &str,
+    path: &str,
+) -> Result<String, AuthError> {
     let get = |name: &str| headers.get(name).and_then(Value::as_str);
     let auth = AuthHeaders::from_lookup(get);
-    Verifier::new(BOB).verify(&auth, body, method, path, NOW).map(|c| c.hotkey)
+    Verifier::new(BOB)
+        .verify(&auth, body, method, path, NOW)
+        .map(|c| c.hotkey)
 }
 
 #[test]
@@ -90,15 +101,24 @@ fn python_signed_requests_verify_in_rust_and_back() {
         for target in targets {
             for method in ["POST", "GET"] {
                 // Python signs (sr25519 from //Alice, and ed25519 from a seed), Rust verifies.
-                for key in [json!({"uri": "//Alice"}), json!({"ed25519_seed_hex": hex::encode([3u8; 32])})] {
+                for key in [
+                    json!({"uri": "//Alice"}),
+                    json!({"ed25519_seed_hex": hex::encode([3u8; 32])}),
+                ] {
                     let mut cmd = json!({
                         "op": "sign", "method": method, "path": target,
                         "body_hex": hex::encode(body), "receiver": BOB, "nonce": NOW as u64,
                     });
-                    cmd.as_object_mut().unwrap().extend(key.as_object().unwrap().clone());
+                    cmd.as_object_mut()
+                        .unwrap()
+                        .extend(key.as_object().unwrap().clone());
                     let headers = peer.call(cmd)["headers"].clone();
-                    let expected_sender = headers["X-Bittensor-Hotkey"].as_str().unwrap().to_string();
-                    assert_eq!(verify_in_rust(&headers, body, method, target), Ok(expected_sender));
+                    let expected_sender =
+                        headers["X-Bittensor-Hotkey"].as_str().unwrap().to_string();
+                    assert_eq!(
+                        verify_in_rust(&headers, body, method, target),
+                        Ok(expected_sender)
+                    );
                     // A changed body must not verify: the test can fail.
                     let mut tampered = body.to_vec();
                     tampered.push(b' ');
@@ -109,15 +129,26 @@ fn python_signed_requests_verify_in_rust_and_back() {
                 }
 
                 // Rust signs, Python verifies.
-                for key in [Hotkey::from_uri("//Alice").unwrap(), Hotkey::ed25519_from_seed([3; 32])] {
+                for key in [
+                    Hotkey::from_uri("//Alice").unwrap(),
+                    Hotkey::ed25519_from_seed([3; 32]),
+                ] {
                     let signed = sign(&key, method, target, body, Some(BOB), NOW);
-                    let headers: serde_json::Map<String, Value> =
-                        signed.headers.iter().map(|(k, v)| (k.to_string(), json!(v))).collect();
+                    let headers: serde_json::Map<String, Value> = signed
+                        .headers
+                        .iter()
+                        .map(|(k, v)| (k.to_string(), json!(v)))
+                        .collect();
                     let verdict = peer.call(json!({
                         "op": "verify", "headers": headers, "body_hex": hex::encode(body),
                         "method": method, "path": target, "self_hotkey": BOB, "now_ns": NOW as u64,
                     }));
-                    assert_eq!(verdict, json!({"ok": key.ss58()}), "{method} {target} {:?}", key.scheme());
+                    assert_eq!(
+                        verdict,
+                        json!({"ok": key.ss58()}),
+                        "{method} {target} {:?}",
+                        key.scheme()
+                    );
                     let wrong_path = peer.call(json!({
                         "op": "verify", "headers": headers, "body_hex": hex::encode(body),
                         "method": method, "path": "/elsewhere", "self_hotkey": BOB, "now_ns": NOW as u64,
