@@ -160,7 +160,8 @@ fn stale_and_future_nonces_are_refused() {
 
 #[test]
 fn malformed_headers_are_refused_with_401() {
-    let bad: [(&str, fn(&mut Request)); 4] = [
+    type Mutation = (&'static str, fn(&mut Request));
+    let bad: [Mutation; 4] = [
         ("nonce not an integer", |r| r.nonce = "12abc".into()),
         ("signature not hex", |r| r.signature = "0xzz".into()),
         ("signature too short", |r| r.signature = "0xabcd".into()),
