@@ -1,4 +1,34 @@
-//! The Subnet Ledger: entries, proposal verification rules, the Merkle change log, storage and the
-//! query API.
+//! The Subnet Ledger (MECHANISM.md §5): entries, proposal verification rules, the Merkle change
+//! log, storage and the query API.
 //!
-//! Not built yet (issue 4).
+//! Pure layers (no clock, IO or RNG; usable from the simulator):
+//! - [`model`]: Ledger state, field TTLs and staleness, change records and how they apply;
+//! - [`verify`]: the validator's verification rules over caller-supplied probe results;
+//! - [`engine`]: the replica engine — verify, credit duplicates, append to the log;
+//! - [`merkle`] and [`log`]: the RFC 6962 tree over BLAKE3, signed heads, proofs.
+//!
+//! IO layers: [`store`] (trait and in-memory backend), [`sqlite`], [`node`] (replica bound to a
+//! store and hotkey), [`mocks`] (seed files), and [`server`] (the axum query API).
+
+#[cfg(feature = "service")]
+pub mod access;
+pub mod engine;
+pub mod log;
+pub mod merkle;
+pub mod mocks;
+pub mod model;
+pub mod node;
+#[cfg(feature = "service")]
+pub mod openapi;
+pub mod pointer;
+#[cfg(feature = "service")]
+pub mod server;
+#[cfg(feature = "service")]
+pub mod sqlite;
+pub mod store;
+pub mod verify;
+
+pub use engine::{Ledger, Outcome};
+pub use model::{ChangeKind, ChangeRecord, Credit, LedgerState, Ttl};
+pub use node::{ChangeInput, LedgerNode};
+pub use verify::{ProbeResult, ProbeSet, RejectReason, Verdict, VerifyParams};

@@ -1,4 +1,24 @@
-//! The sans-IO validator core: challenge generator, auditor, proposal verifier, scorer and weight
-//! setter.
+//! The sans-IO validator core: [`ChallengeGenerator`], [`Auditor`] (MECHANISM.md §3 checks 1–5),
+//! [`ProposalVerifier`] (probes, then the Ledger crate's rules on this validator's replica),
+//! [`Scorer`] (per-challenge and per-tempo terms, EMAs, strikes) and [`WeightSetter`].
 //!
-//! Not built yet (issue 5).
+//! Like the miner core, nothing here reads a clock, opens a socket, touches a file or draws from
+//! an unseeded RNG: time arrives as `now_ms`/`block`, randomness as a caller-seeded
+//! `rand::Rng`, and IO leaves as values — [`AuditCall`]s and [`ProbeRequest`]s to run,
+//! [`WeightsToSet`] to submit — whose results come back through `on_…` methods.
+
+pub mod audit;
+pub mod challenge;
+pub mod scorer;
+pub mod verifier;
+pub mod weights;
+
+pub use audit::{
+    Audit, AuditCall, AuditReport, Auditor, AuditorConfig, ReplayHit, StepAudit, StepVerdict,
+    receipt_valid,
+};
+pub use challenge::{ChallengeConfig, ChallengeError, ChallengeGenerator};
+pub use orchestra_miner::view::LedgerView;
+pub use scorer::{ChallengeOutcome, ChallengeScore, Scorer, ScorerConfig};
+pub use verifier::{ProbeRequest, ProposalVerifier, VerifiedProposal};
+pub use weights::{WeightSetter, WeightsToSet, weights_to_set};

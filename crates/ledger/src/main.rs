@@ -1,0 +1,320 @@
+//! `orchestra-ledger`: serve the Subnet Ledger query API, manage API keys, seed from mock files.
+
+use anyhow::{Context, Result, bail};
+use clap::{Args, Parser, Subcommand};
+use orchestra_ledger::access::{Limits, generate_key, hash_key};
+use orchestra_ledger::mocks;
+use orchestra_ledger::node::LedgerNode;
+use orchestra_ledger::server::{AppState, ServerConfig, router};
+use orchestra_ledger::sqlite::SqliteStore;
+use orchestra_ledger::store::{Store, Tier};
+use orchestra_ledger::{Ttl, VerifyParams};
+use orchestra_protocol::Hotkey;
+use std::collections::HashSet;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+/// The Subnet Ledger node: a verified registry of Bittensor subnets with a Merkle change log.
+#[derive(Debug, Parser)]
+#[command(name = "orchestra-ledger", version, about, long_about = None)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Serve the query API.
+    Serve(ServeArgs),
+    /// Manage API keys.
+    Keys(KeysArgs),
+    /// Load entries from mock subnet files (`mocks/subnets/*.toml`) into the Ledger.
+    Seed(SeedArgs),
+}
+
+/// Which hotkey signs tree heads (and receives btauth/1 requests).
+#[derive(Debug, Args)]
+struct HotkeyArgs {
+    /// Dev secret URI of the hotkey, e.g. `//Alice` (local runs only).
+    #[arg(long, conflicts_with_all = ["wallet_name", "wallet_hotkey"])]
+    hotkey: Option<String>,
+    /// Wallet name under the wallet path (as the Bittensor SDK's `--wallet.name`).
+    #[arg(long = "wallet.name", id = "wallet_name", requires = "wallet_hotkey")]
+    wallet_name: Option<String>,
+    /// Hotkey name inside the wallet (`--wallet.hotkey`).
+    #[arg(long = "wallet.hotkey", id = "wallet_hotkey", requires = "wallet_name")]
+    wallet_hotkey: Option<String>,
+    /// Wallet directory (`--wallet.path`); default `~/.bittensor/wallets`.
+    #[arg(long = "wallet.path", id = "wallet_path")]
+    wallet_path: Option<PathBuf>,
+}
+
+impl HotkeyArgs {
+    fn load(&self) -> Result<Hotkey> {
+        if let Some(uri) = &self.hotkey {
+            return Hotkey::from_uri(uri).context("loading --hotkey");
+        }
+        if let (Some(w), Some(h)) = (&self.wallet_name, &self.wallet_hotkey) {
+            let base = match &self.wallet_path {
+                Some(p) => p.clone(),
+                None => std::env::var_os("HOME")
+                    .map(PathBuf::from)
+                    .context("HOME is not set; pass --wallet.path")?
+                    .join(".bittensor/wallets"),
+            };
+            return Hotkey::from_wallet(&base, w, h).context("loading the wallet hotkey");
+        }
+        bail!("no hotkey: pass --hotkey //Alice (dev) or --wallet.name and --wallet.hotkey")
+    }
+}
+
+#[derive(Debug, Args)]
+struct ServeArgs {
+    /// SQLite database file (created if absent).
+    #[arg(long)]
+    db: PathBuf,
+    /// Address to listen on, e.g. `127.0.0.1:8080` (port 0 picks a free port; the bound address
+    /// is printed on stdout as `listening on ADDR`).
+    #[arg(long, default_value = "127.0.0.1:8080")]
+    listen: SocketAddr,
+    #[command(flatten)]
+    hotkey: HotkeyArgs,
+    /// Extra validator hotkeys (ss58) allowed to append changes; the server's own always may.
+    #[arg(long = "validator")]
+    validators: Vec<String>,
+    /// Requests per minute allowed to `free` keys.
+    #[arg(long, default_value_t = 60)]
+    free_per_minute: u64,
+    /// Lookups per calendar month allowed to `developer` keys.
+    #[arg(long, default_value_t = 1_000)]
+    developer_per_month: u64,
+    /// Largest request body accepted, bytes (larger gets 413).
+    #[arg(long, default_value_t = 1 << 20)]
+    body_limit: usize,
+    /// How often usage counts are flushed to the database and keys reloaded, ms.
+    #[arg(long, default_value_t = 1_000)]
+    flush_ms: u64,
+}
+
+#[derive(Debug, Args)]
+struct KeysArgs {
+    /// SQLite database file (may also follow the action: `keys create --db PATH …`).
+    #[arg(long, global = true)]
+    db: Option<PathBuf>,
+    #[command(subcommand)]
+    action: KeysAction,
+}
+
+#[derive(Debug, Subcommand)]
+enum KeysAction {
+    /// Create a key and print it once (only its hash is stored).
+    Create {
+        /// Access tier.
+        #[arg(long, value_enum)]
+        tier: Tier,
+        /// Free-form label (who it is for).
+        #[arg(long)]
+        label: Option<String>,
+    },
+    /// List keys (id, tier, label, state).
+    List,
+    /// Revoke a key by id.
+    Revoke {
+        /// Key id, as `keys list` shows it.
+        id: i64,
+    },
+}
+
+#[derive(Debug, Args)]
+struct SeedArgs {
+    /// SQLite database file (created if absent).
+    #[arg(long)]
+    db: PathBuf,
+    /// Directory of mock subnet files (`*.toml` with an `[entry]` table).
+    #[arg(long)]
+    mocks: PathBuf,
+    /// Block to record the seed changes at (default: the log's last block).
+    #[arg(long)]
+    block: Option<u64>,
+    #[command(flatten)]
+    hotkey: HotkeyArgs,
+}
+
+fn now_secs() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs())
+}
+
+fn open_store(db: &Path) -> Result<SqliteStore> {
+    SqliteStore::open(db).with_context(|| format!("cannot open Ledger database {}", db.display()))
+}
+
+fn main() -> std::process::ExitCode {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    let cli = Cli::parse();
+    let res = match cli.command {
+        Command::Serve(a) => serve(a),
+        Command::Keys(a) => keys(a),
+        Command::Seed(a) => seed(a),
+    };
+    match res {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}
+
+fn keys(a: KeysArgs) -> Result<()> {
+    let db = a.db.context("pass --db PATH (the Ledger database)")?;
+    let mut store = open_store(&db)?;
+    match a.action {
+        KeysAction::Create { tier, label } => {
+            let key = generate_key();
+            let k = store.create_key(hash_key(&key), tier, label.as_deref(), now_secs())?;
+            println!("{key}");
+            eprintln!(
+                "created key id {} (tier {}); it is shown only once",
+                k.id,
+                tier.name()
+            );
+        }
+        KeysAction::List => {
+            println!("{:>5}  {:<11}  {:<8}  label", "id", "tier", "state");
+            for k in store.list_keys()? {
+                let state = if k.revoked_at.is_some() {
+                    "revoked"
+                } else {
+                    "active"
+                };
+                println!(
+                    "{:>5}  {:<11}  {:<8}  {}",
+                    k.id,
+                    k.tier.name(),
+                    state,
+                    k.label.unwrap_or_default()
+                );
+            }
+        }
+        KeysAction::Revoke { id } => {
+            store.revoke_key(id, now_secs())?;
+            println!("revoked key {id}");
+        }
+    }
+    Ok(())
+}
+
+fn seed(a: SeedArgs) -> Result<()> {
+    let hotkey = a.hotkey.load()?;
+    let entries = mocks::load_dir(&a.mocks)?;
+    let store: Box<dyn Store> = Box::new(open_store(&a.db)?);
+    let mut node = LedgerNode::open(store, hotkey, VerifyParams::default())?;
+    let block = a.block.unwrap_or(node.signed_head().head.block);
+    let me = node.ss58();
+    let mut changes = Vec::new();
+    for e in &entries {
+        if node.state().get(e.netuid).is_some() {
+            tracing::info!(netuid = e.netuid, "already in the Ledger; skipped");
+            continue;
+        }
+        changes.push(mocks::seed_change(e, &me, block)?);
+    }
+    let n = changes.len();
+    if n > 0 {
+        node.append(changes)?;
+    }
+    let h = node.signed_head();
+    println!(
+        "seeded {n} of {} entries; log size {}, root {}",
+        entries.len(),
+        h.head.tree_size,
+        h.head.root
+    );
+    Ok(())
+}
+
+fn serve(a: ServeArgs) -> Result<()> {
+    let hotkey = a.hotkey.load()?;
+    let store: Box<dyn Store> = Box::new(open_store(&a.db)?);
+    let node = LedgerNode::open(store, hotkey, VerifyParams::default())
+        .with_context(|| format!("cannot load the Ledger from {}", a.db.display()))?;
+    let config = ServerConfig {
+        body_limit: a.body_limit,
+        limits: Limits {
+            free_per_minute: a.free_per_minute,
+            developer_per_month: a.developer_per_month,
+        },
+        ttl: Ttl::default(),
+        validators: a.validators.into_iter().collect::<HashSet<_>>(),
+        log_page: 1_000,
+    };
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .context("starting the async runtime")?;
+    runtime.block_on(async move {
+        let state = AppState::new(node, config);
+        let listener = tokio::net::TcpListener::bind(a.listen)
+            .await
+            .with_context(|| format!("cannot listen on {}", a.listen))?;
+        let addr = listener.local_addr()?;
+        tracing::info!(%addr, "serving the Ledger API");
+        println!("listening on {addr}");
+        let flusher = {
+            let st = state.clone();
+            let every = Duration::from_millis(a.flush_ms.max(10));
+            tokio::spawn(async move {
+                let mut tick = tokio::time::interval(every);
+                loop {
+                    tick.tick().await;
+                    let st = st.clone();
+                    let _ = tokio::task::spawn_blocking(move || {
+                        st.flush_usage();
+                        st.refresh_keys();
+                    })
+                    .await;
+                }
+            })
+        };
+        axum::serve(listener, router(state.clone()))
+            .with_graceful_shutdown(shutdown_signal())
+            .await
+            .context("serving")?;
+        flusher.abort();
+        let st: Arc<AppState> = state;
+        tokio::task::spawn_blocking(move || st.flush_usage()).await?;
+        tracing::info!("stopped; usage flushed");
+        Ok(())
+    })
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! {
+        () = ctrl_c => {},
+        () = term => {},
+    }
+}

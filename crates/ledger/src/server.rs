@@ -1,0 +1,712 @@
+//! The query API (axum): read routes served from an in-memory snapshot, the validators' write
+//! route, authentication (API keys or btauth/1), metering, and JSON errors.
+//!
+//! Performance design: every read route except the log and proofs answers from an immutable
+//! [`Snapshot`] of pre-serialised JSON bodies (per subnet, per capability ranking, the list and
+//! the head), swapped under a lock only when a write commits; a read clones one `Arc`. Key
+//! lookups and metering are in-memory ([`crate::access`]); SQLite is touched only by writes,
+//! log/proof reads and the periodic usage flush.
+//!
+//! Capability ranking (precomputed per snapshot), for every endpoint whose `capability` is the
+//! tag, of a non-deprecated entry:
+//!
+//! `score = reliability² · 500 / (500 + p50_ms) · 2e6 / (2e6 + cost_rao) · status · freshness`
+//!
+//! with `status` 1 for active and 0.5 for degraded, `freshness` 0.8 when the entry's metrics are
+//! past their TTL at the head block (else 1). Reliability is squared because a failed call costs
+//! a retry *and* its latency; latency and price enter as hyperbolic discounts around typical
+//! values (500 ms, 0.002 TAO), so neither can dominate alone. Ties break by netuid, then name.
+
+use crate::access::{Access, Denied, Limits};
+use crate::log::SignedTreeHead;
+use crate::model::Ttl;
+use crate::node::{ChangeInput, LedgerNode, NodeError};
+use crate::store::Store;
+use axum::Router;
+use axum::body::{Body, Bytes};
+use axum::extract::rejection::PathRejection;
+use axum::extract::{Path, RawQuery, Request, State};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::middleware::{self, Next};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use orchestra_protocol::btauth::{self, AuthHeaders, Caller, Verifier};
+use orchestra_protocol::ledger::Status;
+use serde::{Deserialize, Serialize};
+use serde_json::json;
+use std::collections::{BTreeMap, HashSet};
+use std::sync::{Arc, Mutex, RwLock};
+use std::time::{SystemTime, UNIX_EPOCH};
+
+/// Server settings.
+#[derive(Debug, Clone)]
+pub struct ServerConfig {
+    /// Largest accepted request body, bytes.
+    pub body_limit: usize,
+    /// Tier limits.
+    pub limits: Limits,
+    /// Field TTLs (for staleness and ranking).
+    pub ttl: Ttl,
+    /// Hotkeys (ss58) allowed to append changes.
+    pub validators: HashSet<String>,
+    /// Most records one `/v1/log` page returns.
+    pub log_page: usize,
+}
+
+impl Default for ServerConfig {
+    fn default() -> Self {
+        ServerConfig {
+            body_limit: 1 << 20,
+            limits: Limits::default(),
+            ttl: Ttl::default(),
+            validators: HashSet::new(),
+            log_page: 1_000,
+        }
+    }
+}
+
+/// The node type the server runs: either store backend, boxed.
+pub type DynNode = LedgerNode<Box<dyn Store>>;
+
+/// Pre-serialised read responses for one Ledger version.
+#[derive(Debug, Default)]
+pub struct Snapshot {
+    head: Bytes,
+    subnets: Bytes,
+    subnet: BTreeMap<u16, Bytes>,
+    capability: BTreeMap<String, Bytes>,
+    tree_size: u64,
+}
+
+/// One ranked endpoint in a capability answer.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct RankedEndpoint {
+    /// Subnet.
+    pub netuid: u16,
+    /// Subnet name.
+    pub subnet: String,
+    /// Endpoint name.
+    pub endpoint: String,
+    /// Access path.
+    pub access: orchestra_protocol::ledger::Access,
+    /// HTTP method.
+    pub method: String,
+    /// HTTP path.
+    pub path: String,
+    /// Whether auth is needed.
+    pub auth_required: bool,
+    /// The entry's metrics.
+    pub metrics: orchestra_protocol::ledger::Metrics,
+    /// Entry status.
+    pub status: Status,
+    /// Whether the metrics are past their TTL.
+    pub stale: bool,
+    /// Ranking score (see the module docs).
+    pub score: f64,
+}
+
+/// The ranking score of the module docs.
+pub fn rank_score(m: &orchestra_protocol::ledger::Metrics, status: Status, stale: bool) -> f64 {
+    let status_factor = match status {
+        Status::Active => 1.0,
+        Status::Degraded => 0.5,
+        Status::Deprecated => 0.0,
+    };
+    let r = m.reliability.clamp(0.0, 1.0);
+    r * r
+        * (500.0 / (500.0 + m.p50_latency_ms as f64))
+        * (2e6 / (2e6 + m.cost_per_query_rao as f64))
+        * status_factor
+        * if stale { 0.8 } else { 1.0 }
+}
+
+impl Snapshot {
+    /// Build every response body from the node's current state.
+    pub fn build(node: &DynNode, ttl: &Ttl) -> Snapshot {
+        let state = node.state();
+        let sth = node.signed_head();
+        let block = sth.head.block;
+        let head = to_bytes(&json!({ "head": sth }));
+        let mut subnet = BTreeMap::new();
+        let mut list = Vec::new();
+        let mut ranked: BTreeMap<String, Vec<RankedEndpoint>> = BTreeMap::new();
+        for (n, e) in &state.entries {
+            let stale = state.staleness(*n, block, ttl).unwrap_or_default();
+            subnet.insert(*n, to_bytes(&json!({ "entry": e, "stale": stale })));
+            list.push(json!({
+                "netuid": e.netuid, "name": e.name, "capabilities": e.capabilities,
+                "status": e.status, "version": e.version, "metrics": e.metrics,
+                "last_verified_block": e.last_verified_block, "stale": stale,
+            }));
+            if e.status == Status::Deprecated {
+                continue;
+            }
+            for ep in &e.endpoints {
+                ranked
+                    .entry(ep.capability.clone())
+                    .or_default()
+                    .push(RankedEndpoint {
+                        netuid: e.netuid,
+                        subnet: e.name.clone(),
+                        endpoint: ep.name.clone(),
+                        access: ep.access,
+                        method: ep.method.clone(),
+                        path: ep.path.clone(),
+                        auth_required: ep.auth_required,
+                        metrics: e.metrics,
+                        status: e.status,
+                        stale: stale.metrics,
+                        score: rank_score(&e.metrics, e.status, stale.metrics),
+                    });
+            }
+        }
+        let capability = ranked
+            .into_iter()
+            .map(|(tag, mut v)| {
+                v.sort_by(|a, b| {
+                    b.score
+                        .total_cmp(&a.score)
+                        .then(a.netuid.cmp(&b.netuid))
+                        .then(a.endpoint.cmp(&b.endpoint))
+                });
+                let body = to_bytes(&json!({ "capability": tag, "endpoints": v }));
+                (tag, body)
+            })
+            .collect();
+        Snapshot {
+            head,
+            subnets: to_bytes(&json!({ "subnets": list, "head": sth.head })),
+            subnet,
+            capability,
+            tree_size: sth.head.tree_size,
+        }
+    }
+}
+
+fn to_bytes(v: &serde_json::Value) -> Bytes {
+    // Serialising a Value cannot fail (its map keys are strings, its floats finite or null).
+    Bytes::from(serde_json::to_vec(v).unwrap_or_default())
+}
+
+/// Shared server state.
+pub struct AppState {
+    node: Mutex<DynNode>,
+    snapshot: RwLock<Arc<Snapshot>>,
+    access: Access,
+    verifier: Verifier,
+    config: ServerConfig,
+}
+
+impl std::fmt::Debug for AppState {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("AppState").finish_non_exhaustive()
+    }
+}
+
+impl AppState {
+    /// Wrap a node. The btauth receiver is the node's hotkey; its own hotkey may always write.
+    pub fn new(node: DynNode, mut config: ServerConfig) -> Arc<AppState> {
+        let me = node.ss58();
+        config.validators.insert(me.clone());
+        let snapshot = Snapshot::build(&node, &config.ttl);
+        let st = Arc::new(AppState {
+            node: Mutex::new(node),
+            snapshot: RwLock::new(Arc::new(snapshot)),
+            access: Access::new(config.limits),
+            verifier: Verifier::new(me),
+            config,
+        });
+        st.refresh_keys();
+        st
+    }
+
+    fn lock_node(&self) -> std::sync::MutexGuard<'_, DynNode> {
+        // A panic while holding the lock cannot leave the node half-updated: appends swap state
+        // only after the store committed.
+        self.node.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn snapshot(&self) -> Arc<Snapshot> {
+        self.snapshot
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
+    }
+
+    /// Reload API keys from the store (new keys, revocations).
+    pub fn refresh_keys(&self) {
+        let node = self.lock_node();
+        let keys = match node.store().list_keys() {
+            Ok(k) => k,
+            Err(e) => {
+                tracing::error!(error = %e, "cannot reload API keys");
+                return;
+            }
+        };
+        self.access.refresh(&keys, now_secs(), |id, p| {
+            node.store().usage(id, p).unwrap_or(0)
+        });
+    }
+
+    /// Write buffered usage counts to the store in one transaction; on failure they are kept
+    /// for the next flush.
+    pub fn flush_usage(&self) {
+        let deltas = self.access.drain();
+        if deltas.is_empty() {
+            return;
+        }
+        let res = self.lock_node().store_mut().add_usage(&deltas);
+        if let Err(e) = res {
+            tracing::error!(error = %e, "usage flush failed; will retry");
+            self.access.restore(deltas);
+        }
+    }
+}
+
+fn now_secs() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs())
+}
+
+fn now_ns() -> i128 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_nanos() as i128)
+}
+
+/// A JSON error response `{"error": code, "message": …}`.
+pub fn error(status: StatusCode, code: &str, message: impl Into<String>) -> Response {
+    let body = json!({ "error": code, "message": message.into() });
+    (
+        status,
+        [(header::CONTENT_TYPE, "application/json")],
+        to_bytes(&body),
+    )
+        .into_response()
+}
+
+fn json_bytes(body: Bytes) -> Response {
+    ([(header::CONTENT_TYPE, "application/json")], body).into_response()
+}
+
+fn json_value<T: Serialize>(v: &T) -> Response {
+    match serde_json::to_vec(v) {
+        Ok(b) => json_bytes(Bytes::from(b)),
+        Err(e) => error(StatusCode::INTERNAL_SERVER_ERROR, "internal", e.to_string()),
+    }
+}
+
+/// Who made a request.
+#[derive(Debug, Clone)]
+pub enum AuthCtx {
+    /// An API key.
+    Key(crate::access::KeyCaller),
+    /// A btauth/1-signed hotkey.
+    Hotkey(Caller),
+}
+
+/// The router. Public routes: `/healthz`, `/openapi.json`; everything under `/v1` needs an API
+/// key or a btauth/1 signature addressed to the server's hotkey.
+pub fn router(state: Arc<AppState>) -> Router {
+    let v1 = Router::new()
+        .route("/v1/subnets", get(list_subnets))
+        .route("/v1/subnets/{netuid}", get(get_subnet))
+        .route("/v1/capabilities/{tag}", get(get_capability))
+        .route("/v1/log", get(get_log))
+        .route("/v1/proof/{seq}", get(get_proof))
+        .route("/v1/consistency", get(get_consistency))
+        .route("/v1/head", get(get_head))
+        .route("/v1/changes", post(post_changes))
+        .route_layer(middleware::from_fn_with_state(state.clone(), authenticate));
+    Router::new()
+        .route("/healthz", get(healthz))
+        .route("/openapi.json", get(openapi))
+        .merge(v1)
+        .fallback(not_found)
+        .method_not_allowed_fallback(method_not_allowed)
+        .with_state(state)
+}
+
+/// A path segment that is not valid percent-encoded UTF-8.
+fn bad_path(e: PathRejection) -> Response {
+    error(StatusCode::BAD_REQUEST, "bad_path", e.body_text())
+}
+
+async fn not_found() -> Response {
+    error(StatusCode::NOT_FOUND, "not_found", "no such route")
+}
+
+async fn method_not_allowed() -> Response {
+    error(
+        StatusCode::METHOD_NOT_ALLOWED,
+        "method_not_allowed",
+        "method not allowed on this route",
+    )
+}
+
+fn too_large(limit: usize) -> Response {
+    error(
+        StatusCode::PAYLOAD_TOO_LARGE,
+        "body_too_large",
+        format!("request body exceeds {limit} bytes"),
+    )
+}
+
+/// Buffer the body (bounded), authenticate, meter, and pass the caller on as an extension.
+async fn authenticate(State(st): State<Arc<AppState>>, req: Request, next: Next) -> Response {
+    let limit = st.config.body_limit;
+    let (parts, body) = req.into_parts();
+    let declared = parts
+        .headers
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok());
+    if declared.is_some_and(|n| n > limit as u64) {
+        return too_large(limit);
+    }
+    let Ok(bytes) = axum::body::to_bytes(body, limit).await else {
+        return too_large(limit);
+    };
+    let ctx = match auth_ctx(&st, &parts.headers, &parts.method, &parts.uri, &bytes) {
+        Ok(c) => c,
+        Err(r) => return r,
+    };
+    let mut req = Request::from_parts(parts, Body::from(bytes));
+    req.extensions_mut().insert(ctx);
+    next.run(req).await
+}
+
+// The error is a finished response, built once per refused request; boxing buys nothing.
+#[allow(clippy::result_large_err)]
+fn auth_ctx(
+    st: &AppState,
+    headers: &HeaderMap,
+    method: &axum::http::Method,
+    uri: &axum::http::Uri,
+    body: &[u8],
+) -> Result<AuthCtx, Response> {
+    if let Some(v) = headers.get(header::AUTHORIZATION) {
+        let key = v
+            .to_str()
+            .ok()
+            .and_then(|s| s.strip_prefix("Bearer "))
+            .map(str::trim)
+            .ok_or_else(|| {
+                error(
+                    StatusCode::UNAUTHORIZED,
+                    "malformed_authorization",
+                    "expected `Authorization: Bearer <key>`",
+                )
+            })?;
+        return match st.access.admit(key, now_secs()) {
+            Ok(k) => Ok(AuthCtx::Key(k)),
+            Err(Denied::Unknown) => Err(error(
+                StatusCode::UNAUTHORIZED,
+                "unknown_key",
+                "API key not recognised",
+            )),
+            Err(Denied::Revoked) => Err(error(
+                StatusCode::UNAUTHORIZED,
+                "revoked_key",
+                "API key has been revoked",
+            )),
+            Err(Denied::OverQuota {
+                retry_after,
+                limit,
+                window,
+            }) => {
+                let mut r = error(
+                    StatusCode::TOO_MANY_REQUESTS,
+                    "quota_exceeded",
+                    format!("quota of {limit} requests per {window} exhausted"),
+                );
+                if let Ok(v) = HeaderValue::from_str(&retry_after.to_string()) {
+                    r.headers_mut().insert(header::RETRY_AFTER, v);
+                }
+                Err(r)
+            }
+        };
+    }
+    if headers.contains_key(btauth::HEADER_HOTKEY) || headers.contains_key(btauth::HEADER_VERSION) {
+        let h = AuthHeaders::from_lookup(|name| headers.get(name).and_then(|v| v.to_str().ok()));
+        let target = uri
+            .path_and_query()
+            .map_or_else(|| uri.path(), |pq| pq.as_str());
+        return match st
+            .verifier
+            .verify(&h, body, method.as_str(), target, now_ns())
+        {
+            Ok(c) => Ok(AuthCtx::Hotkey(c)),
+            Err(e) => {
+                let status =
+                    StatusCode::from_u16(e.http_status()).unwrap_or(StatusCode::UNAUTHORIZED);
+                Err(error(status, e.code(), e.to_string()))
+            }
+        };
+    }
+    Err(error(
+        StatusCode::UNAUTHORIZED,
+        "unauthenticated",
+        "send `Authorization: Bearer <key>` or btauth/1 headers",
+    ))
+}
+
+async fn healthz(State(st): State<Arc<AppState>>) -> Response {
+    json_value(&json!({ "status": "ok", "tree_size": st.snapshot().tree_size }))
+}
+
+async fn openapi() -> Response {
+    json_bytes(Bytes::from_static(crate::openapi::OPENAPI_JSON.as_bytes()))
+}
+
+async fn list_subnets(State(st): State<Arc<AppState>>) -> Response {
+    json_bytes(st.snapshot().subnets.clone())
+}
+
+async fn get_head(State(st): State<Arc<AppState>>) -> Response {
+    json_bytes(st.snapshot().head.clone())
+}
+
+async fn get_subnet(
+    State(st): State<Arc<AppState>>,
+    netuid: Result<Path<String>, PathRejection>,
+) -> Response {
+    let netuid = match netuid {
+        Ok(Path(n)) => n,
+        Err(e) => return bad_path(e),
+    };
+    let Ok(n) = netuid.parse::<u16>() else {
+        return error(
+            StatusCode::BAD_REQUEST,
+            "bad_netuid",
+            "netuid must be an integer in 0..=65535",
+        );
+    };
+    match st.snapshot().subnet.get(&n) {
+        Some(b) => json_bytes(b.clone()),
+        None => error(
+            StatusCode::NOT_FOUND,
+            "unknown_subnet",
+            format!("subnet {n} is not in the Ledger"),
+        ),
+    }
+}
+
+async fn get_capability(
+    State(st): State<Arc<AppState>>,
+    tag: Result<Path<String>, PathRejection>,
+) -> Response {
+    let tag = match tag {
+        Ok(Path(t)) => t,
+        Err(e) => return bad_path(e),
+    };
+    match st.snapshot().capability.get(&tag) {
+        Some(b) => json_bytes(b.clone()),
+        None => error(
+            StatusCode::NOT_FOUND,
+            "unknown_capability",
+            "no active endpoint serves this capability",
+        ),
+    }
+}
+
+/// Parse `a=1&b=2` into integer parameters; unknown names are an error so typos are visible.
+#[allow(clippy::result_large_err)]
+fn query_u64(raw: Option<&str>, allowed: &[&str]) -> Result<BTreeMap<String, u64>, Response> {
+    let mut out = BTreeMap::new();
+    for pair in raw.unwrap_or("").split('&').filter(|p| !p.is_empty()) {
+        let (k, v) = pair.split_once('=').unwrap_or((pair, ""));
+        if !allowed.contains(&k) {
+            return Err(error(
+                StatusCode::BAD_REQUEST,
+                "bad_query",
+                format!("unknown query parameter {k:?}"),
+            ));
+        }
+        let n = v.parse::<u64>().map_err(|_| {
+            error(
+                StatusCode::BAD_REQUEST,
+                "bad_query",
+                format!("{k} must be a non-negative integer"),
+            )
+        })?;
+        out.insert(k.to_string(), n);
+    }
+    Ok(out)
+}
+
+fn node_error(e: NodeError) -> Response {
+    match e {
+        NodeError::Proof(p) => error(StatusCode::NOT_FOUND, "out_of_range", p.to_string()),
+        NodeError::Rejected(r) => error(StatusCode::CONFLICT, "change_rejected", r.to_string()),
+        other => {
+            tracing::error!(error = %other, "storage failure");
+            error(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "storage_error",
+                "the Ledger store failed; nothing was changed",
+            )
+        }
+    }
+}
+
+/// Run blocking node work off the async workers.
+async fn blocking<T: Send + 'static>(
+    st: &Arc<AppState>,
+    f: impl FnOnce(&AppState) -> T + Send + 'static,
+) -> Result<T, Response> {
+    let st = st.clone();
+    tokio::task::spawn_blocking(move || f(&st))
+        .await
+        .map_err(|_| {
+            error(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "internal",
+                "worker failed",
+            )
+        })
+}
+
+async fn get_log(State(st): State<Arc<AppState>>, RawQuery(q): RawQuery) -> Response {
+    let q = match query_u64(q.as_deref(), &["since", "limit"]) {
+        Ok(q) => q,
+        Err(r) => return r,
+    };
+    let since = q.get("since").copied().unwrap_or(0);
+    let page = st.config.log_page;
+    let limit = q.get("limit").map_or(page, |&l| (l as usize).min(page));
+    let res = blocking(&st, move |st| {
+        let node = st.lock_node();
+        node.store()
+            .records(since, limit)
+            .map(|r| (r, node.signed_head().clone()))
+    })
+    .await;
+    match res {
+        Err(r) => r,
+        Ok(Err(e)) => node_error(NodeError::Store(e)),
+        Ok(Ok((records, head))) => {
+            let next = records.last().map_or(since, |r| r.seq + 1);
+            json_value(&json!({ "records": records, "next": next, "head": head }))
+        }
+    }
+}
+
+async fn get_proof(
+    State(st): State<Arc<AppState>>,
+    seq: Result<Path<String>, PathRejection>,
+) -> Response {
+    let seq = match seq {
+        Ok(Path(s)) => s,
+        Err(e) => return bad_path(e),
+    };
+    let Ok(seq) = seq.parse::<u64>() else {
+        return error(
+            StatusCode::BAD_REQUEST,
+            "bad_seq",
+            "seq must be a non-negative integer",
+        );
+    };
+    match blocking(&st, move |st| st.lock_node().inclusion_proof(seq)).await {
+        Err(r) => r,
+        Ok(Err(e)) => node_error(e),
+        Ok(Ok(p)) => json_value(&p),
+    }
+}
+
+async fn get_consistency(State(st): State<Arc<AppState>>, RawQuery(q): RawQuery) -> Response {
+    let q = match query_u64(q.as_deref(), &["from", "to"]) {
+        Ok(q) => q,
+        Err(r) => return r,
+    };
+    let Some(&from) = q.get("from") else {
+        return error(StatusCode::BAD_REQUEST, "bad_query", "`from` is required");
+    };
+    let to = q.get("to").copied();
+    let res = blocking(&st, move |st| {
+        let node = st.lock_node();
+        let to = to.unwrap_or(node.signed_head().head.tree_size);
+        node.consistency_proof(from, to)
+            .map(|p| (p, node.signed_head().clone()))
+    })
+    .await;
+    match res {
+        Err(r) => r,
+        Ok(Err(e)) => node_error(e),
+        Ok(Ok((p, head))) => json_value(&json!({ "proof": p, "head": head })),
+    }
+}
+
+/// Body of `POST /v1/changes`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ChangesRequest {
+    /// Changes to append, in order, all or none.
+    pub changes: Vec<ChangeInput>,
+}
+
+/// Answer of `POST /v1/changes`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct ChangesResponse {
+    /// Seqs assigned, in order.
+    pub seqs: Vec<u64>,
+    /// The signed head after the append.
+    pub head: SignedTreeHead,
+}
+
+async fn post_changes(
+    State(st): State<Arc<AppState>>,
+    axum::Extension(ctx): axum::Extension<AuthCtx>,
+    body: Bytes,
+) -> Response {
+    let caller = match ctx {
+        AuthCtx::Hotkey(c) if st.config.validators.contains(&c.hotkey) => c,
+        AuthCtx::Hotkey(_) => {
+            return error(
+                StatusCode::FORBIDDEN,
+                "not_a_validator",
+                "this hotkey may not append changes",
+            );
+        }
+        AuthCtx::Key(_) => {
+            return error(
+                StatusCode::FORBIDDEN,
+                "hotkey_required",
+                "appending changes needs a btauth/1 signature from a validator hotkey",
+            );
+        }
+    };
+    let req: ChangesRequest = match serde_json::from_slice(&body) {
+        Ok(r) => r,
+        Err(e) if e.is_syntax() || e.is_eof() => {
+            return error(StatusCode::BAD_REQUEST, "malformed_json", e.to_string());
+        }
+        Err(e) => return error(StatusCode::BAD_REQUEST, "invalid_body", e.to_string()),
+    };
+    if req.changes.is_empty() {
+        return error(StatusCode::BAD_REQUEST, "invalid_body", "no changes");
+    }
+    let n = req.changes.len();
+    let res = blocking(&st, move |st| {
+        let mut node = st.lock_node();
+        let out = node.append(req.changes);
+        if out.is_ok() {
+            let snap = Arc::new(Snapshot::build(&node, &st.config.ttl));
+            *st.snapshot.write().unwrap_or_else(|e| e.into_inner()) = snap;
+        }
+        out.map(|records| (records, node.signed_head().clone()))
+    })
+    .await;
+    match res {
+        Err(r) => r,
+        Ok(Err(e)) => node_error(e),
+        Ok(Ok((records, head))) => {
+            tracing::info!(validator = %caller.hotkey, changes = n, size = head.head.tree_size, "appended");
+            json_value(&ChangesResponse {
+                seqs: records.iter().map(|r| r.seq).collect(),
+                head,
+            })
+        }
+    }
+}
