@@ -3,4 +3,14 @@
 //! The discrete-event engine arrives with issue 6; `orchestra-sim epoch` (issue 3) is the first
 //! subcommand, implemented in [`epoch_cmd`].
 
+pub mod engine;
 pub mod epoch_cmd;
+pub mod inputs;
+pub mod located;
+pub mod metrics;
+pub mod rng;
+pub mod runner;
+pub mod scenario;
+pub mod simchain;
+pub mod stats;
+pub mod world;

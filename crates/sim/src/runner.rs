@@ -1,0 +1,561 @@
+//! Running a scenario: every parameter point × seed, in parallel across runs (never inside one),
+//! streaming the run table to disk in a fixed order so outputs are byte-identical whatever the
+//! thread count, then checking `[expect]`.
+
+use crate::engine::{Inputs, RunError, RunOutput, RunSpec, run};
+use crate::metrics::Row;
+use crate::scenario::{Point, Scenario};
+use crate::stats::Interval;
+use indicatif::{ProgressBar, ProgressStyle};
+use rayon::prelude::*;
+use serde::Serialize;
+use std::collections::BTreeMap;
+use std::fs::File;
+use std::io::{BufWriter, Write};
+use std::path::{Path, PathBuf};
+use std::sync::mpsc;
+
+/// How to run.
+#[derive(Debug, Clone, Default)]
+pub struct RunnerOptions {
+    /// Worker threads (0 = one per core).
+    pub jobs: usize,
+    /// Show a progress bar on stderr.
+    pub progress: bool,
+    /// Run only runs `i` with `i % n == index` (for clusters): `(index, n)`.
+    pub shard: Option<(usize, usize)>,
+}
+
+/// One `[expect]` check at one parameter point.
+#[derive(Debug, Clone, Serialize, PartialEq)]
+pub struct Check {
+    /// Parameter point.
+    pub point: u32,
+    /// Check name.
+    pub name: String,
+    /// Whether it held.
+    pub passed: bool,
+    /// The numbers behind the verdict.
+    pub detail: String,
+}
+
+/// What a scenario run produced.
+#[derive(Debug)]
+pub struct Outcome {
+    /// The run directory.
+    pub dir: PathBuf,
+    /// `[expect]` results.
+    pub checks: Vec<Check>,
+    /// Runs simulated.
+    pub runs: usize,
+}
+
+/// Why a scenario could not run.
+#[derive(Debug, thiserror::Error)]
+pub enum RunnerError {
+    /// Output could not be written.
+    #[error("cannot write {path}: {error}")]
+    Io {
+        /// The file.
+        path: PathBuf,
+        /// What the OS said.
+        error: std::io::Error,
+    },
+    /// A run failed.
+    #[error("run (point {point}, seed {seed}): {error}")]
+    Run {
+        /// Parameter point.
+        point: u32,
+        /// Seed.
+        seed: u64,
+        /// The error.
+        error: RunError,
+    },
+}
+
+fn io(path: &Path) -> impl Fn(std::io::Error) -> RunnerError + '_ {
+    move |error| RunnerError::Io {
+        path: path.to_path_buf(),
+        error,
+    }
+}
+
+/// The runs of a scenario: (point index, seed), in output order.
+pub fn jobs(scenario: &Scenario) -> Vec<(usize, u64)> {
+    scenario
+        .points
+        .iter()
+        .enumerate()
+        .flat_map(|(p, point)| {
+            let s = &point.spec.scenario;
+            (0..u64::from(s.seeds)).map(move |i| (p, s.seed + i))
+        })
+        .collect()
+}
+
+/// Run `scenario` into `dir`.
+pub fn run_scenario(
+    scenario: &Scenario,
+    inputs: &Inputs,
+    dir: &Path,
+    opts: &RunnerOptions,
+) -> Result<Outcome, RunnerError> {
+    std::fs::create_dir_all(dir).map_err(io(dir))?;
+    let copy = dir.join("scenario.toml");
+    std::fs::write(&copy, &scenario.doc.text).map_err(io(&copy))?;
+    write_points(scenario, dir)?;
+
+    let all = jobs(scenario);
+    let selected: Vec<(usize, (usize, u64))> = all
+        .iter()
+        .copied()
+        .enumerate()
+        .filter(|(i, _)| opts.shard.is_none_or(|(k, n)| i % n == k))
+        .collect();
+    let bar = progress_bar(opts.progress, selected.len() as u64, scenario.name());
+
+    let runs_path = dir.join("runs.csv");
+    let events_path = dir.join("events.csv");
+    let manifests_path = dir.join("manifests.jsonl");
+    let mut runs_out = BufWriter::new(File::create(&runs_path).map_err(io(&runs_path))?);
+    let mut events_out = BufWriter::new(File::create(&events_path).map_err(io(&events_path))?);
+    let mut manifests_out =
+        BufWriter::new(File::create(&manifests_path).map_err(io(&manifests_path))?);
+    writeln!(
+        runs_out,
+        "scenario,point,params,seed,epoch,entity,strategy,metric,value"
+    )
+    .map_err(io(&runs_path))?;
+    writeln!(events_out, "scenario,point,seed,block,epoch,kind,detail")
+        .map_err(io(&events_path))?;
+
+    let (tx, rx) = mpsc::channel::<(usize, Result<RunOutput, RunError>)>();
+    let pool = rayon::ThreadPoolBuilder::new()
+        .num_threads(opts.jobs)
+        .build();
+    let mut collected: BTreeMap<u32, Vec<RunResult>> = BTreeMap::new();
+    let mut failure = None;
+    std::thread::scope(|scope| -> Result<(), RunnerError> {
+        let selected = &selected;
+        scope.spawn(move || {
+            let work = || {
+                selected
+                    .par_iter()
+                    .enumerate()
+                    .for_each_with(tx, |tx, (order, (_, (p, seed)))| {
+                        let point = &scenario.points[*p];
+                        let out = run(&RunSpec {
+                            spec: &point.spec,
+                            point: point.index,
+                            seed: *seed,
+                            inputs,
+                        });
+                        let _ = tx.send((order, out));
+                    });
+            };
+            match &pool {
+                Ok(pool) => pool.install(work),
+                Err(_) => work(),
+            }
+        });
+        // Write results in job order as they complete, holding only the out-of-order ones.
+        let mut pending: BTreeMap<usize, Result<RunOutput, RunError>> = BTreeMap::new();
+        let mut next = 0usize;
+        for (order, result) in rx {
+            pending.insert(order, result);
+            while let Some(result) = pending.remove(&next) {
+                let (_, (p, seed)) = selected[next];
+                let point = &scenario.points[p];
+                match result {
+                    Ok(out) => {
+                        write_run(
+                            scenario,
+                            point,
+                            seed,
+                            &out,
+                            &mut runs_out,
+                            &mut events_out,
+                            &mut manifests_out,
+                        )
+                        .map_err(io(&runs_path))?;
+                        collected
+                            .entry(point.index)
+                            .or_default()
+                            .push(RunResult::from(&out));
+                    }
+                    Err(error) => {
+                        if failure.is_none() {
+                            failure = Some(RunnerError::Run {
+                                point: point.index,
+                                seed,
+                                error,
+                            });
+                        }
+                    }
+                }
+                bar.inc(1);
+                next += 1;
+            }
+        }
+        Ok(())
+    })?;
+    bar.finish_and_clear();
+    if let Some(f) = failure {
+        return Err(f);
+    }
+    for (w, path) in [
+        (&mut runs_out, &runs_path),
+        (&mut events_out, &events_path),
+        (&mut manifests_out, &manifests_path),
+    ] {
+        w.flush().map_err(io(path))?;
+    }
+
+    let checks = evaluate(scenario, &collected);
+    let checks_path = dir.join("checks.json");
+    let text = serde_json::to_string_pretty(&checks).unwrap_or_else(|_| "[]".into());
+    std::fs::write(&checks_path, text + "\n").map_err(io(&checks_path))?;
+    Ok(Outcome {
+        dir: dir.to_path_buf(),
+        checks,
+        runs: selected.len(),
+    })
+}
+
+fn progress_bar(show: bool, len: u64, name: &str) -> ProgressBar {
+    if !show {
+        return ProgressBar::hidden();
+    }
+    let bar = ProgressBar::new(len);
+    if let Ok(style) = ProgressStyle::with_template(
+        "{msg:>12} [{bar:32}] {pos}/{len} runs, {elapsed} elapsed, ETA {eta}",
+    ) {
+        bar.set_style(style.progress_chars("=> "));
+    }
+    bar.set_message(name.to_string());
+    bar
+}
+
+fn write_points(scenario: &Scenario, dir: &Path) -> Result<(), RunnerError> {
+    #[derive(Serialize)]
+    struct P<'a> {
+        point: u32,
+        params: &'a BTreeMap<String, toml::Value>,
+    }
+    let points: Vec<P<'_>> = scenario
+        .points
+        .iter()
+        .map(|p| P {
+            point: p.index,
+            params: &p.values,
+        })
+        .collect();
+    let path = dir.join("points.json");
+    let text = serde_json::to_string_pretty(&points).unwrap_or_else(|_| "[]".into());
+    std::fs::write(&path, text + "\n").map_err(io(&path))
+}
+
+/// A CSV field, quoted when it needs to be.
+fn csv(field: &str) -> std::borrow::Cow<'_, str> {
+    if field.contains([',', '"', '\n', '\r']) {
+        format!("\"{}\"", field.replace('"', "\"\"")).into()
+    } else {
+        field.into()
+    }
+}
+
+/// A float as the run table writes it: shortest round-trip form, empty for NaN.
+fn num(v: f64) -> String {
+    if v.is_finite() {
+        format!("{v}")
+    } else {
+        String::new()
+    }
+}
+
+#[allow(clippy::too_many_arguments)]
+fn write_run(
+    scenario: &Scenario,
+    point: &Point,
+    seed: u64,
+    out: &RunOutput,
+    runs: &mut impl Write,
+    events: &mut impl Write,
+    manifests: &mut impl Write,
+) -> std::io::Result<()> {
+    let name = csv(scenario.name()).into_owned();
+    let params = point.params_string();
+    let params = csv(&params);
+    for Row {
+        epoch,
+        entity,
+        strategy,
+        metric,
+        value,
+    } in &out.rows
+    {
+        writeln!(
+            runs,
+            "{name},{},{params},{seed},{epoch},{},{},{metric},{}",
+            point.index,
+            csv(entity),
+            csv(strategy),
+            num(*value)
+        )?;
+    }
+    for (block, epoch, kind, detail) in &out.events {
+        writeln!(
+            events,
+            "{name},{},{seed},{block},{epoch},{},{}",
+            point.index,
+            csv(kind),
+            csv(detail)
+        )?;
+    }
+    let manifest = serde_json::json!({
+        "scenario": scenario.name(),
+        "scenario_file_hash": scenario.file_hash,
+        "point": point.index,
+        "params": point.values,
+        "seed": seed,
+        "days": point.spec.scenario.days,
+        "crate_version": env!("CARGO_PKG_VERSION"),
+        "git_commit": env!("ORCHESTRA_GIT_COMMIT"),
+        "event_log_hash": out.event_log_hash,
+    });
+    writeln!(manifests, "{manifest}")
+}
+
+/// What the checks need of one run.
+#[derive(Debug, Clone, Default)]
+struct RunResult {
+    run: BTreeMap<(String, String), f64>,
+    strategy_of: BTreeMap<String, String>,
+    honest_share_by_epoch: Vec<(i64, f64)>,
+    errors: Vec<f64>,
+    attack_stop_epoch: Option<i64>,
+}
+
+impl From<&RunOutput> for RunResult {
+    fn from(out: &RunOutput) -> Self {
+        let mut r = RunResult {
+            attack_stop_epoch: out.attack_stop_epoch,
+            ..RunResult::default()
+        };
+        for row in &out.rows {
+            if row.epoch < 0 {
+                if !row.entity.starts_with("miner:") {
+                    r.run
+                        .insert((row.entity.clone(), row.metric.to_string()), row.value);
+                }
+                if row.entity.starts_with("strategy:") {
+                    r.strategy_of
+                        .insert(row.entity.clone(), row.strategy.clone());
+                }
+            } else if row.entity == "all" && row.metric == "honest_share" {
+                r.honest_share_by_epoch.push((row.epoch, row.value));
+            } else if row.entity == "all" && row.metric == "emission_error_rao" {
+                r.errors.push(row.value);
+            }
+        }
+        r
+    }
+}
+
+fn interval(runs: &[RunResult], entity: &str, metric: &str) -> Interval {
+    let v: Vec<f64> = runs
+        .iter()
+        .filter_map(|r| {
+            r.run
+                .get(&(entity.to_string(), metric.to_string()))
+                .copied()
+        })
+        .collect();
+    Interval::of(&v)
+}
+
+fn fmt(i: &Interval) -> String {
+    format!("{:.4} [{:.4}, {:.4}] (n = {})", i.mean, i.lo, i.hi, i.n)
+}
+
+/// Evaluate `[expect]` per parameter point across its seeds.
+fn evaluate(scenario: &Scenario, collected: &BTreeMap<u32, Vec<RunResult>>) -> Vec<Check> {
+    let mut checks = Vec::new();
+    for point in &scenario.points {
+        let Some(runs) = collected.get(&point.index) else {
+            continue;
+        };
+        let e = &point.spec.expect;
+        let p = point.index;
+        let mut push = |name: &str, passed: bool, detail: String| {
+            checks.push(Check {
+                point: p,
+                name: name.into(),
+                passed,
+                detail,
+            })
+        };
+        if e.emission_conserved {
+            // The chain truncates twice per uid in I32F32 (resolution 2^-32 of the epoch's
+            // emission E): at most 2n + ⌈2n·E/2^32⌉ rao per mechanism, plus the owner split's
+            // rao. Anything beyond is a leak; an overpayment is always one.
+            let n = (point
+                .spec
+                .miners
+                .iter()
+                .map(|g| u64::from(g.count))
+                .sum::<u64>()
+                + point
+                    .spec
+                    .validators
+                    .iter()
+                    .map(|g| u64::from(g.count))
+                    .sum::<u64>()) as f64;
+            let emitted =
+                (point.spec.chain.emission_per_block_rao as f64) * point.spec.chain.tempo as f64;
+            let mechanisms = if point.spec.mechanism.combination
+                == orchestra_mechanism::params::CombinationMode::Mechanisms
+            {
+                2.0
+            } else {
+                1.0
+            };
+            let bound = mechanisms * (2.0 * n + (2.0 * n * emitted / 4_294_967_296.0).ceil()) + 2.0;
+            let worst = runs
+                .iter()
+                .flat_map(|r| r.errors.iter().copied())
+                .fold(0.0f64, |a, x| a.max(x.abs()));
+            let negative = runs.iter().flat_map(|r| r.errors.iter()).any(|&x| x < 0.0);
+            push(
+                "emission_conserved",
+                worst <= bound && !negative,
+                format!(
+                    "worst unpaid emission {worst} rao per epoch (bound {bound}; overpayment never allowed)"
+                ),
+            );
+        }
+        if let Some(tol) = e.split_tolerance {
+            let i = interval(runs, "all", "split_orchestration");
+            let target = point.spec.mechanism.orchestration_share;
+            push(
+                "split_tolerance",
+                (i.mean - target).abs() <= tol,
+                format!("realised {} vs target {target} ± {tol}", fmt(&i)),
+            );
+        }
+        if let Some(min) = e.honest_share_min {
+            let i = interval(runs, "all", "honest_share");
+            push(
+                "honest_share_min",
+                i.mean >= min,
+                format!("honest share {} ≥ {min}", fmt(&i)),
+            );
+        }
+        if let Some(min) = e.ledger_accuracy_min {
+            let i = interval(runs, "all", "ledger_accuracy");
+            push(
+                "ledger_accuracy_min",
+                i.mean >= min,
+                format!("Ledger accuracy {} ≥ {min}", fmt(&i)),
+            );
+        }
+        if let Some(min) = e.success_rate_min {
+            let i = interval(runs, "all", "success_rate");
+            push(
+                "success_rate_min",
+                i.mean >= min,
+                format!("success rate {} ≥ {min}", fmt(&i)),
+            );
+        }
+        if !e.below_honest.is_empty() {
+            let honest: Vec<String> = runs
+                .first()
+                .map(|r| {
+                    r.strategy_of
+                        .iter()
+                        .filter(|(_, s)| *s == "honest")
+                        .map(|(e, _)| e.clone())
+                        .collect()
+                })
+                .unwrap_or_default();
+            let honest_roi = Interval::of(
+                &runs
+                    .iter()
+                    .map(|r| {
+                        let v: Vec<f64> = honest
+                            .iter()
+                            .filter_map(|h| {
+                                r.run
+                                    .get(&(h.clone(), "roi_per_identity_rao".into()))
+                                    .copied()
+                            })
+                            .collect();
+                        if v.is_empty() {
+                            f64::NAN
+                        } else {
+                            v.iter().sum::<f64>() / v.len() as f64
+                        }
+                    })
+                    .collect::<Vec<_>>(),
+            );
+            for name in &e.below_honest {
+                let entities: Vec<String> = runs
+                    .first()
+                    .map(|r| {
+                        r.strategy_of
+                            .iter()
+                            .filter(|(ent, s)| {
+                                ent.strip_prefix("strategy:") == Some(name.as_str()) || *s == name
+                            })
+                            .map(|(ent, _)| ent.clone())
+                            .collect()
+                    })
+                    .unwrap_or_default();
+                for ent in entities {
+                    let i = interval(runs, &ent, "roi_per_identity_rao");
+                    push(
+                        &format!("below_honest:{}", ent.trim_start_matches("strategy:")),
+                        i.below(&honest_roi),
+                        format!(
+                            "ROI per identity {} vs honest {} (rao; intervals must separate)",
+                            fmt(&i),
+                            fmt(&honest_roi)
+                        ),
+                    );
+                }
+            }
+        }
+        if let Some(rec) = &e.recovery {
+            let mut worst: Option<i64> = None;
+            let mut ok = true;
+            for r in runs {
+                let Some(stop) = r.attack_stop_epoch else {
+                    ok = false;
+                    continue;
+                };
+                let recovered = r
+                    .honest_share_by_epoch
+                    .iter()
+                    .find(|(ep, v)| *ep >= stop && *v >= rec.honest_share)
+                    .map(|(ep, _)| ep - stop);
+                match recovered {
+                    Some(k) if k <= i64::from(rec.within_epochs) => {
+                        worst = Some(worst.map_or(k, |w| w.max(k)))
+                    }
+                    _ => ok = false,
+                }
+            }
+            push(
+                "recovery",
+                ok,
+                format!(
+                    "honest share back above {} within {} epochs of the attack stopping (slowest run: {})",
+                    rec.honest_share,
+                    rec.within_epochs,
+                    worst.map_or("never".into(), |w| format!("{w} epochs"))
+                ),
+            );
+        }
+    }
+    checks
+}

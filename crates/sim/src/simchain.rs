@@ -1,0 +1,434 @@
+//! The simulated subtensor: a metagraph, weights and bonds per mechanism, Yuma every tempo
+//! (`orchestra-yuma`, bit-exact with the chain) and emission paid to owner, miners and
+//! validators. Validators reach it through [`orchestra_chain::Chain`], the same trait the live
+//! subtensor client implements.
+
+use crate::scenario::{ChainConfig, YumaVariant};
+use orchestra_chain::{
+    AccountId, AxonServe, Chain, ChainError, ChainResult, Hyperparams, MechId, Metagraph, NetUid,
+    Neuron, RuntimeShape, StakeItem, TempoSchedule, TxOutcome, WeightsCommit, WeightsReveal,
+    WeightsSubmission,
+};
+use orchestra_yuma::{
+    EpochInput, EpochOutput, NeuronInput, YumaError, defaults, run_mechanisms, split_block_emission,
+};
+use std::future::{Ready, ready};
+use std::sync::Mutex;
+
+/// The netuid Orchestra runs on in the simulator.
+pub const NETUID: u16 = 1;
+
+/// One registered neuron.
+#[derive(Debug, Clone)]
+pub struct SimNeuron {
+    /// Hotkey ss58.
+    pub hotkey: String,
+    /// Its 32-byte public key (derived from the name in the simulator).
+    pub account: AccountId,
+    /// Stake, rao.
+    pub stake: u64,
+    /// Block it registered at.
+    pub registered_at: u64,
+    /// Last weight-setting block, per mechanism.
+    pub last_update: Vec<u64>,
+    /// Weights as stored (max-upscaled u16), per mechanism.
+    pub weights: Vec<Vec<(u16, u16)>>,
+    /// Bonds, per mechanism.
+    pub bonds: Vec<Vec<(u16, u16)>>,
+    /// Stored validator permit.
+    pub permit: bool,
+}
+
+/// What one epoch paid.
+#[derive(Debug, Clone, Default)]
+pub struct Payout {
+    /// Block of the epoch.
+    pub block: u64,
+    /// Alpha emitted over the tempo (owner + miners + validators), rao.
+    pub emitted: u64,
+    /// Paid to the owner, rao.
+    pub owner: u64,
+    /// Per uid, incentive (server) emission summed over mechanisms, rao.
+    pub server: Vec<u64>,
+    /// Per uid, dividend (validator) emission summed over mechanisms, rao.
+    pub validator: Vec<u64>,
+    /// Per mechanism, per uid server emission.
+    pub server_by_mechanism: Vec<Vec<u64>>,
+    /// Each mechanism's epoch output.
+    pub outputs: Vec<EpochOutput>,
+}
+
+impl Payout {
+    /// Emitted minus paid: what truncation lost (never negative in a correct epoch).
+    pub fn unpaid(&self) -> i128 {
+        let paid: u128 = u128::from(self.owner)
+            + self.server.iter().map(|&x| u128::from(x)).sum::<u128>()
+            + self.validator.iter().map(|&x| u128::from(x)).sum::<u128>();
+        self.emitted as i128 - paid as i128
+    }
+}
+
+/// Chain state behind a lock, so validators can write through `&self` like a real client.
+#[derive(Debug)]
+pub struct SimChain {
+    config: ChainConfig,
+    mechanisms: usize,
+    split: Option<Vec<u16>>,
+    state: Mutex<ChainState>,
+}
+
+/// Committed weights: (reveal block, uid, mechanism, weights).
+type Pending = (u64, u16, usize, Vec<(u16, u16)>);
+
+#[derive(Debug, Default)]
+struct ChainState {
+    block: u64,
+    neurons: Vec<SimNeuron>,
+    last_step: u64,
+    /// Commit-reveal: weights set now become visible at the block given.
+    pending: Vec<Pending>,
+    last_outputs: Vec<EpochOutput>,
+}
+
+impl SimChain {
+    /// A chain with `mechanisms` mechanisms (1, or 2 for the `mechanisms` combination mode) and
+    /// the mechanism emission split (u16 proportions).
+    pub fn new(config: ChainConfig, mechanisms: usize, split: Option<Vec<u16>>) -> Self {
+        SimChain {
+            config,
+            mechanisms: mechanisms.max(1),
+            split,
+            state: Mutex::new(ChainState::default()),
+        }
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, ChainState> {
+        self.state.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Register a neuron; returns its uid.
+    pub fn register(&self, hotkey: String, account: AccountId, stake: u64, block: u64) -> u16 {
+        let mut s = self.lock();
+        let uid = s.neurons.len() as u16;
+        s.neurons.push(SimNeuron {
+            hotkey,
+            account,
+            stake,
+            registered_at: block,
+            last_update: vec![block; self.mechanisms],
+            weights: vec![Vec::new(); self.mechanisms],
+            bonds: vec![Vec::new(); self.mechanisms],
+            permit: stake > 0,
+        });
+        uid
+    }
+
+    /// Replace the neuron at `uid` by a fresh registration (deregistration and re-use of the uid).
+    pub fn replace(&self, uid: u16, hotkey: String, account: AccountId, block: u64) {
+        let mut s = self.lock();
+        let mechanisms = self.mechanisms;
+        if let Some(n) = s.neurons.get_mut(usize::from(uid)) {
+            *n = SimNeuron {
+                hotkey,
+                account,
+                stake: 0,
+                registered_at: block,
+                last_update: vec![block; mechanisms],
+                weights: vec![Vec::new(); mechanisms],
+                bonds: vec![Vec::new(); mechanisms],
+                permit: false,
+            };
+        }
+        // Bonds and weights pointing at the old neuron are masked by registration block.
+    }
+
+    /// Advance to `block`, revealing committed weights that are due.
+    pub fn set_block(&self, block: u64) {
+        let mut s = self.lock();
+        s.block = block;
+        let (due, keep): (Vec<_>, Vec<_>) = std::mem::take(&mut s.pending)
+            .into_iter()
+            .partition(|p| p.0 <= block);
+        s.pending = keep;
+        for (_, uid, mech, w) in due {
+            if let Some(n) = s.neurons.get_mut(usize::from(uid)) {
+                n.weights[mech] = w;
+                n.last_update[mech] = block;
+            }
+        }
+    }
+
+    /// Number of neurons.
+    pub fn len(&self) -> usize {
+        self.lock().neurons.len()
+    }
+
+    /// Whether no neuron is registered.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// Last epoch's consensus per mechanism, as u16 (what a weight copier copies).
+    pub fn last_consensus(&self, mechanism: usize) -> Vec<u16> {
+        self.lock()
+            .last_outputs
+            .get(mechanism)
+            .map(|o| o.consensus.clone())
+            .unwrap_or_default()
+    }
+
+    /// A validator's view of the chain for signing as `uid`.
+    pub fn as_signer(&self, uid: u16) -> SimSigner<'_> {
+        SimSigner { chain: self, uid }
+    }
+
+    /// Run the epoch at `block`: Yuma on every mechanism, then pay the tempo's emission.
+    pub fn epoch(&self, block: u64) -> Result<Payout, YumaError> {
+        let mut s = self.lock();
+        let emitted = self
+            .config
+            .emission_per_block_rao
+            .saturating_mul(self.config.tempo);
+        let owner_cut = (self.config.owner_cut * 65_535.0).round() as u16;
+        let split = split_block_emission(emitted, owner_cut);
+        let for_epoch = split.miners.saturating_add(split.validators);
+        let inputs: Vec<EpochInput> = (0..self.mechanisms)
+            .map(|m| EpochInput {
+                block,
+                tempo: self.config.tempo,
+                activity_cutoff: self.config.activity_cutoff,
+                emission: for_epoch,
+                kappa: self.config.kappa,
+                bonds_penalty: self.config.bonds_penalty,
+                bonds_moving_average: self.config.bonds_moving_average,
+                yuma3: self.config.yuma == YumaVariant::Yuma3,
+                liquid_alpha: self.config.liquid_alpha,
+                alpha_low: defaults::ALPHA_LOW,
+                alpha_high: defaults::ALPHA_HIGH,
+                alpha_sigmoid_steepness: defaults::ALPHA_SIGMOID_STEEPNESS,
+                max_allowed_validators: self.config.max_allowed_validators,
+                stake_threshold: defaults::STAKE_THRESHOLD,
+                owner_uid: None,
+                last_mechanism_step_block: s.last_step,
+                neurons: s
+                    .neurons
+                    .iter()
+                    .map(|n| NeuronInput {
+                        stake: n.stake,
+                        validator_permit: n.permit,
+                        registered_at: n.registered_at,
+                        last_update: n.last_update[m],
+                        weights: n.weights[m].clone(),
+                        bonds: n.bonds[m].clone(),
+                        commit_block: None,
+                    })
+                    .collect(),
+            })
+            .collect();
+        let out = run_mechanisms(for_epoch, self.split.as_deref(), &inputs)?;
+        for (m, o) in out.mechanisms.iter().enumerate() {
+            for (n, (bonds, permit)) in s
+                .neurons
+                .iter_mut()
+                .zip(o.bonds.iter().zip(&o.validator_permit))
+            {
+                n.bonds[m] = bonds.clone();
+                n.permit = *permit;
+            }
+        }
+        s.last_step = block;
+        s.last_outputs = out.mechanisms.clone();
+        Ok(Payout {
+            block,
+            emitted,
+            owner: split.owner,
+            server_by_mechanism: out
+                .mechanisms
+                .iter()
+                .map(|o| o.server_emission.clone())
+                .collect(),
+            server: out.server_emission,
+            validator: out.validator_emission,
+            outputs: out.mechanisms,
+        })
+    }
+
+    fn metagraph_now(&self, mecid: MechId) -> ChainResult<Metagraph> {
+        let m = usize::from(mecid);
+        if m >= self.mechanisms {
+            return Err(ChainError::Unsupported(format!(
+                "mechanism {mecid} (the subnet has {})",
+                self.mechanisms
+            )));
+        }
+        let s = self.lock();
+        let out = s.last_outputs.get(m);
+        let pick = |v: Option<&Vec<u16>>, i: usize| v.and_then(|v| v.get(i)).copied().unwrap_or(0);
+        Ok(Metagraph {
+            netuid: NETUID,
+            mecid,
+            block: s.block,
+            neurons: s
+                .neurons
+                .iter()
+                .enumerate()
+                .map(|(i, n)| Neuron {
+                    uid: i as u16,
+                    hotkey: n.account,
+                    coldkey: None,
+                    stake: n.stake,
+                    validator_permit: n.permit,
+                    active: out.and_then(|o| o.active.get(i)).copied().unwrap_or(true),
+                    axon: None,
+                    last_update: n.last_update[m],
+                    registered_at: n.registered_at,
+                    weights: n.weights[m].clone(),
+                    bonds: n.bonds[m].clone(),
+                    incentive: pick(out.map(|o| &o.incentive), i),
+                    dividends: pick(out.map(|o| &o.dividends), i),
+                    consensus: pick(out.map(|o| &o.consensus), i),
+                    emission: out.and_then(|o| o.emission.get(i)).copied().unwrap_or(0),
+                })
+                .collect(),
+        })
+    }
+}
+
+/// [`SimChain`] seen by one signing validator: the [`Chain`] trait, resolved without an executor.
+#[derive(Debug, Clone, Copy)]
+pub struct SimSigner<'a> {
+    chain: &'a SimChain,
+    uid: u16,
+}
+
+fn tx() -> TxOutcome {
+    TxOutcome {
+        tx_hash: [0; 32],
+        block_hash: [0; 32],
+        finalized: true,
+        events: Vec::new(),
+    }
+}
+
+// The futures are `Ready`: callers that know they hold a `SimSigner` may rely on that.
+#[allow(refining_impl_trait)]
+impl Chain for SimSigner<'_> {
+    fn runtime_shape(&self) -> RuntimeShape {
+        RuntimeShape {
+            spec_name: "orchestra-sim".into(),
+            spec_version: 0,
+            transaction_version: 0,
+            subtensor_pallet_index: 7,
+            stake_item: StakeItem::TotalHotkeyAlpha,
+            has_mechanisms: true,
+            indexed_by_netuid_index: true,
+            has_commit_reveal: self.chain.config.commit_reveal,
+            has_timelocked_commits: false,
+            has_commitments: false,
+            has_subnet_info_api: false,
+        }
+    }
+
+    fn signer(&self) -> Option<AccountId> {
+        self.chain
+            .lock()
+            .neurons
+            .get(usize::from(self.uid))
+            .map(|n| n.account)
+    }
+
+    fn current_block(&self) -> Ready<ChainResult<u64>> {
+        ready(Ok(self.chain.lock().block))
+    }
+
+    fn tempo_schedule(&self, netuid: NetUid) -> Ready<ChainResult<TempoSchedule>> {
+        let block = self.chain.lock().block;
+        let tempo = self.chain.config.tempo;
+        let next = (block / tempo + 1) * tempo;
+        ready(Ok(TempoSchedule {
+            block,
+            netuid,
+            tempo: tempo.min(u64::from(u16::MAX)) as u16,
+            next_epoch_block: next,
+        }))
+    }
+
+    fn metagraph(&self, _netuid: NetUid, mecid: MechId) -> Ready<ChainResult<Metagraph>> {
+        ready(self.chain.metagraph_now(mecid))
+    }
+
+    fn hyperparams(&self, netuid: NetUid) -> Ready<ChainResult<Hyperparams>> {
+        let c = &self.chain.config;
+        ready(Ok(Hyperparams {
+            netuid,
+            tempo: c.tempo.min(u64::from(u16::MAX)) as u16,
+            rho: 10,
+            kappa: c.kappa,
+            immunity_period: 5000,
+            min_allowed_weights: 1,
+            max_weights_limit: u16::MAX,
+            weights_version_key: 0,
+            weights_rate_limit: 0,
+            activity_cutoff: c.activity_cutoff.min(u64::from(u16::MAX)) as u16,
+            max_allowed_uids: 4096,
+            max_allowed_validators: c.max_allowed_validators,
+            bonds_moving_average: c.bonds_moving_average,
+            serving_rate_limit: 0,
+            commit_reveal_enabled: Some(c.commit_reveal),
+            reveal_period_epochs: Some(1),
+            liquid_alpha_on: Some(c.liquid_alpha),
+            yuma3_on: Some(c.yuma == YumaVariant::Yuma3),
+            mechanism_count: self.chain.mechanisms as u8,
+        }))
+    }
+
+    fn set_weights(&self, w: &WeightsSubmission) -> Ready<ChainResult<TxOutcome>> {
+        let m = usize::from(w.mecid);
+        if m >= self.chain.mechanisms || w.uids.len() != w.values.len() {
+            return ready(Err(ChainError::Unsupported(format!(
+                "weights for mechanism {}",
+                w.mecid
+            ))));
+        }
+        let mut s = self.chain.lock();
+        let block = s.block;
+        let pairs: Vec<(u16, u16)> = w
+            .uids
+            .iter()
+            .copied()
+            .zip(w.values.iter().copied())
+            .collect();
+        if self.chain.config.commit_reveal {
+            s.pending
+                .push((block + self.chain.config.tempo, self.uid, m, pairs));
+            if let Some(n) = s.neurons.get_mut(usize::from(self.uid)) {
+                // A commit counts as activity.
+                n.last_update[m] = block;
+            }
+        } else if let Some(n) = s.neurons.get_mut(usize::from(self.uid)) {
+            n.weights[m] = pairs;
+            n.last_update[m] = block;
+        }
+        ready(Ok(tx()))
+    }
+
+    fn commit_weights(&self, _c: &WeightsCommit) -> Ready<ChainResult<TxOutcome>> {
+        ready(Err(ChainError::Unsupported(
+            "explicit commits: set `commit_reveal` in [chain]".into(),
+        )))
+    }
+
+    fn reveal_weights(&self, _r: &WeightsReveal) -> Ready<ChainResult<TxOutcome>> {
+        ready(Err(ChainError::Unsupported(
+            "explicit reveals: set `commit_reveal` in [chain]".into(),
+        )))
+    }
+
+    fn serve_axon(&self, _a: &AxonServe) -> Ready<ChainResult<TxOutcome>> {
+        ready(Ok(tx()))
+    }
+
+    fn anchor_commitment(&self, _netuid: NetUid, _data: &[u8]) -> Ready<ChainResult<TxOutcome>> {
+        ready(Ok(tx()))
+    }
+}
