@@ -43,13 +43,67 @@ pub const GENESIS_MS: u64 = 1_767_225_600_000;
 /// Validator ↔ miner network latency each way, ms.
 pub const NETWORK_MS: u64 = 40;
 
-/// What every run of a scenario shares: the mock subnets and objective templates.
+/// Builds a custom miner strategy from its scenario `params` and a seed: how a miner plugs its own
+/// [`orchestra_miner::Strategy`] into the simulator (see `examples/custom-strategy`).
+pub type StrategyFactory = Arc<
+    dyn Fn(&toml::Table, u64) -> Result<Box<dyn orchestra_miner::Strategy>, String> + Send + Sync,
+>;
+
+/// What every run of a scenario shares: the mock subnets, objective templates and any custom
+/// strategies.
 #[derive(Clone)]
 pub struct Inputs {
     /// Mock subnets.
     pub mocks: Arc<MockSet>,
     /// Objective templates.
     pub templates: Vec<ObjectiveTemplate>,
+    /// Custom strategies by name, usable in `[[miners]] strategy = "<name>"` next to the
+    /// built-in ones.
+    pub custom: BTreeMap<String, StrategyFactory>,
+}
+
+impl Inputs {
+    /// Register a custom strategy under `name`.
+    pub fn with_strategy(mut self, name: &str, factory: StrategyFactory) -> Self {
+        self.custom.insert(name.to_string(), factory);
+        self
+    }
+
+    /// Build the strategy of miner group `group` for the identity seeded with `seed`.
+    fn build_strategy(
+        &self,
+        group: usize,
+        g: &crate::scenario::MinerGroup,
+        state: &mut GroupState,
+        seed: u64,
+    ) -> Result<Box<dyn orchestra_miner::Strategy>, RunError> {
+        if let Some(factory) = self.custom.get(&g.strategy) {
+            return factory(&g.params, seed).map_err(|why| {
+                scenario_err(
+                    &format!("miners[{group}].params"),
+                    "valid strategy parameters",
+                    &why,
+                )
+            });
+        }
+        orchestra_adversaries::build(&g.strategy, &g.params, state, seed).map_err(|e| match &e {
+            orchestra_adversaries::BuildError::Param(p) => {
+                let key = e.key().map_or_else(
+                    || format!("miners[{group}].params"),
+                    |k| format!("miners[{group}].params.{k}"),
+                );
+                scenario_err(&key, &p.expected, &p.found)
+            }
+            other => scenario_err(
+                &format!("miners[{group}].strategy"),
+                &format!(
+                    "one of {} or a registered custom strategy",
+                    orchestra_adversaries::NAMES.join(", ")
+                ),
+                &other.to_string(),
+            ),
+        })
+    }
 }
 
 /// One run to simulate.
@@ -174,19 +228,12 @@ pub fn validate(
     for point in &scenario.points {
         let spec = &point.spec;
         for (i, g) in spec.miners.iter().enumerate() {
-            if let Err(e) =
-                orchestra_adversaries::build(&g.strategy, &g.params, &mut GroupState::default(), 0)
+            if let Err(RunError::Scenario {
+                key,
+                expected,
+                found,
+            }) = inputs.build_strategy(i, g, &mut GroupState::default(), 0)
             {
-                let key = e.key().map_or_else(
-                    || format!("miners[{i}].params"),
-                    |k| format!("miners[{i}].params.{k}"),
-                );
-                let (expected, found) = match &e {
-                    orchestra_adversaries::BuildError::Param(p) => {
-                        (p.expected.clone(), p.found.clone())
-                    }
-                    other => ("a known strategy".to_string(), other.to_string()),
-                };
                 return Err(err(&key, &expected, &found));
             }
         }
@@ -429,6 +476,7 @@ impl<'a> Engine<'a> {
             for k in 0..g.count {
                 let name = format!("miner/{}/{k}", g.label());
                 let actor = new_miner(
+                    inputs,
                     &chain,
                     &planner,
                     spec,
@@ -625,6 +673,7 @@ impl<'a> Engine<'a> {
             // Re-use a freed uid if there is one, as subtensor prunes and re-registers.
             let reuse = leaving.get(j as usize).copied();
             match new_miner(
+                self.inputs,
                 &self.chain,
                 &planner,
                 self.spec,
@@ -1067,6 +1116,7 @@ fn scenario_err(key: &str, expected: &str, found: &str) -> RunError {
 
 #[allow(clippy::too_many_arguments)]
 fn new_miner(
+    inputs: &Inputs,
     chain: &SimChain,
     planner: &Planner,
     spec: &ScenarioSpec,
@@ -1077,19 +1127,7 @@ fn new_miner(
     block: u64,
 ) -> Result<MinerActor, RunError> {
     let g = &spec.miners[group];
-    let strategy = orchestra_adversaries::build(
-        &g.strategy,
-        &g.params,
-        state,
-        derive_seed(seed, name, "strategy"),
-    )
-    .map_err(|e| {
-        let key = e.key().map_or_else(
-            || format!("miners[{group}].params"),
-            |k| format!("miners[{group}].params.{k}"),
-        );
-        scenario_err(&key, "valid strategy parameters", &e.to_string())
-    })?;
+    let strategy = inputs.build_strategy(group, g, state, derive_seed(seed, name, "strategy"))?;
     let (hotkey, account) = identity(name);
     let uid = chain.register(hotkey.clone(), account, 0, block);
     let miner = Miner::new(hotkey, planner.clone(), MinerConfig::default()).with_strategy(strategy);

@@ -91,5 +91,6 @@ pub fn load(
     Ok(Inputs {
         mocks: Arc::new(mocks),
         templates: templates()?,
+        custom: BTreeMap::new(),
     })
 }

@@ -49,4 +49,29 @@ mod tests {
         // Length prefixes keep ("ab", "c") and ("a", "bc") apart.
         assert_ne!(seed(1, "ab", "c"), seed(1, "a", "bc"));
     }
+
+    #[test]
+    fn adding_actors_never_shifts_another_actors_draws() {
+        // A world with one miner, and the same world with more actors drawing in between: the
+        // miner's draws are the same, because no stream is shared or derived from a counter.
+        let alone: Vec<u64> = {
+            let mut m = stream(3, "miner/honest/0", "strategy");
+            (0..64).map(|_| m.next_u64()).collect()
+        };
+        let crowded: Vec<u64> = {
+            let mut m = stream(3, "miner/honest/0", "strategy");
+            let mut others: Vec<_> = (0..16)
+                .map(|i| stream(3, &format!("miner/sybil/{i}"), "strategy"))
+                .collect();
+            (0..64)
+                .map(|_| {
+                    for o in &mut others {
+                        o.next_u64();
+                    }
+                    m.next_u64()
+                })
+                .collect()
+        };
+        assert_eq!(alone, crowded);
+    }
 }

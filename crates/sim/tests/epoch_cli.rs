@@ -243,10 +243,11 @@ fn missing_file_exits_2() {
 }
 
 #[test]
-fn scenarios_are_not_built_yet() {
-    let o = sim(&["scenarios/baseline.toml"], "");
-    assert_eq!(o.status.code(), Some(2));
-    assert!(stderr(&o).contains("issue 6"));
-    let o = sim(&[], "");
-    assert_eq!(o.status.code(), Some(2));
+fn the_readme_example_runs() {
+    let path = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/data/epoch.json");
+    let o = sim(&["epoch", path], "");
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    let out: Value = serde_json::from_slice(&o.stdout).unwrap();
+    // Validator 2 splits its weight: dividends 0.25, 0.25, 0.5 (YUMA.md), as u16.
+    assert_eq!(out["dividends"], json!([16383, 16383, 32767, 0, 0]));
 }

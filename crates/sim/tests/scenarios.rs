@@ -1,0 +1,302 @@
+//! `orchestra-sim` end to end: the shipped scenarios validate, bad input is located and runs
+//! nothing, runs are byte-for-byte reproducible, and a short honest run and a short attack run
+//! behave as the mechanism intends.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+fn root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
+}
+
+fn sim(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_orchestra-sim"))
+        .args(args)
+        .current_dir(root())
+        .output()
+        .unwrap()
+}
+
+fn text(b: &[u8]) -> String {
+    String::from_utf8_lossy(b).into_owned()
+}
+
+/// A small, fast scenario (tempo 60 so a few hours hold several epochs).
+fn small(name: &str, extra: &str) -> String {
+    format!(
+        "# A small test scenario.\n[scenario]\nname = \"{name}\"\nseed = 7\nseeds = 2\ndays = 0.15\n\n[chain]\ntempo = 60\n\n\
+         [[miners]]\nstrategy = \"honest\"\ncount = 12\n\n[[validators]]\ncount = 3\nsample = 6\n\n[load]\nrate_per_hour = 240\n{extra}"
+    )
+}
+
+fn write(dir: &Path, name: &str, body: &str) -> PathBuf {
+    let p = dir.join(name);
+    std::fs::write(&p, body).unwrap();
+    p
+}
+
+#[test]
+fn every_shipped_scenario_validates() {
+    let mut args = vec!["check"];
+    let files: Vec<String> = std::fs::read_dir(root().join("scenarios"))
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|x| x == "toml"))
+        .map(|p| p.display().to_string())
+        .collect();
+    assert!(files.len() >= 16, "scenario corpus: {files:?}");
+    args.extend(files.iter().map(String::as_str));
+    let o = sim(&args);
+    assert!(o.status.success(), "{}", text(&o.stderr));
+}
+
+#[test]
+fn bad_input_is_located_and_nothing_runs() {
+    let dir = tempfile::tempdir().unwrap();
+    let cases: Vec<(&str, String, &[&str])> = vec![
+        (
+            "unknown_key.toml",
+            small("u", "\n[mechanism]\naudit_rat = 0.3\n"),
+            &["unknown_key.toml:", "`mechanism.audit_rat`", "unknown key"],
+        ),
+        (
+            "wrong_type.toml",
+            small("w", "").replace("count = 12", "count = \"twelve\""),
+            &[
+                "wrong_type.toml:13:9",
+                "`miners[0].count`",
+                "string \"twelve\"",
+            ],
+        ),
+        (
+            "out_of_range.toml",
+            small("o", "\n[mechanism]\norchestration_share = 1.4\n"),
+            &["`mechanism.orchestration_share`", "found 1.4"],
+        ),
+        (
+            "missing_mocks.toml",
+            small("m", "\n[subnets]\ndir = \"no/such/dir\"\n"),
+            &["`subnets.dir`", "no/such/dir"],
+        ),
+        (
+            "bad_strategy.toml",
+            small("s", "").replace("\"honest\"", "\"hnest\""),
+            &["`miners[0].strategy`", "hnest"],
+        ),
+        (
+            "no_miners.toml",
+            "[scenario]\nname = \"n\"\n\n[[validators]]\ncount = 1\n".to_string(),
+            &["`miners`", "at least one [[miners]] group"],
+        ),
+        (
+            "bad_params.toml",
+            small(
+                "p",
+                "\n[[miners]]\nstrategy = \"fabricator\"\ncount = 2\nparams = { rate = 3.0 }\n",
+            ),
+            &["`miners[1].params.rate`", "[0, 1]"],
+        ),
+        (
+            "bad_event.toml",
+            small(
+                "e",
+                "\n[[events]]\nat_day = 0.1\nkind = \"schema_change\"\nnetuid = 22\nendpoint = \"web_search\"\nversion = 9\n",
+            ),
+            &["`events[0].version`", "found 9"],
+        ),
+    ];
+    for (file, body, wanted) in cases {
+        let path = write(dir.path(), file, &body);
+        let out = dir.path().join(format!("out-{file}"));
+        for args in [
+            vec!["check", path.to_str().unwrap()],
+            vec!["--out", out.to_str().unwrap(), path.to_str().unwrap()],
+        ] {
+            let o = sim(&args);
+            let err = text(&o.stderr);
+            assert_eq!(o.status.code(), Some(2), "{file}: {err}");
+            for w in wanted {
+                assert!(err.contains(w), "{file}: wanted {w:?} in:\n{err}");
+            }
+        }
+        assert!(!out.exists(), "{file}: a run started despite the error");
+    }
+}
+
+#[test]
+fn runs_are_byte_identical_whatever_the_thread_count() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = write(
+        dir.path(),
+        "det.toml",
+        &small(
+            "det",
+            "\n[[miners]]\nstrategy = \"fabricator\"\ncount = 3\n",
+        ),
+    );
+    let a = dir.path().join("a");
+    let b = dir.path().join("b");
+    for (out, jobs) in [(&a, "1"), (&b, "2")] {
+        let o = sim(&[
+            "--quiet",
+            "--no-charts",
+            "--jobs",
+            jobs,
+            "--out",
+            out.to_str().unwrap(),
+            path.to_str().unwrap(),
+        ]);
+        assert!(
+            o.status.code() == Some(0) || o.status.code() == Some(1),
+            "{}",
+            text(&o.stderr)
+        );
+    }
+    for file in [
+        "runs.csv",
+        "events.csv",
+        "manifests.jsonl",
+        "checks.json",
+        "summary.csv",
+        "points.json",
+    ] {
+        let x = std::fs::read(a.join(file)).unwrap();
+        let y = std::fs::read(b.join(file)).unwrap();
+        assert!(x == y, "{file} differs between runs");
+    }
+    let manifests = std::fs::read_to_string(a.join("manifests.jsonl")).unwrap();
+    let hashes: Vec<String> = manifests
+        .lines()
+        .map(|l| {
+            serde_json::from_str::<serde_json::Value>(l).unwrap()["event_log_hash"]
+                .as_str()
+                .unwrap()
+                .to_string()
+        })
+        .collect();
+    assert_eq!(hashes.len(), 2);
+    assert_ne!(
+        hashes[0], hashes[1],
+        "different seeds must give different runs"
+    );
+}
+
+fn run_metrics(dir: &Path) -> Vec<(i64, String, String, f64)> {
+    let text = std::fs::read_to_string(dir.join("runs.csv")).unwrap();
+    text.lines()
+        .skip(1)
+        .filter_map(|l| {
+            let f: Vec<&str> = l.split(',').collect();
+            let v = f[8].parse().ok()?;
+            Some((f[4].parse().unwrap(), f[5].to_string(), f[7].to_string(), v))
+        })
+        .collect()
+}
+
+#[test]
+fn honest_run_splits_as_designed_and_conserves_emission() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = write(
+        dir.path(),
+        "honest.toml",
+        &small(
+            "honest",
+            "\n[expect]\nsplit_tolerance = 0.01\nhonest_share_min = 0.99\n",
+        ),
+    );
+    let out = dir.path().join("out");
+    let o = sim(&[
+        "--quiet",
+        "--no-charts",
+        "--out",
+        out.to_str().unwrap(),
+        path.to_str().unwrap(),
+    ]);
+    assert_eq!(
+        o.status.code(),
+        Some(0),
+        "{}\n{}",
+        text(&o.stdout),
+        text(&o.stderr)
+    );
+    let checks: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(out.join("checks.json")).unwrap()).unwrap();
+    let names: Vec<&str> = checks
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        names,
+        ["emission_conserved", "split_tolerance", "honest_share_min"]
+    );
+    let rows = run_metrics(&out);
+    // Realised split within 1 point of the target over the run, and in every epoch once the EMAs
+    // have warmed up (they start at zero, so the first epochs are skewed).
+    let run: Vec<f64> = rows
+        .iter()
+        .filter(|r| r.0 < 0 && r.2 == "split_orchestration")
+        .map(|r| r.3)
+        .collect();
+    assert!(run.iter().all(|s| (s - 0.6).abs() <= 0.01), "{run:?}");
+    let splits: Vec<f64> = rows
+        .iter()
+        .filter(|r| r.0 >= 6 && r.2 == "split_orchestration")
+        .map(|r| r.3)
+        .collect();
+    assert!(splits.len() >= 8, "{splits:?}");
+    assert!(splits.iter().all(|s| (s - 0.6).abs() <= 0.01), "{splits:?}");
+    // Honest miners' consensus is stable once bonds have formed: over the second half of the run
+    // each miner's consensus moves by less than a third between consecutive epochs.
+    let mut by_miner: std::collections::BTreeMap<&str, Vec<(i64, f64)>> = Default::default();
+    for r in rows
+        .iter()
+        .filter(|r| r.0 >= 0 && r.2 == "consensus" && r.1.starts_with("miner:"))
+    {
+        by_miner.entry(&r.1).or_default().push((r.0, r.3));
+    }
+    let last = rows.iter().map(|r| r.0).max().unwrap();
+    for (miner, series) in by_miner {
+        let late: Vec<f64> = series
+            .iter()
+            .filter(|(e, _)| *e >= last / 2)
+            .map(|x| x.1)
+            .collect();
+        for w in late.windows(2) {
+            assert!(
+                w[1] > 0.0 && (w[1] - w[0]).abs() <= w[0].max(w[1]) / 3.0,
+                "{miner}: {late:?}"
+            );
+        }
+    }
+}
+
+#[test]
+fn fabricators_earn_less_than_honest_miners() {
+    let dir = tempfile::tempdir().unwrap();
+    let extra = "\n[mechanism]\naudit_rate = 0.5\n\n[[miners]]\nstrategy = \"fabricator\"\ncount = 4\n\n[expect]\nbelow_honest = [\"fabricator\"]\n";
+    let path = write(
+        dir.path(),
+        "fab.toml",
+        &small("fab", extra).replace("seeds = 2", "seeds = 3"),
+    );
+    let out = dir.path().join("out");
+    let o = sim(&[
+        "--quiet",
+        "--no-charts",
+        "--out",
+        out.to_str().unwrap(),
+        path.to_str().unwrap(),
+    ]);
+    let checks = std::fs::read_to_string(out.join("checks.json")).unwrap();
+    assert_eq!(o.status.code(), Some(0), "{checks}\n{}", text(&o.stderr));
+    assert!(checks.contains("below_honest:fabricator"), "{checks}");
+    let strikes: f64 = run_metrics(&out)
+        .iter()
+        .filter(|r| r.0 < 0 && r.2 == "fabrication_strikes")
+        .map(|r| r.3)
+        .sum();
+    assert!(strikes > 0.0);
+}
