@@ -1004,7 +1004,7 @@ impl<'a> Engine<'a> {
         let mut parts: Vec<crate::metrics::ValidatorScores> = Vec::new();
         for va in &mut self.validators {
             va.scorer.end_tempo(&miners);
-            let stake_weight = 1u64;
+            let stake_weight = self.chain.stake(va.uid);
             parts.push((stake_weight, va.scorer.scores()));
             if va.down_until > block {
                 continue;
