@@ -22,7 +22,11 @@ fn challenge() -> Challenge {
         issued_block: 1,
         issued_at_ms: ISSUED_AT,
         salt: Hash32([9; 32]),
-        objective: Objective { kind: "market_research".into(), text: "t".into(), params: json!({}) },
+        objective: Objective {
+            kind: "market_research".into(),
+            text: "t".into(),
+            params: json!({}),
+        },
         target_schema: json!({"type": "object"}),
         deadline_ms: 60_000,
         budget_rao: None,
@@ -54,11 +58,25 @@ fn build(steps: usize) -> Response {
             capability: "web_search".into(),
             netuid: 22,
             endpoint: "search".into(),
-            depends_on: if i == 0 { vec![] } else { vec![format!("s{}", i - 1)] },
+            depends_on: if i == 0 {
+                vec![]
+            } else {
+                vec![format!("s{}", i - 1)]
+            },
         });
         let t = ISSUED_AT + 10 * i as u64;
         builder
-            .push_call(&format!("s{i}"), 22, "search", MINER, body(2 * i), body(2 * i + 1), t, 10, 1000)
+            .push_call(
+                &format!("s{i}"),
+                22,
+                "search",
+                MINER,
+                body(2 * i),
+                body(2 * i + 1),
+                t,
+                10,
+                1000,
+            )
             .unwrap();
     }
     let data = json!({"summary": "ok", "items": [1, 2, 3]});
@@ -116,7 +134,9 @@ fn btauth(c: &mut Criterion) {
             || Verifier::with_store(MINER, MemoryReplayStore::default()),
             |verifier| {
                 for s in &signed {
-                    verifier.verify(&s.as_auth_headers(), &body, "POST", "/orchestrate", now).unwrap();
+                    verifier
+                        .verify(&s.as_auth_headers(), &body, "POST", "/orchestrate", now)
+                        .unwrap();
                 }
                 verifier
             },
@@ -137,7 +157,6 @@ fn btauth(c: &mut Criterion) {
 }
 
 criterion_group!(benches, proof, btauth);
-
 
 fn decompress(c: &mut Criterion) {
     let public = Hotkey::from_uri("//Alice").unwrap().public_key();

@@ -160,7 +160,10 @@ impl SimChain {
 
     /// Stake of `uid`, rao (0 for an unknown uid).
     pub fn stake(&self, uid: u16) -> u64 {
-        self.lock().neurons.get(usize::from(uid)).map_or(0, |n| n.stake)
+        self.lock()
+            .neurons
+            .get(usize::from(uid))
+            .map_or(0, |n| n.stake)
     }
 
     /// Number of neurons.

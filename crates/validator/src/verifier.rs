@@ -121,7 +121,10 @@ impl ProposalVerifier {
 
     /// Apply a change another validator verified (resync from a peer's change log, MECHANISM.md
     /// §5): the record is checked against this replica and appended, or refused.
-    pub fn apply_remote(&mut self, record: &ChangeRecord) -> Result<(), orchestra_ledger::engine::EngineError> {
+    pub fn apply_remote(
+        &mut self,
+        record: &ChangeRecord,
+    ) -> Result<(), orchestra_ledger::engine::EngineError> {
         self.ledger.append(record).map(|_| ())
     }
 
