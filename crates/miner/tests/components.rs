@@ -395,31 +395,22 @@ fn detector_emits_schema_update_when_a_live_response_no_longer_fits() {
 }
 
 #[test]
-fn detector_emits_metrics_update_when_p50_drifts_more_than_30_percent() {
+fn detector_emits_metrics_update_when_p50_drifts_past_the_threshold() {
     let view = view();
     let fits = pipeline_step(json!({"request_id": "x", "items": []}));
-    // Ledger p50 of subnet 22 is 300 ms. 380 ms is +27 %: no proposal.
+    // Ledger p50 of subnet 22 is 300 ms; the default threshold is +50 % after 20 samples.
+    // 440 ms is +47 %: no proposal, however many samples.
     let mut d = ProposalDetector::new(DetectorConfig::default());
-    for _ in 0..8 {
-        let out = d.observe(
-            &view,
-            &[observation(22, true, 380, Some(0))],
-            std::slice::from_ref(&fits),
-            BLOCK,
-        );
+    for i in 0..30 {
+        let out = d.observe(&view, &[observation(22, true, 440, Some(0))], std::slice::from_ref(&fits), BLOCK + i);
         assert!(out.is_empty());
     }
-    // 400 ms is +33 %: proposed once five samples are in.
+    // 460 ms is +53 %: proposed once twenty samples are in.
     let mut d = ProposalDetector::new(DetectorConfig::default());
     let mut proposals = Vec::new();
-    for i in 0..5 {
-        let out = d.observe(
-            &view,
-            &[observation(22, true, 400, Some(0))],
-            std::slice::from_ref(&fits),
-            BLOCK + i,
-        );
-        if i < 4 {
+    for i in 0..20 {
+        let out = d.observe(&view, &[observation(22, true, 460, Some(0))], std::slice::from_ref(&fits), BLOCK + i);
+        if i < 19 {
             assert!(out.is_empty(), "too few samples at {i}");
         }
         proposals.extend(out);
@@ -428,10 +419,18 @@ fn detector_emits_metrics_update_when_p50_drifts_more_than_30_percent() {
     let ProposalKind::MetricsUpdate { metrics } = &proposals[0].change else {
         panic!("{:?}", proposals[0]);
     };
-    assert_eq!(metrics.p50_latency_ms, 400);
+    assert_eq!(metrics.p50_latency_ms, 460);
     assert_eq!(metrics.cost_per_query_rao, 300_000);
-    assert_eq!(proposals[0].evidence.len(), 5);
+    assert_eq!(proposals[0].evidence.len(), 20);
     assert_eq!(proposals[0].observed_block, BLOCK);
+
+    // A configured threshold is honoured: 30 % after 5 samples (the validator's band).
+    let config = DetectorConfig { min_latency_samples: 5, drift_threshold: 0.30, ..DetectorConfig::default() };
+    let mut d = ProposalDetector::new(config);
+    let fired: usize = (0..5)
+        .map(|i| d.observe(&view, &[observation(22, true, 400, Some(0))], std::slice::from_ref(&fits), BLOCK + i).len())
+        .sum();
+    assert_eq!(fired, 1);
 }
 
 #[test]

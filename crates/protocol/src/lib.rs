@@ -17,5 +17,5 @@ pub mod messages;
 pub mod proof;
 pub mod ss58;
 
-pub use hash::{Hash32, canonical_json, hash_canonical};
+pub use hash::{Hash32, canonical_json, hash_canonical, hash_value};
 pub use keys::{Hotkey, Scheme};

@@ -12,7 +12,7 @@
 //! [`verify`] for checks 1–3 (chain, bodies, time window and dependency order). Checks 4–5
 //! (replay set, audits) need state across challenges and live in the validator core.
 
-use crate::hash::{CanonicalError, Hash32, canonical_json, hash_canonical};
+use crate::hash::{CanonicalError, Hash32, hash_value, update_jcs};
 use crate::messages::{Challenge, PipelineStep, PlanError, ProofSummary, Response};
 use serde_json::Value;
 use std::collections::BTreeMap;
@@ -32,10 +32,10 @@ pub fn lock0(challenge_id: &Hash32, salt: &Hash32, validator: &str, miner: &str)
 
 /// One link of the chain: `blake3(prev ‖ jcs(header) ‖ request_hash ‖ response_hash)`.
 pub fn chain_link(prev: &Hash32, step: &PipelineStep) -> Result<Hash32, CanonicalError> {
-    let header = canonical_json(&step.header())?;
+    let header = serde_json::to_value(step.header())?;
     let mut hasher = blake3::Hasher::new();
     hasher.update(&prev.0);
-    hasher.update(&header);
+    update_jcs(&mut hasher, &header);
     hasher.update(&step.request_hash.0);
     hasher.update(&step.response_hash.0);
     Ok(hasher.finalize().into())
@@ -93,8 +93,8 @@ impl ProofBuilder {
             netuid,
             endpoint: endpoint.to_string(),
             subnet_hotkey: subnet_hotkey.to_string(),
-            request_hash: hash_canonical(&request)?,
-            response_hash: hash_canonical(&response)?,
+            request_hash: hash_value(&request),
+            response_hash: hash_value(&response),
             request: Some(request),
             response: Some(response),
             started_at_ms,
@@ -128,7 +128,7 @@ impl ProofBuilder {
         self,
         standardized_data: &Value,
     ) -> Result<(ProofSummary, Vec<PipelineStep>), CanonicalError> {
-        let data_hash = hash_canonical(standardized_data)?;
+        let data_hash = hash_value(standardized_data);
         let summary = ProofSummary {
             lock0: self.lock0,
             head: self.head,
@@ -266,7 +266,7 @@ pub fn verify(
             (Body::Response, &step.response, &step.response_hash),
         ] {
             if let Some(value) = value
-                && hash_canonical(value)? != *committed
+                && hash_value(value) != *committed
             {
                 return Err(ProofError::BodyHashMismatch { index, body });
             }
@@ -276,7 +276,7 @@ pub fn verify(
     if head != proof.head {
         return Err(ProofError::HeadMismatch);
     }
-    if hash_canonical(&response.standardized_data)? != proof.data_hash {
+    if hash_value(&response.standardized_data) != proof.data_hash {
         return Err(ProofError::DataHashMismatch);
     }
     if root(&proof.head, &proof.data_hash) != proof.root {
