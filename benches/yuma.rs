@@ -3,7 +3,7 @@
 //! previous epoch. Targets: < 0.2 ms and < 9 ms median on one core.
 #![allow(missing_docs)]
 use criterion::{Criterion, criterion_group, criterion_main};
-use orchestra_yuma::{EpochInput, NeuronInput, run_epoch};
+use orchestra_yuma::{EpochInput, EpochScratch, NeuronInput, run_epoch, run_epoch_with_scratch};
 use std::hint::black_box;
 
 /// A subnet of `n` uids whose first `validators` uids validate and weight every miner with
@@ -66,6 +66,12 @@ fn bench(c: &mut Criterion) {
             c.bench_function(&format!("{name}/epoch_{n}_uids_{v}_validators"), |b| {
                 b.iter(|| run_epoch(black_box(&input)))
             });
+            // The same epoch reusing one scratch (what a long-running caller would do).
+            let mut scratch = EpochScratch::new();
+            c.bench_function(
+                &format!("{name}/epoch_{n}_uids_{v}_validators_scratch"),
+                |b| b.iter(|| run_epoch_with_scratch(black_box(&input), &mut scratch)),
+            );
         }
     }
 }

@@ -3,6 +3,7 @@
 use substrate_fixed::types::{I32F32, I64F64, I96F32};
 
 use crate::YumaError;
+use crate::dense::{self, EpochScratch};
 use crate::math::{
     self, FastMul, LiquidAlpha, ONE, Scratch, SparseRow, ZERO, fixed_proportion_to_u16,
     u16_proportion, u16_to_fixed,
@@ -46,15 +47,49 @@ pub struct EpochTrace {
 }
 
 /// Runs one epoch. Never panics; uids out of range in weights or bonds are dropped (the chain can
-/// never store them). Fails only if there are more neurons than a u16 uid can name.
+/// never store them). Fails only if there are more neurons than a u16 uid can name. Allocates its
+/// working buffers afresh; [`run_epoch_with_scratch`] reuses them.
 pub fn run_epoch(input: &EpochInput) -> Result<EpochOutput, YumaError> {
-    epoch_impl(input, None)
+    epoch_impl(input, None, Some(&mut EpochScratch::new()))
+}
+
+/// [`run_epoch`] reusing `scratch`'s buffers (results are identical; only allocation differs).
+/// Keep one scratch per thread and pass it to every epoch to save re-allocating the matrix.
+pub fn run_epoch_with_scratch(
+    input: &EpochInput,
+    scratch: &mut EpochScratch,
+) -> Result<EpochOutput, YumaError> {
+    epoch_impl(input, None, Some(scratch))
+}
+
+/// [`run_epoch`] always through the sparse path (tests compare both paths).
+#[cfg(test)]
+pub(crate) fn run_epoch_sparse(input: &EpochInput) -> Result<EpochOutput, YumaError> {
+    epoch_impl(input, None, None)
+}
+
+/// Whether [`run_epoch`] takes the dense path for `input` (tests check their inputs do).
+#[cfg(test)]
+pub(crate) fn takes_dense_path(input: &EpochInput) -> bool {
+    let n = input.neurons.len();
+    let owner = input.owner_uid.map(usize::from).filter(|&o| o < n);
+    let permits: Vec<bool> = input
+        .neurons
+        .iter()
+        .enumerate()
+        .map(|(i, nr)| nr.validator_permit || Some(i) == owner)
+        .collect();
+    dense::eligible(input, &permits)
+        && input.neurons.iter().zip(&permits).all(|(nr, &p)| {
+            !p || (dense::strictly_ascending_u16(&nr.weights)
+                && dense::strictly_ascending_u16(&nr.bonds))
+        })
 }
 
 /// [`run_epoch`], also returning the fixed-point intermediates.
 pub fn run_epoch_traced(input: &EpochInput) -> Result<(EpochOutput, EpochTrace), YumaError> {
     let mut trace = EpochTrace::default();
-    let out = epoch_impl(input, Some(&mut trace))?;
+    let out = epoch_impl(input, Some(&mut trace), None)?;
     Ok((out, trace))
 }
 
@@ -69,6 +104,7 @@ fn to_u16(v: &[I32F32]) -> Vec<u16> {
 fn epoch_impl(
     input: &EpochInput,
     mut trace: Option<&mut EpochTrace>,
+    scratch: Option<&mut EpochScratch>,
 ) -> Result<EpochOutput, YumaError> {
     let neurons = &input.neurons;
     let n = neurons.len();
@@ -127,335 +163,367 @@ fn epoch_impl(
         .collect();
     math::inplace_normalize(&mut active_stake);
 
-    // == Weights ==
-    // Masks in the chain's order: rows without a permit, the diagonal (except the owner's), columns
-    // registered at or after the row's last update, and columns registered after the row's earliest
-    // live commit; then row-normalise.
-    let mut weights: Vec<SparseRow> = neurons
-        .iter()
-        .enumerate()
-        .map(|(i, nr)| {
-            if !permits.get(i).copied().unwrap_or(false) {
-                return Vec::new();
-            }
-            let commit = nr.commit_block.unwrap_or(u64::MAX);
-            let mut row = Vec::with_capacity(nr.weights.len());
-            let mut sum = ZERO;
-            for &(j, w) in &nr.weights {
-                let ju = usize::from(j);
-                let Some(&reg) = registered.get(ju) else {
-                    continue;
-                };
-                if ju == i && Some(i) != owner {
-                    continue;
-                }
-                if nr.last_update <= reg || commit < reg {
-                    continue;
-                }
-                let v = u16_to_fixed(w);
-                sum = sum.wrapping_add(v);
-                row.push((j, v));
-            }
-            // inplace_row_normalize_sparse, with the row sum taken while building the row.
-            if sum > ZERO {
-                let d = math::Divisor::new(sum);
-                for (_, v) in row.iter_mut() {
-                    *v = d.div(*v);
-                }
-            }
-            row
-        })
-        .collect();
-
-    // == Consensus, validator trust ==
-    let kappa = u16_proportion(input.kappa);
-    let consensus = math::weighted_median_col_sparse(&active_stake, &weights, n, kappa);
-
-    // == Incentive ==
-    // Clip, validator trust and ranks in one pass over the rows (each accumulation in the chain's
-    // order: trust along the row, ranks down each column in row order). With the default bonds
-    // penalty of 1 the bonds read the clipped weights and nothing reads the unclipped ones again,
-    // so the rows are clipped in place; that keeps a single n-row matrix alive through the bonds
-    // (allocating fresh 16 MB matrices is what dominates the cost at 4096 uids).
-    let bonds_penalty = u16_proportion(input.bonds_penalty);
-    if let Some(t) = trace.as_deref_mut() {
-        t.weights = weights.clone();
-    }
-    let mut ranks = vec![ZERO; n];
-    let mut validator_trust = Vec::with_capacity(n);
-    // Column sums of the original-Yuma bonds delta (weights_for_bonds ⊙ active stake), taken in
-    // this pass when weights_for_bonds is W or Wc, in the same row order as a separate pass.
-    let fuse_dsum = !input.yuma3 && (bonds_penalty == ZERO || bonds_penalty == ONE);
-    let mut dsum = vec![ZERO; if fuse_dsum { n } else { 0 }];
-    let keep_clipped = bonds_penalty != ZERO;
-    let clip_in_place = bonds_penalty == ONE && trace.is_none();
-    let mut clipped: Vec<SparseRow> = Vec::new();
-    for (row, &si) in weights.iter_mut().zip(&active_stake) {
-        let mut trust = ZERO;
-        let mut kept = 0usize;
-        let mut out = if keep_clipped && !clip_in_place {
-            Vec::with_capacity(row.len())
-        } else {
-            Vec::new()
-        };
-        for e in 0..row.len() {
-            let Some(&(j, v)) = row.get(e) else { break };
-            if fuse_dsum
-                && bonds_penalty == ZERO
-                && let Some(d) = dsum.get_mut(usize::from(j))
-            {
-                *d = d.saturating_add(v.smul(si));
-            }
-            let t = consensus.get(usize::from(j)).copied().unwrap_or(ZERO);
-            // min(v, t), written so the compiler can select without a branch (which way a
-            // weight falls relative to consensus is unpredictable); an entry clipped to a
-            // non-positive consensus is dropped (rare, hence a predictable branch).
-            let over = t < v;
-            let c = if over { t } else { v };
-            if over && t <= ZERO {
-                continue;
-            }
-            trust = trust.wrapping_add(c);
-            if let Some(r) = ranks.get_mut(usize::from(j)) {
-                *r = r.saturating_add(si.smul(c));
-            }
-            if fuse_dsum
-                && bonds_penalty == ONE
-                && let Some(d) = dsum.get_mut(usize::from(j))
-            {
-                *d = d.saturating_add(c.smul(si));
-            }
-            if clip_in_place {
-                if let Some(slot) = row.get_mut(kept) {
-                    *slot = (j, c);
-                }
-                kept += 1;
-            } else if keep_clipped {
-                out.push((j, c));
-            }
-        }
-        if clip_in_place {
-            row.truncate(kept);
-        } else if keep_clipped {
-            clipped.push(out);
-        }
-        validator_trust.push(trust);
-    }
-    if let Some(t) = trace.as_deref_mut() {
-        t.clipped_weights = if clip_in_place {
-            weights.clone()
-        } else {
-            clipped.clone()
-        };
-        t.ranks = ranks.clone();
-    }
-    math::inplace_normalize(&mut ranks);
-    let incentive = ranks;
-
-    // == Bonds and dividends ==
-    // weights_for_bonds = interpolate(W, Wc, penalty): W for 0, Wc for 1.
-    let mut wfb: Vec<SparseRow> = if bonds_penalty == ZERO || clip_in_place {
-        weights
-    } else if bonds_penalty == ONE {
-        clipped
-    } else {
-        math::interpolate_sparse(&weights, &clipped, n, bonds_penalty)
-    };
-
-    // Old bonds are read straight from the input rows, dropping columns registered since the
-    // previous epoch (and uids that do not exist, which the chain cannot hold).
     let last_tempo = if input.last_mechanism_step_block == 0 {
         block.saturating_sub(input.tempo)
     } else {
         input.last_mechanism_step_block.saturating_add(1)
     };
-    let bond_kept = |j: u16| {
-        registered
-            .get(usize::from(j))
-            .is_some_and(|&reg| last_tempo > reg)
+    // The dense fast path, when the input has its shape (see `dense.rs`); it gives up with
+    // `None` if a row turns out not to be stored in ascending order, and the sparse path runs.
+    let dense_out = match scratch {
+        Some(sc) if trace.is_none() && dense::eligible(input, &permits) => dense::core(
+            &dense::Ctx {
+                input,
+                owner,
+                permits: &permits,
+                new_permits: &new_permits,
+                active_stake: &active_stake,
+                registered: &registered,
+                last_tempo,
+            },
+            sc,
+        ),
+        _ => None,
     };
-    let load_bonds = |i: usize, to_fixed: &dyn Fn(u16) -> I32F32, buf: &mut SparseRow| {
-        buf.clear();
-        if let Some(nr) = neurons.get(i) {
-            buf.extend(
-                nr.bonds
-                    .iter()
-                    .filter(|(j, _)| bond_kept(*j))
-                    .map(|&(j, b)| (j, to_fixed(b))),
-            );
-        }
-    };
-    let mut s = Scratch::new(n);
-    let mut old_buf: SparseRow = Vec::new();
-    let mut row_buf: SparseRow = Vec::new();
+    let (consensus, validator_trust, incentive, dividends, bonds_out) = if let Some(r) = dense_out {
+        (
+            r.consensus,
+            r.validator_trust,
+            r.incentive,
+            r.dividends,
+            r.bonds,
+        )
+    } else {
+        // == Weights ==
+        // Masks in the chain's order: rows without a permit, the diagonal (except the owner's), columns
+        // registered at or after the row's last update, and columns registered after the row's earliest
+        // live commit; then row-normalise.
+        let mut weights: Vec<SparseRow> = neurons
+            .iter()
+            .enumerate()
+            .map(|(i, nr)| {
+                if !permits.get(i).copied().unwrap_or(false) {
+                    return Vec::new();
+                }
+                let commit = nr.commit_block.unwrap_or(u64::MAX);
+                let mut row = Vec::with_capacity(nr.weights.len());
+                let mut sum = ZERO;
+                for &(j, w) in &nr.weights {
+                    let ju = usize::from(j);
+                    let Some(&reg) = registered.get(ju) else {
+                        continue;
+                    };
+                    if ju == i && Some(i) != owner {
+                        continue;
+                    }
+                    if nr.last_update <= reg || commit < reg {
+                        continue;
+                    }
+                    let v = u16_to_fixed(w);
+                    sum = sum.wrapping_add(v);
+                    row.push((j, v));
+                }
+                // inplace_row_normalize_sparse, with the row sum taken while building the row.
+                if sum > ZERO {
+                    let d = math::Divisor::new(sum);
+                    for (_, v) in row.iter_mut() {
+                        *v = d.div(*v);
+                    }
+                }
+                row
+            })
+            .collect();
 
-    let mut dividends: Vec<I32F32>;
-    let bonds_out: Vec<Vec<(u16, u16)>>;
-    if input.yuma3 {
-        // Yuma 3: bonds are u16 proportions, not normalised; the EMA runs per (validator, miner).
-        let u16_max = math::Divisor::new(u16_to_fixed(u16::MAX));
-        let to_prop = |b: u16| u16_max.div(u16_to_fixed(b));
-        let liquid = input.liquid_alpha && consensus.iter().any(|&c| c != ZERO);
-        let la = LiquidAlpha {
-            low: u16_proportion(input.alpha_low),
-            high: u16_proportion(input.alpha_high),
-            steepness: I32F32::saturating_from_num(input.alpha_sigmoid_steepness),
-        };
-        let bma = I64F64::saturating_from_num(input.bonds_moving_average)
-            .saturating_div(I64F64::saturating_from_num(1_000_000_u32));
-        let alpha = ONE.saturating_sub(I32F32::saturating_from_num(bma));
-        let ident_new = |_: usize, _: u16, v: I32F32| v;
-        let ident_old = |_: u16, v: I32F32| v;
-        // Each EMA row replaces its weights row, whose buffer is reused for the next row.
-        for (i, row) in wfb.iter_mut().enumerate() {
-            load_bonds(i, &to_prop, &mut old_buf);
-            if liquid {
-                row_buf = math::ema_alpha_row(row, &old_buf, &consensus, &la, &mut s);
+        // == Consensus, validator trust ==
+        let kappa = u16_proportion(input.kappa);
+        let consensus = math::weighted_median_col_sparse(&active_stake, &weights, n, kappa);
+
+        // == Incentive ==
+        // Clip, validator trust and ranks in one pass over the rows (each accumulation in the chain's
+        // order: trust along the row, ranks down each column in row order). With the default bonds
+        // penalty of 1 the bonds read the clipped weights and nothing reads the unclipped ones again,
+        // so the rows are clipped in place; that keeps a single n-row matrix alive through the bonds
+        // (allocating fresh 16 MB matrices is what dominates the cost at 4096 uids).
+        let bonds_penalty = u16_proportion(input.bonds_penalty);
+        if let Some(t) = trace.as_deref_mut() {
+            t.weights = weights.clone();
+        }
+        let mut ranks = vec![ZERO; n];
+        let mut validator_trust = Vec::with_capacity(n);
+        // Column sums of the original-Yuma bonds delta (weights_for_bonds ⊙ active stake), taken in
+        // this pass when weights_for_bonds is W or Wc, in the same row order as a separate pass.
+        let fuse_dsum = !input.yuma3 && (bonds_penalty == ZERO || bonds_penalty == ONE);
+        let mut dsum = vec![ZERO; if fuse_dsum { n } else { 0 }];
+        let keep_clipped = bonds_penalty != ZERO;
+        let clip_in_place = bonds_penalty == ONE && trace.is_none();
+        let mut clipped: Vec<SparseRow> = Vec::new();
+        for (row, &si) in weights.iter_mut().zip(&active_stake) {
+            let mut trust = ZERO;
+            let mut kept = 0usize;
+            let mut out = if keep_clipped && !clip_in_place {
+                Vec::with_capacity(row.len())
             } else {
+                Vec::new()
+            };
+            for e in 0..row.len() {
+                let Some(&(j, v)) = row.get(e) else { break };
+                if fuse_dsum
+                    && bonds_penalty == ZERO
+                    && let Some(d) = dsum.get_mut(usize::from(j))
+                {
+                    *d = d.saturating_add(v.smul(si));
+                }
+                let t = consensus.get(usize::from(j)).copied().unwrap_or(ZERO);
+                // min(v, t), written so the compiler can select without a branch (which way a
+                // weight falls relative to consensus is unpredictable); an entry clipped to a
+                // non-positive consensus is dropped (rare, hence a predictable branch).
+                let over = t < v;
+                let c = if over { t } else { v };
+                if over && t <= ZERO {
+                    continue;
+                }
+                trust = trust.wrapping_add(c);
+                if let Some(r) = ranks.get_mut(usize::from(j)) {
+                    *r = r.saturating_add(si.smul(c));
+                }
+                if fuse_dsum
+                    && bonds_penalty == ONE
+                    && let Some(d) = dsum.get_mut(usize::from(j))
+                {
+                    *d = d.saturating_add(c.smul(si));
+                }
+                if clip_in_place {
+                    if let Some(slot) = row.get_mut(kept) {
+                        *slot = (j, c);
+                    }
+                    kept += 1;
+                } else if keep_clipped {
+                    out.push((j, c));
+                }
+            }
+            if clip_in_place {
+                row.truncate(kept);
+            } else if keep_clipped {
+                clipped.push(out);
+            }
+            validator_trust.push(trust);
+        }
+        if let Some(t) = trace.as_deref_mut() {
+            t.clipped_weights = if clip_in_place {
+                weights.clone()
+            } else {
+                clipped.clone()
+            };
+            t.ranks = ranks.clone();
+        }
+        math::inplace_normalize(&mut ranks);
+        let incentive = ranks;
+
+        // == Bonds and dividends ==
+        // weights_for_bonds = interpolate(W, Wc, penalty): W for 0, Wc for 1.
+        let mut wfb: Vec<SparseRow> = if bonds_penalty == ZERO || clip_in_place {
+            weights
+        } else if bonds_penalty == ONE {
+            clipped
+        } else {
+            math::interpolate_sparse(&weights, &clipped, n, bonds_penalty)
+        };
+
+        // Old bonds are read straight from the input rows, dropping columns registered since the
+        // previous epoch (and uids that do not exist, which the chain cannot hold).
+        let bond_kept = |j: u16| {
+            registered
+                .get(usize::from(j))
+                .is_some_and(|&reg| last_tempo > reg)
+        };
+        let load_bonds = |i: usize, to_fixed: &dyn Fn(u16) -> I32F32, buf: &mut SparseRow| {
+            buf.clear();
+            if let Some(nr) = neurons.get(i) {
+                buf.extend(
+                    nr.bonds
+                        .iter()
+                        .filter(|(j, _)| bond_kept(*j))
+                        .map(|&(j, b)| (j, to_fixed(b))),
+                );
+            }
+        };
+        let mut s = Scratch::new(n);
+        let mut old_buf: SparseRow = Vec::new();
+        let mut row_buf: SparseRow = Vec::new();
+
+        let mut dividends: Vec<I32F32>;
+        let bonds_out: Vec<Vec<(u16, u16)>>;
+        if input.yuma3 {
+            // Yuma 3: bonds are u16 proportions, not normalised; the EMA runs per (validator, miner).
+            let u16_max = math::Divisor::new(u16_to_fixed(u16::MAX));
+            let to_prop = |b: u16| u16_max.div(u16_to_fixed(b));
+            let liquid = input.liquid_alpha && consensus.iter().any(|&c| c != ZERO);
+            let la = LiquidAlpha {
+                low: u16_proportion(input.alpha_low),
+                high: u16_proportion(input.alpha_high),
+                steepness: I32F32::saturating_from_num(input.alpha_sigmoid_steepness),
+            };
+            let bma = I64F64::saturating_from_num(input.bonds_moving_average)
+                .saturating_div(I64F64::saturating_from_num(1_000_000_u32));
+            let alpha = ONE.saturating_sub(I32F32::saturating_from_num(bma));
+            let ident_new = |_: usize, _: u16, v: I32F32| v;
+            let ident_old = |_: u16, v: I32F32| v;
+            // Each EMA row replaces its weights row, whose buffer is reused for the next row.
+            for (i, row) in wfb.iter_mut().enumerate() {
+                load_bonds(i, &to_prop, &mut old_buf);
+                if liquid {
+                    row_buf = math::ema_alpha_row(row, &old_buf, &consensus, &la, &mut s);
+                } else {
+                    math::ema_row(
+                        i,
+                        row,
+                        &old_buf,
+                        alpha,
+                        n,
+                        &ident_new,
+                        &ident_old,
+                        &mut s,
+                        &mut row_buf,
+                    );
+                }
+                std::mem::swap(row, &mut row_buf);
+            }
+            // Dividends: Σ_j col_normalised(ema)_ij · I_j (zero products skipped), times active stake.
+            let ediv = math::col_divisors(&math::col_sums(&wfb, n));
+            let per_validator: Vec<I32F32> = wfb
+                .iter()
+                .map(|row| {
+                    row.iter().fold(ZERO, |acc, &(j, v)| {
+                        let ij = incentive.get(usize::from(j)).copied().unwrap_or(ZERO);
+                        let p = math::col_norm(&ediv, j, v).smul(ij);
+                        if p != ZERO { acc.wrapping_add(p) } else { acc }
+                    })
+                })
+                .collect();
+            dividends = math::vec_mul(&per_validator, &active_stake);
+            math::inplace_normalize(&mut dividends);
+            if let Some(t) = trace.as_deref_mut() {
+                t.ema_bonds = wfb.clone();
+            }
+            // Stored as u16 proportions, for uids that keep a permit.
+            bonds_out = wfb
+                .iter()
+                .enumerate()
+                .map(|(i, row)| {
+                    if new_permits.get(i).copied().unwrap_or(false) {
+                        row.iter()
+                            .map(|&(j, v)| (j, fixed_proportion_to_u16(v)))
+                            .collect()
+                    } else {
+                        Vec::new()
+                    }
+                })
+                .collect();
+        } else {
+            // Original Yuma: EMA of the column-normalised stake-weighted delta and the column-
+            // normalised old bonds, itself column-normalised. The normalisations are applied on the
+            // fly from precomputed column sums rather than by materialising each matrix.
+            let mut bsum = vec![ZERO; n];
+            for nr in neurons {
+                for &(j, b) in &nr.bonds {
+                    if bond_kept(j)
+                        && let Some(x) = bsum.get_mut(usize::from(j))
+                    {
+                        *x = x.saturating_add(u16_to_fixed(b));
+                    }
+                }
+            }
+            let bdiv = math::col_divisors(&bsum);
+            if !fuse_dsum {
+                dsum = vec![ZERO; n];
+                for (row, &si) in wfb.iter().zip(&active_stake) {
+                    for &(j, v) in row {
+                        if let Some(d) = dsum.get_mut(usize::from(j)) {
+                            *d = d.saturating_add(v.smul(si));
+                        }
+                    }
+                }
+            }
+            let ddiv = math::col_divisors(&dsum);
+            let stake_of = |i: usize| active_stake.get(i).copied().unwrap_or(ZERO);
+            let delta_of =
+                |i: usize, j: u16, v: I32F32| math::col_norm(&ddiv, j, v.smul(stake_of(i)));
+            if let Some(t) = trace.as_deref_mut() {
+                t.bonds_delta = wfb
+                    .iter()
+                    .enumerate()
+                    .map(|(i, row)| row.iter().map(|&(j, v)| (j, delta_of(i, j, v))).collect())
+                    .collect();
+            }
+            let bma = I64F64::saturating_from_num(input.bonds_moving_average)
+                .checked_div(I64F64::saturating_from_num(1_000_000_u32))
+                .unwrap_or(I64F64::from_bits(0));
+            let alpha = ONE.saturating_sub(I32F32::saturating_from_num(bma));
+            let bond_of = |j: u16, v: I32F32| math::col_norm(&bdiv, j, v);
+            let mut esum = vec![ZERO; n];
+            for (i, row) in wfb.iter_mut().enumerate() {
+                load_bonds(i, &u16_to_fixed, &mut old_buf);
                 math::ema_row(
                     i,
                     row,
                     &old_buf,
                     alpha,
                     n,
-                    &ident_new,
-                    &ident_old,
+                    &delta_of,
+                    &bond_of,
                     &mut s,
                     &mut row_buf,
                 );
-            }
-            std::mem::swap(row, &mut row_buf);
-        }
-        // Dividends: Σ_j col_normalised(ema)_ij · I_j (zero products skipped), times active stake.
-        let ediv = math::col_divisors(&math::col_sums(&wfb, n));
-        let per_validator: Vec<I32F32> = wfb
-            .iter()
-            .map(|row| {
-                row.iter().fold(ZERO, |acc, &(j, v)| {
-                    let ij = incentive.get(usize::from(j)).copied().unwrap_or(ZERO);
-                    let p = math::col_norm(&ediv, j, v).smul(ij);
-                    if p != ZERO { acc.wrapping_add(p) } else { acc }
-                })
-            })
-            .collect();
-        dividends = math::vec_mul(&per_validator, &active_stake);
-        math::inplace_normalize(&mut dividends);
-        if let Some(t) = trace.as_deref_mut() {
-            t.ema_bonds = wfb.clone();
-        }
-        // Stored as u16 proportions, for uids that keep a permit.
-        bonds_out = wfb
-            .iter()
-            .enumerate()
-            .map(|(i, row)| {
-                if new_permits.get(i).copied().unwrap_or(false) {
-                    row.iter()
-                        .map(|&(j, v)| (j, fixed_proportion_to_u16(v)))
-                        .collect()
-                } else {
-                    Vec::new()
-                }
-            })
-            .collect();
-    } else {
-        // Original Yuma: EMA of the column-normalised stake-weighted delta and the column-
-        // normalised old bonds, itself column-normalised. The normalisations are applied on the
-        // fly from precomputed column sums rather than by materialising each matrix.
-        let mut bsum = vec![ZERO; n];
-        for nr in neurons {
-            for &(j, b) in &nr.bonds {
-                if bond_kept(j)
-                    && let Some(x) = bsum.get_mut(usize::from(j))
-                {
-                    *x = x.saturating_add(u16_to_fixed(b));
-                }
-            }
-        }
-        let bdiv = math::col_divisors(&bsum);
-        if !fuse_dsum {
-            dsum = vec![ZERO; n];
-            for (row, &si) in wfb.iter().zip(&active_stake) {
-                for &(j, v) in row {
-                    if let Some(d) = dsum.get_mut(usize::from(j)) {
-                        *d = d.saturating_add(v.smul(si));
+                std::mem::swap(row, &mut row_buf);
+                for &(j, v) in row.iter() {
+                    if let Some(x) = esum.get_mut(usize::from(j)) {
+                        *x = x.saturating_add(v);
                     }
                 }
             }
-        }
-        let ddiv = math::col_divisors(&dsum);
-        let stake_of = |i: usize| active_stake.get(i).copied().unwrap_or(ZERO);
-        let delta_of = |i: usize, j: u16, v: I32F32| math::col_norm(&ddiv, j, v.smul(stake_of(i)));
-        if let Some(t) = trace.as_deref_mut() {
-            t.bonds_delta = wfb
+            // Normalise in place, take dividends d_i = Σ_j b_ij · I_j and the column maxima at once.
+            let ediv = math::col_divisors(&esum);
+            let mut col_max = vec![ZERO; n];
+            dividends = Vec::with_capacity(n);
+            for row in wfb.iter_mut() {
+                let mut d = ZERO;
+                for (j, v) in row.iter_mut() {
+                    *v = math::col_norm(&ediv, *j, *v);
+                    let ij = incentive.get(usize::from(*j)).copied().unwrap_or(ZERO);
+                    d = d.saturating_add(ij.smul(*v));
+                    if let Some(m) = col_max.get_mut(usize::from(*j))
+                        && *m < *v
+                    {
+                        *m = *v;
+                    }
+                }
+                dividends.push(d);
+            }
+            math::inplace_normalize(&mut dividends);
+            if let Some(t) = trace.as_deref_mut() {
+                t.ema_bonds = wfb.clone();
+            }
+            // Stored column-max-upscaled (max_i b_ij = 1) as u16, for uids that keep a permit.
+            let cdiv = math::col_divisors(&col_max);
+            bonds_out = wfb
                 .iter()
                 .enumerate()
-                .map(|(i, row)| row.iter().map(|&(j, v)| (j, delta_of(i, j, v))).collect())
+                .map(|(i, row)| {
+                    if new_permits.get(i).copied().unwrap_or(false) {
+                        row.iter()
+                            .map(|&(j, v)| {
+                                (j, fixed_proportion_to_u16(math::col_norm(&cdiv, j, v)))
+                            })
+                            .collect()
+                    } else {
+                        Vec::new()
+                    }
+                })
                 .collect();
         }
-        let bma = I64F64::saturating_from_num(input.bonds_moving_average)
-            .checked_div(I64F64::saturating_from_num(1_000_000_u32))
-            .unwrap_or(I64F64::from_bits(0));
-        let alpha = ONE.saturating_sub(I32F32::saturating_from_num(bma));
-        let bond_of = |j: u16, v: I32F32| math::col_norm(&bdiv, j, v);
-        let mut esum = vec![ZERO; n];
-        for (i, row) in wfb.iter_mut().enumerate() {
-            load_bonds(i, &u16_to_fixed, &mut old_buf);
-            math::ema_row(
-                i,
-                row,
-                &old_buf,
-                alpha,
-                n,
-                &delta_of,
-                &bond_of,
-                &mut s,
-                &mut row_buf,
-            );
-            std::mem::swap(row, &mut row_buf);
-            for &(j, v) in row.iter() {
-                if let Some(x) = esum.get_mut(usize::from(j)) {
-                    *x = x.saturating_add(v);
-                }
-            }
-        }
-        // Normalise in place, take dividends d_i = Σ_j b_ij · I_j and the column maxima at once.
-        let ediv = math::col_divisors(&esum);
-        let mut col_max = vec![ZERO; n];
-        dividends = Vec::with_capacity(n);
-        for row in wfb.iter_mut() {
-            let mut d = ZERO;
-            for (j, v) in row.iter_mut() {
-                *v = math::col_norm(&ediv, *j, *v);
-                let ij = incentive.get(usize::from(*j)).copied().unwrap_or(ZERO);
-                d = d.saturating_add(ij.smul(*v));
-                if let Some(m) = col_max.get_mut(usize::from(*j))
-                    && *m < *v
-                {
-                    *m = *v;
-                }
-            }
-            dividends.push(d);
-        }
-        math::inplace_normalize(&mut dividends);
-        if let Some(t) = trace.as_deref_mut() {
-            t.ema_bonds = wfb.clone();
-        }
-        // Stored column-max-upscaled (max_i b_ij = 1) as u16, for uids that keep a permit.
-        let cdiv = math::col_divisors(&col_max);
-        bonds_out = wfb
-            .iter()
-            .enumerate()
-            .map(|(i, row)| {
-                if new_permits.get(i).copied().unwrap_or(false) {
-                    row.iter()
-                        .map(|&(j, v)| (j, fixed_proportion_to_u16(math::col_norm(&cdiv, j, v))))
-                        .collect()
-                } else {
-                    Vec::new()
-                }
-            })
-            .collect();
-    }
+
+        (consensus, validator_trust, incentive, dividends, bonds_out)
+    };
 
     // == Emission ==
     let combined: Vec<I32F32> = incentive

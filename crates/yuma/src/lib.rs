@@ -31,15 +31,60 @@
 //!
 //! # Speed without changing a bit
 //! The chain densifies rows and columns (n-wide scratch rows, a columns × validators score
-//! matrix, an n × n liquid-alpha matrix) and materialises every intermediate matrix. Here:
-//! column normalisations are applied on the fly from precomputed column sums; one n-row matrix
-//! is reused in place from weights to clipped weights to new bonds; strictly ascending rows are
-//! merged instead of densified; the median walks the rows column by column; divisions by a
-//! row or column sum use an exact multiply-shift for that divisor; and `saturating_mul` is
-//! computed with one 64×64→128 product. Each shortcut is proven equal to the library operation
-//! by property tests, and a `#[cfg(test)]` straightforward port (one chain helper per step,
-//! dense rows) must agree with [`run_epoch`] on random inputs; a hash of outputs over several
-//! pseudo-random multi-epoch runs is pinned as well.
+//! matrix, an n × n liquid-alpha matrix) and materialises every intermediate matrix. Here there
+//! are two paths, chosen per epoch, with identical results.
+//!
+//! **Sparse path** (any input; the only one for traces, liquid alpha under Yuma 3, a bonds
+//! penalty other than 1, unsorted rows, sparse weights): column normalisations are applied on
+//! the fly from precomputed column sums; one n-row matrix is reused in place from weights to
+//! clipped weights to new bonds; strictly ascending rows are merged instead of densified; the
+//! median walks the rows column by column; divisions by a row or column sum use an exact
+//! multiply-shift for that divisor; and `saturating_mul` is computed with one 64×64→128 product.
+//!
+//! **Dense path** (`dense.rs`; the large-subnet shape: bonds penalty 1, no Yuma 3 liquid alpha,
+//! EMA alpha in `[0, 1]`, n < 32768, permitted rows stored in ascending uid order and together
+//! at least half full): one `rows × n` matrix of raw `I32F32` bits (8 bytes a cell rather than
+//! 16 for a `(u16, I32F32)` pair; rows padded to an odd number of cache lines), walked in tiles
+//! of 64 columns × all rows so that each tile is finished while it is cached: the stake-weighted
+//! median of each column by a stake histogram over the top 6 significant bits followed by an
+//! exact selection inside one bucket (reading the rows in place, no transposition), ranks, the
+//! clip + trust + bonds EMA, and the column-normalised / max-upscaled stored bonds, all in
+//! place; tiles with no weight and no bond (the validators' own columns) are skipped. In the
+//! proven value ranges (everything in `[0, 1]`, every column sum bounded so nothing saturates)
+//! the fixed-point operations become plain integer kernels: `a·b >> 32` in 128 bits, exact
+//! multiply-shift division, `⌊x·65535 / 2³²⌋`, `65537·b + [b = 65535]` for `b / 65535`. With no
+//! saturation or wrapping every sum is exact, so the tile order cannot change a bit. The matrix
+//! buffers live in an [`EpochScratch`] that [`run_epoch_with_scratch`] reuses between epochs
+//! ([`run_epoch`] makes a fresh one).
+//!
+//! Each shortcut is proven equal to the library operation by property tests over the whole
+//! range it can see (`math.rs`, `dense.rs`: `smul`, `Divisor`, the dense kernels, the weighted
+//! median against the chain's quickselect, tile medians). A `#[cfg(test)]` straightforward port
+//! (one chain helper per step, dense rows) must agree with [`run_epoch`] on 1,024 random inputs
+//! and, over three chained epochs, on 1,024 + 64 random dense-path inputs (also against the
+//! sparse path and a reused scratch) and a bench-shaped subnet; a hash of outputs over several
+//! pseudo-random multi-epoch runs, recorded before any speed work, is pinned as well.
+//!
+//! Measured with `cargo bench -p orchestra-benches --bench yuma` (criterion median; one core of a
+//! shared 2-vCPU AMD EPYC host at load average 2.4–2.9, the pre-speed-work crate from `HEAD`
+//! benched right before this one) and with `perf stat -e task-clock cargo run --release -p
+//! orchestra-yuma --example epoch_timing -- <uids> <validators> <runs> [yuma|yuma3]` (min of
+//! the runs, load average 1.4):
+//!
+//! | one epoch, every validator weighting every miner | before (criterion / min) | after (criterion / min) |
+//! |---|---|---|
+//! | 256 uids, 64 validators, Yuma | 479 µs / 402 µs | 151 µs / 152 µs |
+//! | 256 uids, 64 validators, Yuma 3 | 357 µs / 302 µs | 118 µs / 122 µs |
+//! | 4096 uids, 256 validators, Yuma | 43.4 ms / 40.1 ms | 12.1 ms / 10.9 ms |
+//! | 4096 uids, 256 validators, Yuma 3 | 32.8 ms / 30.1 ms | 10.7 ms / 8.4 ms |
+//!
+//! What remains at 4096 uids is about 11 ns per weight entry (original Yuma; 8.5 ns for Yuma 3),
+//! nearly all of it arithmetic the chain prescribes: one exact division to row-normalise, the
+//! median's histogram and bucket passes, then for the original four exact divisions and five
+//! 64×64-bit products per entry through the EMA and the stored bonds. The workspace forbids
+//! `unsafe`, so there is no runtime-dispatched SIMD; the next steps would be reading old bonds
+//! by cursor instead of densifying them, and a two-phase tile walk (all medians first) so that
+//! dividends need no last pass.
 //!
 //! Conformance is pinned by the public vectors of subtensor's `tests/epoch_logs.rs` and
 //! `tests/epoch.rs` (see this crate's tests), compared on exact u16 / u64 values and, through
@@ -52,6 +97,7 @@
 //!
 //! The crate is pure: no clock, no IO, no randomness.
 
+mod dense;
 mod epoch;
 mod math;
 #[cfg(test)]
@@ -60,7 +106,8 @@ mod split;
 mod types;
 mod validate;
 
-pub use epoch::{EpochTrace, run_epoch, run_epoch_traced};
+pub use dense::EpochScratch;
+pub use epoch::{EpochTrace, run_epoch, run_epoch_traced, run_epoch_with_scratch};
 pub use split::{
     BlockSplit, DEFAULT_OWNER_CUT, MechanismsOutput, run_mechanisms, split_block_emission,
     split_mechanism_emission,

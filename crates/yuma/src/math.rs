@@ -58,7 +58,7 @@ pub(crate) fn safe_div(x: I32F32, y: I32F32) -> I32F32 {
 /// (Granlund & Montgomery 1994, fig. 4.1). Exact for every numerator: it is only a faster way
 /// to compute the same quotient the chain's `checked_div` computes.
 #[derive(Clone, Copy)]
-struct MagicU64 {
+pub(crate) struct MagicU64 {
     m: u64,
     sh1: u32,
     sh2: u32,
@@ -66,7 +66,7 @@ struct MagicU64 {
 
 impl MagicU64 {
     /// `d` must be non-zero.
-    fn new(d: u64) -> Self {
+    pub(crate) fn new(d: u64) -> Self {
         // l = ceil(log2 d), so 2^(l-1) < d <= 2^l.
         let l = 64 - (d - 1).leading_zeros();
         let two_l = 1u128 << l;
@@ -79,7 +79,7 @@ impl MagicU64 {
     }
 
     #[inline]
-    fn div(self, n: u64) -> u64 {
+    pub(crate) fn div(self, n: u64) -> u64 {
         let t1 = ((u128::from(self.m) * u128::from(n)) >> 64) as u64;
         (t1 + ((n - t1) >> self.sh1)) >> self.sh2
     }

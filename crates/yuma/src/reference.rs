@@ -382,8 +382,214 @@ mod tests {
             )
     }
 
+    /// Inputs the dense path accepts: permitted rows weighting most uids in ascending order (with
+    /// zero weights, masks, self-weights and out-of-range uids), bonds on permitted rows only.
+    fn dense_input_strategy(sizes: std::ops::Range<usize>) -> impl Strategy<Value = EpochInput> {
+        sizes
+            .prop_flat_map(|n| {
+                let neuron = (
+                    prop_oneof![Just(0u64), 0u64..1_000_000_000_000, Just(u64::MAX / 3)],
+                    prop_oneof![3 => Just(true), 1 => Just(false)],
+                    prop_oneof![Just(0u64), 0u64..30],
+                    prop_oneof![Just(60u64), 0u64..60],
+                    prop::collection::vec(
+                        (prop_oneof![4 => Just(true), 1 => Just(false)], any::<u16>()),
+                        n + 2,
+                    ),
+                    prop::collection::vec(
+                        (
+                            any::<bool>(),
+                            prop_oneof![Just(0u16), Just(65_535u16), any::<u16>()],
+                        ),
+                        n + 2,
+                    ),
+                    prop::option::of(0u64..40),
+                    prop_oneof![Just(65_535u16), 0u16..64, any::<u16>()],
+                );
+                (
+                    prop::collection::vec(neuron, n),
+                    (any::<bool>(), any::<bool>()),
+                    prop_oneof![Just(32_767u16), Just(0u16), Just(65_535u16), any::<u16>()],
+                    prop_oneof![
+                        Just(900_000u64),
+                        Just(1_000_000u64),
+                        Just(0u64),
+                        0u64..1_000_001
+                    ],
+                    (0u16..40, prop::option::of(0..n as u16), 0u64..50),
+                    // Columns below this get no weight (like validators' own columns).
+                    prop_oneof![Just(0usize), Just(64usize), 0..n / 3 + 1],
+                )
+            })
+            .prop_map(|(rows, (yuma3, liquid), kappa, bma, (k, owner, lms), lo)| {
+                let n = rows.len();
+                let neurons = rows
+                    .into_iter()
+                    .map(|(stake, permit, reg, upd, w, b, commit, scale)| {
+                        let weights = w
+                            .iter()
+                            .enumerate()
+                            .filter(|(j, e)| e.0 && *j >= lo.min(n / 3))
+                            .map(|(j, e)| (j as u16, e.1 % scale.max(1)))
+                            .collect();
+                        let bonds = if permit {
+                            b.iter()
+                                .enumerate()
+                                .filter(|(j, e)| e.0 && *j < n + 1 && *j >= lo.min(n / 3))
+                                .map(|(j, e)| (j as u16, e.1))
+                                .collect()
+                        } else {
+                            Vec::new()
+                        };
+                        NeuronInput {
+                            stake,
+                            validator_permit: permit,
+                            registered_at: reg,
+                            last_update: upd,
+                            weights,
+                            bonds,
+                            commit_block: commit,
+                        }
+                    })
+                    .collect();
+                EpochInput {
+                    block: 50,
+                    tempo: 20,
+                    activity_cutoff: 30,
+                    emission: 1_000_000_000,
+                    kappa,
+                    bonds_penalty: 65_535,
+                    bonds_moving_average: bma,
+                    yuma3,
+                    liquid_alpha: liquid && !yuma3,
+                    alpha_low: 45_875,
+                    alpha_high: 58_982,
+                    alpha_sigmoid_steepness: 1000,
+                    max_allowed_validators: k,
+                    stake_threshold: 0,
+                    owner_uid: owner,
+                    last_mechanism_step_block: lms,
+                    neurons,
+                }
+            })
+    }
+
+    fn check_dense_epochs(mut input: EpochInput) -> Result<(), TestCaseError> {
+        let mut scratch = crate::EpochScratch::new();
+        for _ in 0..3 {
+            if !crate::epoch::takes_dense_path(&input) {
+                break;
+            }
+            let fast = crate::run_epoch(&input).unwrap();
+            let slow = reference_epoch(&input).unwrap();
+            prop_assert_eq!(&fast, &slow);
+            let sparse = crate::epoch::run_epoch_sparse(&input).unwrap();
+            prop_assert_eq!(&fast, &sparse);
+            let reused = crate::run_epoch_with_scratch(&input, &mut scratch).unwrap();
+            prop_assert_eq!(&fast, &reused);
+            for (i, nr) in input.neurons.iter_mut().enumerate() {
+                nr.validator_permit = fast.validator_permit[i];
+                nr.bonds = fast.bonds[i].clone();
+            }
+            input.block += 20;
+        }
+        Ok(())
+    }
+
+    /// The dense strategies really exercise the dense path (most of their inputs qualify).
+    #[test]
+    fn dense_strategies_take_the_dense_path() {
+        use proptest::strategy::ValueTree;
+        use proptest::test_runner::TestRunner;
+        let mut runner = TestRunner::deterministic();
+        for sizes in [1..40, 60..260] {
+            let strategy = dense_input_strategy(sizes);
+            let dense = (0..200)
+                .filter(|_| {
+                    let input = strategy.new_tree(&mut runner).unwrap().current();
+                    crate::epoch::takes_dense_path(&input)
+                })
+                .count();
+            assert!(
+                dense >= 150,
+                "only {dense} of 200 inputs take the dense path"
+            );
+        }
+    }
+
+    /// A bench-shaped subnet (every validator weights every miner, bonds carried over five
+    /// epochs, both Yuma variants) through the dense path, the sparse path and the reference.
+    #[test]
+    fn bench_shaped_subnet_matches_reference() {
+        let mut s: u64 = 0x9E37_79B9_7F4A_7C15;
+        let mut next = move || {
+            s ^= s << 13;
+            s ^= s >> 7;
+            s ^= s << 17;
+            s
+        };
+        for yuma3 in [false, true] {
+            let (n, v) = (300usize, 70usize);
+            let neurons = (0..n)
+                .map(|u| NeuronInput {
+                    stake: if u < v {
+                        1_000_000_000 + next() % 1_000_000_000_000
+                    } else {
+                        0
+                    },
+                    validator_permit: u < v,
+                    last_update: 10_000,
+                    weights: if u < v {
+                        (v..n)
+                            .map(|j| (j as u16, (next() % 65_536) as u16))
+                            .collect()
+                    } else {
+                        Vec::new()
+                    },
+                    ..NeuronInput::default()
+                })
+                .collect();
+            let mut input: EpochInput = serde_json::from_value(serde_json::json!({
+                "block": 10_000, "emission": 1_000_000_000u64, "neurons": []
+            }))
+            .unwrap();
+            input.neurons = neurons;
+            input.max_allowed_validators = v as u16;
+            input.yuma3 = yuma3;
+            for _ in 0..5 {
+                assert!(crate::epoch::takes_dense_path(&input));
+                let fast = crate::run_epoch(&input).unwrap();
+                assert_eq!(fast, reference_epoch(&input).unwrap());
+                assert_eq!(fast, crate::epoch::run_epoch_sparse(&input).unwrap());
+                for (i, nr) in input.neurons.iter_mut().enumerate() {
+                    nr.validator_permit = fast.validator_permit[i];
+                    nr.bonds = fast.bonds[i].clone();
+                    nr.last_update += 360;
+                }
+                input.block += 360;
+            }
+        }
+    }
+
     proptest! {
         #![proptest_config(ProptestConfig::with_cases(1024))]
+
+        /// The dense path agrees with the straightforward port and with the sparse path, over
+        /// three epochs with bonds and permits carried forward.
+        #[test]
+        fn dense_path_equals_reference(input in dense_input_strategy(1..40)) {
+            check_dense_epochs(input)?;
+        }
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(64))]
+
+        /// As above on subnets spanning several 64-column tiles, with up to ~190 median rows.
+        #[test]
+        fn dense_path_equals_reference_large(input in dense_input_strategy(60..260)) {
+            check_dense_epochs(input)?;
+        }
 
         /// The optimised epoch and the straightforward port agree bit for bit.
         #[test]
