@@ -95,6 +95,15 @@ impl EmaBook {
         m.strikes += 1;
     }
 
+    /// A slashed Ledger proposal: multiplies the orchestration EMAs by
+    /// `params.proposal_strike_penalty` (no observation is recorded).
+    pub fn proposal_strike(&mut self, uid: u16, params: &MechanismParams) {
+        let m = self.miners.entry(uid).or_default();
+        let penalty = clamp01(params.proposal_strike_penalty);
+        m.orchestration =
+            OrchestrationTerms::from_array(m.orchestration.as_array().map(|t| t * penalty));
+    }
+
     /// Forgets a miner (deregistered, or its uid was recycled).
     pub fn remove(&mut self, uid: u16) -> Option<MinerEma> {
         self.miners.remove(&uid)
@@ -124,6 +133,17 @@ mod tests {
 
     fn terms(x: f64) -> OrchestrationTerms {
         OrchestrationTerms::from_array([x; 6])
+    }
+
+    #[test]
+    fn a_proposal_strike_scales_orchestration_only() {
+        let mut b = EmaBook::new();
+        b.observe_orchestration(3, &terms(1.0), 0.5);
+        let params = MechanismParams::default();
+        b.proposal_strike(3, &params);
+        let m = b.get(3).unwrap();
+        assert!((m.orchestration.routing - 0.45).abs() < 1e-12);
+        assert_eq!(m.strikes, 0);
     }
 
     #[test]

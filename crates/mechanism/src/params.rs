@@ -210,6 +210,11 @@ pub struct MechanismParams {
     pub audit_rate: f64,
     /// Factor applied to the orchestration EMA on a fabrication strike (default 0.5).
     pub strike_penalty: f64,
+    /// Multiplier on a miner's orchestration EMAs for each of its proposals the Ledger rejects
+    /// and slashes (not in MECHANISM.md: the Ledger score is floored at 0, so without it a miner
+    /// that orchestrates honestly and floods false proposals loses nothing against one that
+    /// proposes nothing; 1 disables it).
+    pub proposal_strike_penalty: f64,
     /// EMA smoothing α per observation (default 0.1).
     pub ema_alpha: f64,
     /// Ledger scoring window W in tempos (default 20).
@@ -241,6 +246,7 @@ impl Default for MechanismParams {
             latency_grace_ms: 1_000,
             audit_rate: 0.2,
             strike_penalty: 0.5,
+            proposal_strike_penalty: 0.9,
             ema_alpha: 0.1,
             ledger_window_tempos: 20,
             freshness_tau_blocks: BLOCKS_PER_DAY as f64,
@@ -323,6 +329,7 @@ impl MechanismParams {
         non_negative("routing_gamma", self.routing_gamma)?;
         unit_interval("audit_rate", self.audit_rate)?;
         unit_interval("strike_penalty", self.strike_penalty)?;
+        unit_interval("proposal_strike_penalty", self.proposal_strike_penalty)?;
         check(
             self.ema_alpha.is_finite() && self.ema_alpha > 0.0 && self.ema_alpha <= 1.0,
             "ema_alpha",

@@ -79,7 +79,10 @@ pub struct ChainConfig {
     pub emission_per_block_rao: u64,
     /// Subnet owner's cut of emission, 0..1.
     pub owner_cut: f64,
-    /// Value of one alpha in TAO rao, to set emission against sub-call costs (ROI).
+    /// Value of one alpha in TAO rao, to set emission against sub-call costs (ROI). The default,
+    /// 0.3 TAO, is where honest mining pays under the default challenge load (8 validators × 16
+    /// miners every 20 blocks ≈ 720 challenges per miner per day at ≈ 0.009 TAO of sub-calls
+    /// each); at 0.1 TAO honest miners lose money and doing nothing beats honest work on ROI.
     pub alpha_price_rao: u64,
     /// Commit-reveal: weights become visible to the chain one tempo after they are set.
     pub commit_reveal: bool,
@@ -99,7 +102,7 @@ impl Default for ChainConfig {
             max_allowed_validators: 64,
             emission_per_block_rao: 1_000_000_000,
             owner_cut: 0.18,
-            alpha_price_rao: 100_000_000,
+            alpha_price_rao: 300_000_000,
             commit_reveal: false,
         }
     }

@@ -16,7 +16,7 @@
 //! come from the objective templates.
 
 use crate::audit::AuditReport;
-use orchestra_mechanism::ledger::{LedgerTerms, LedgerWindow, ProposalRecord};
+use orchestra_mechanism::ledger::{LedgerTerms, LedgerWindow, ProposalRecord, Verdict};
 use orchestra_mechanism::orchestration::{
     OrchestrationTerms, fidelity, hash_verified, latency, routing, schema_valid_from_counts,
 };
@@ -298,6 +298,11 @@ impl Scorer {
 
     /// Record one verified proposal verdict for the current tempo.
     pub fn record_proposal(&mut self, record: ProposalRecord) {
+        if record.verdict == Verdict::Rejected {
+            // Verdict records exist only for proposals the proposer answers for; a rejected one
+            // was slashed.
+            self.ema.proposal_strike(record.miner, &self.params);
+        }
         self.tempo_proposals.push(record);
     }
 
