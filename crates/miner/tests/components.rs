@@ -402,14 +402,24 @@ fn detector_emits_metrics_update_when_p50_drifts_past_the_threshold() {
     // 440 ms is +47 %: no proposal, however many samples.
     let mut d = ProposalDetector::new(DetectorConfig::default());
     for i in 0..30 {
-        let out = d.observe(&view, &[observation(22, true, 440, Some(0))], std::slice::from_ref(&fits), BLOCK + i);
+        let out = d.observe(
+            &view,
+            &[observation(22, true, 440, Some(0))],
+            std::slice::from_ref(&fits),
+            BLOCK + i,
+        );
         assert!(out.is_empty());
     }
     // 460 ms is +53 %: proposed once twenty samples are in.
     let mut d = ProposalDetector::new(DetectorConfig::default());
     let mut proposals = Vec::new();
     for i in 0..20 {
-        let out = d.observe(&view, &[observation(22, true, 460, Some(0))], std::slice::from_ref(&fits), BLOCK + i);
+        let out = d.observe(
+            &view,
+            &[observation(22, true, 460, Some(0))],
+            std::slice::from_ref(&fits),
+            BLOCK + i,
+        );
         if i < 19 {
             assert!(out.is_empty(), "too few samples at {i}");
         }
@@ -425,10 +435,22 @@ fn detector_emits_metrics_update_when_p50_drifts_past_the_threshold() {
     assert_eq!(proposals[0].observed_block, BLOCK);
 
     // A configured threshold is honoured: 30 % after 5 samples (the validator's band).
-    let config = DetectorConfig { min_latency_samples: 5, drift_threshold: 0.30, ..DetectorConfig::default() };
+    let config = DetectorConfig {
+        min_latency_samples: 5,
+        drift_threshold: 0.30,
+        ..DetectorConfig::default()
+    };
     let mut d = ProposalDetector::new(config);
     let fired: usize = (0..5)
-        .map(|i| d.observe(&view, &[observation(22, true, 400, Some(0))], std::slice::from_ref(&fits), BLOCK + i).len())
+        .map(|i| {
+            d.observe(
+                &view,
+                &[observation(22, true, 400, Some(0))],
+                std::slice::from_ref(&fits),
+                BLOCK + i,
+            )
+            .len()
+        })
         .sum();
     assert_eq!(fired, 1);
 }

@@ -149,7 +149,10 @@ fn write_jcs(value: &serde_json::Value, buf: &mut Vec<u8>, hasher: &mut blake3::
             // JCS orders keys by UTF-16 code units. The map iterates in its own order (sorted by
             // UTF-8 bytes, or insertion order with serde_json's `preserve_order`); when that is
             // already the JCS order — always, for ASCII keys in a sorted map — no sort is needed.
-            let in_order = map.keys().zip(map.keys().skip(1)).all(|(a, b)| utf16_cmp(a, b).is_lt());
+            let in_order = map
+                .keys()
+                .zip(map.keys().skip(1))
+                .all(|(a, b)| utf16_cmp(a, b).is_lt());
             if in_order {
                 for (i, (k, v)) in map.iter().enumerate() {
                     if i > 0 {
@@ -236,15 +239,22 @@ mod tests {
             any::<bool>().prop_map(serde_json::Value::Bool),
             any::<i64>().prop_map(|n| json!(n)),
             any::<u64>().prop_map(|n| json!(n)),
-            any::<f64>().prop_filter("finite", |f| f.is_finite()).prop_map(|f| json!(f)),
+            any::<f64>()
+                .prop_filter("finite", |f| f.is_finite())
+                .prop_map(|f| json!(f)),
             "\\PC{0,8}".prop_map(serde_json::Value::String),
-            "[\\x00-\\x1f\"\\\\/a\u{80}\u{fb33}\u{1f600}\u{e000}]{0,6}".prop_map(serde_json::Value::String),
+            "[\\x00-\\x1f\"\\\\/a\u{80}\u{fb33}\u{1f600}\u{e000}]{0,6}"
+                .prop_map(serde_json::Value::String),
         ];
         leaf.prop_recursive(4, 48, 6, |inner| {
             prop_oneof![
                 proptest::collection::vec(inner.clone(), 0..6).prop_map(serde_json::Value::Array),
-                proptest::collection::btree_map("(\\PC{0,4}|[a\u{e000}\u{1f600}\u{fb33}\r1]{1,3})", inner, 0..6)
-                    .prop_map(|m| serde_json::Value::Object(m.into_iter().collect())),
+                proptest::collection::btree_map(
+                    "(\\PC{0,4}|[a\u{e000}\u{1f600}\u{fb33}\r1]{1,3})",
+                    inner,
+                    0..6
+                )
+                .prop_map(|m| serde_json::Value::Object(m.into_iter().collect())),
             ]
         })
     }

@@ -214,7 +214,12 @@ fn run_all(paths: &[PathBuf], args: &RunArgs) -> ExitCode {
                 }
                 #[cfg(not(feature = "report"))]
                 for c in &outcome.checks {
-                    println!("  [{}] {}: {}", if c.passed { "pass" } else { "FAIL" }, c.name, c.detail);
+                    println!(
+                        "  [{}] {}: {}",
+                        if c.passed { "pass" } else { "FAIL" },
+                        c.name,
+                        c.detail
+                    );
                 }
                 failed |= outcome.checks.iter().any(|c| !c.passed);
             }
