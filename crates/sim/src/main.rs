@@ -64,7 +64,8 @@ enum Command {
         #[arg(required = true)]
         scenarios: Vec<PathBuf>,
     },
-    /// Regenerate a run directory's charts and index.html from its stored tables.
+    /// Regenerate a run directory's charts and index.html from its stored tables (building the
+    /// tables first if the run was written without them).
     #[cfg(feature = "report")]
     Report {
         /// A run directory written by `orchestra-sim`.
@@ -276,7 +277,14 @@ fn main() -> ExitCode {
                 charts: !no_charts,
                 ..ReportOptions::default()
             };
-            match orchestra_report::render(&run_dir, &opts) {
+            // A run written without the report feature has only the CSV run table: build the
+            // tables first; otherwise re-render from the stored tables.
+            let result = if run_dir.join("summary.parquet").exists() {
+                orchestra_report::render(&run_dir, &opts)
+            } else {
+                orchestra_report::finalize(&run_dir, &opts)
+            };
+            match result {
                 Ok(summary) => {
                     print!("{}", orchestra_report::terminal_summary(&summary));
                     println!("→ {}", run_dir.join("index.html").display());
