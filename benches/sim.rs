@@ -26,14 +26,24 @@ sample = 8
 fn sim(c: &mut Criterion) {
     let scenario = Scenario::from_str(Path::new("bench.toml"), SCENARIO.to_string()).unwrap();
     let spec = &scenario.points[0].spec;
-    let inputs = orchestra_sim::inputs::load(Path::new("bench.toml"), None, &spec.subnets.overrides).unwrap();
+    let inputs =
+        orchestra_sim::inputs::load(Path::new("bench.toml"), None, &spec.subnets.overrides)
+            .unwrap();
     // 0.05 days = 360 blocks = 18 rounds × 4 validators × 8 miners.
     let challenges = 18 * 4 * 8;
     let mut group = c.benchmark_group("sim");
     group.sample_size(10);
     group.throughput(Throughput::Elements(challenges));
     group.bench_function("honest_16_miners_4_validators_360_blocks", |b| {
-        b.iter(|| run(&RunSpec { spec, point: 0, seed: 1, inputs: &inputs }).unwrap())
+        b.iter(|| {
+            run(&RunSpec {
+                spec,
+                point: 0,
+                seed: 1,
+                inputs: &inputs,
+            })
+            .unwrap()
+        })
     });
     group.finish();
 }
