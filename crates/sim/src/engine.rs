@@ -944,18 +944,21 @@ impl<'a> Engine<'a> {
             while let Some(verdict) = va.verifier.poll_verdict(block) {
                 if let Some(record) = verdict.record {
                     self.metrics.proposal(&record);
-                    va.scorer.record_proposal(record);
-                }
-                if let Some(change) = verdict.change {
-                    accepted.push(change);
+                    va.scorer.record_proposal(record.clone());
+                    if let Some(change) = verdict.change {
+                        accepted.push((change, record));
+                    }
                 }
             }
         }
-        // Peers resync from the verifying validator's change log.
-        for change in accepted {
+        // Peers resync from the verifying validator's change log, and credit the proposer from
+        // it as the verifier did: Ledger credit comes from the shared log, so every validator
+        // scores it alike and Yuma's consensus does not clip it. (Slashes stay with the validator
+        // that saw the proposal: rejected proposals never reach the log.)
+        for (change, record) in accepted {
             for (w, peer) in self.validators.iter_mut().enumerate() {
-                if w != v {
-                    let _ = peer.verifier.apply_remote(&change);
+                if w != v && peer.verifier.apply_remote(&change).is_ok() {
+                    peer.scorer.record_proposal(record.clone());
                 }
             }
         }
