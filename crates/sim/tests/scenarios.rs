@@ -300,3 +300,86 @@ fn fabricators_earn_less_than_honest_miners() {
         .sum();
     assert!(strikes > 0.0);
 }
+
+/// The report crate on a real run: a two-point sweep writes every table and chart, and
+/// `summary.csv` agrees with a direct computation from the run table.
+#[test]
+fn a_small_sweep_is_reported_in_full() {
+    let dir = tempfile::tempdir().unwrap();
+    let body = small(
+        "rep",
+        "\n[sweep]\n\"mechanism.orchestration_share\" = [0.5, 0.7]\n",
+    )
+    .replace("days = 0.15", "days = 0.05");
+    let path = write(dir.path(), "rep.toml", &body);
+    let out = dir.path().join("out");
+    let o = sim(&[
+        "--quiet",
+        "--out",
+        out.to_str().unwrap(),
+        path.to_str().unwrap(),
+    ]);
+    assert!(
+        o.status.code() == Some(0) || o.status.code() == Some(1),
+        "{}",
+        text(&o.stderr)
+    );
+    for file in [
+        "runs.csv",
+        "runs.parquet",
+        "summary.csv",
+        "summary.parquet",
+        "timeseries.parquet",
+        "index.html",
+        "checks.json",
+        "manifests.jsonl",
+        "points.json",
+        "events.csv",
+        "scenario.toml",
+    ] {
+        assert!(out.join(file).exists(), "{file} missing");
+    }
+    let charts: Vec<_> = std::fs::read_dir(out.join("charts"))
+        .unwrap()
+        .map(|e| e.unwrap().file_name())
+        .collect();
+    assert!(
+        charts
+            .iter()
+            .any(|c| c.to_string_lossy().starts_with("sweep_")),
+        "{charts:?}"
+    );
+    // summary.csv's honest_share mean per point = mean over seeds of the whole-run rows.
+    let rows = run_metrics(&out);
+    let runs = std::fs::read_to_string(out.join("runs.csv")).unwrap();
+    let summary = std::fs::read_to_string(out.join("summary.csv")).unwrap();
+    let header: Vec<&str> = summary.lines().next().unwrap().split(',').collect();
+    let col = |name: &str| header.iter().position(|h| *h == name).unwrap();
+    for point in ["0", "1"] {
+        let direct: Vec<f64> = runs
+            .lines()
+            .skip(1)
+            .map(|l| l.split(',').collect::<Vec<_>>())
+            .filter(|f| f[1] == point && f[4] == "-1" && f[5] == "all" && f[7] == "honest_share")
+            .map(|f| f[8].parse().unwrap())
+            .collect();
+        assert_eq!(direct.len(), 2);
+        let mean = direct.iter().sum::<f64>() / 2.0;
+        let line = summary
+            .lines()
+            .skip(1)
+            .map(|l| l.split(',').collect::<Vec<_>>())
+            .find(|f| {
+                f[col("point")] == point
+                    && f[col("entity")] == "all"
+                    && f[col("metric")] == "honest_share"
+            })
+            .unwrap();
+        let reported: f64 = line[col("mean")].parse().unwrap();
+        assert!(
+            (reported - mean).abs() < 1e-12,
+            "point {point}: {reported} vs {mean}"
+        );
+    }
+    assert!(!rows.is_empty());
+}
