@@ -197,14 +197,12 @@ fn run_metrics(dir: &Path) -> Vec<(i64, String, String, f64)> {
 #[test]
 fn honest_run_splits_as_designed_and_conserves_emission() {
     let dir = tempfile::tempdir().unwrap();
-    let path = write(
-        dir.path(),
-        "honest.toml",
-        &small(
-            "honest",
-            "\n[expect]\nsplit_tolerance = 0.02\nhonest_share_min = 0.99\n",
-        ),
-    );
+    // Two schema changes give the Ledger something to verify: in a static world nobody earns
+    // Ledger credit and normalized mode rightly pays all miner emission for orchestration.
+    let events = "\n[[events]]\nat_day = 0.005\nkind = \"schema_change\"\nnetuid = 22\nendpoint = \"web_search\"\nversion = 2\n\n\
+                  [[events]]\nat_day = 0.01\nkind = \"schema_change\"\nnetuid = 13\nendpoint = \"on_demand\"\nversion = 2\n\n\
+                  [expect]\nhonest_share_min = 0.99\n";
+    let path = write(dir.path(), "honest.toml", &small("honest", events));
     let out = dir.path().join("out");
     let o = sim(&[
         "--quiet",
@@ -228,19 +226,10 @@ fn honest_run_splits_as_designed_and_conserves_emission() {
         .iter()
         .map(|c| c["name"].as_str().unwrap())
         .collect();
-    assert_eq!(
-        names,
-        ["emission_conserved", "split_tolerance", "honest_share_min"]
-    );
+    assert_eq!(names, ["emission_conserved", "honest_share_min"]);
     let rows = run_metrics(&out);
-    // Realised split within 1 point of the target over the run, and in every epoch once the EMAs
-    // have warmed up (they start at zero, so the first epochs are skewed).
-    let run: Vec<f64> = rows
-        .iter()
-        .filter(|r| r.0 < 0 && r.2 == "split_orchestration")
-        .map(|r| r.3)
-        .collect();
-    assert!(run.iter().all(|s| (s - 0.6).abs() <= 0.01), "{run:?}");
+    // Once both products have activity, the realised split is the target within 1 point in
+    // every epoch.
     let splits: Vec<f64> = rows
         .iter()
         .filter(|r| r.0 >= 6 && r.2 == "split_orchestration")
@@ -248,14 +237,28 @@ fn honest_run_splits_as_designed_and_conserves_emission() {
         .collect();
     assert!(splits.len() >= 8, "{splits:?}");
     assert!(splits.iter().all(|s| (s - 0.6).abs() <= 0.01), "{splits:?}");
+    let accepted: f64 = rows
+        .iter()
+        .filter(|r| r.0 < 0 && r.2 == "proposals_accepted")
+        .map(|r| r.3)
+        .sum();
+    assert!(accepted > 0.0);
     // Honest miners' consensus is stable once bonds have formed: over the second half of the run
     // each miner's consensus moves by less than a third between consecutive epochs.
-    let mut by_miner: std::collections::BTreeMap<&str, Vec<(i64, f64)>> = Default::default();
-    for r in rows
-        .iter()
-        .filter(|r| r.0 >= 0 && r.2 == "consensus" && r.1.starts_with("miner:"))
+    let runs = std::fs::read_to_string(out.join("runs.csv")).unwrap();
+    let mut by_miner: std::collections::BTreeMap<(String, String), Vec<(i64, f64)>> =
+        Default::default();
+    for f in runs
+        .lines()
+        .skip(1)
+        .map(|l| l.split(',').collect::<Vec<_>>())
     {
-        by_miner.entry(&r.1).or_default().push((r.0, r.3));
+        if f[7] == "consensus" && f[5].starts_with("miner:") && f[4] != "-1" {
+            by_miner
+                .entry((f[3].to_string(), f[5].to_string()))
+                .or_default()
+                .push((f[4].parse().unwrap(), f[8].parse().unwrap()));
+        }
     }
     let last = rows.iter().map(|r| r.0).max().unwrap();
     for (miner, series) in by_miner {
@@ -267,10 +270,36 @@ fn honest_run_splits_as_designed_and_conserves_emission() {
         for w in late.windows(2) {
             assert!(
                 w[1] > 0.0 && (w[1] - w[0]).abs() <= w[0].max(w[1]) / 3.0,
-                "{miner}: {late:?}"
+                "{miner:?}: {late:?}"
             );
         }
     }
+}
+
+/// Mean of `metric` over the `miner:` rows of `strategy` at the last epoch, all seeds.
+fn last_epoch_mean(out: &Path, strategy: &str, metric: &str) -> f64 {
+    let runs = std::fs::read_to_string(out.join("runs.csv")).unwrap();
+    let rows: Vec<Vec<&str>> = runs
+        .lines()
+        .skip(1)
+        .map(|l| l.split(',').collect())
+        .collect();
+    let last = rows
+        .iter()
+        .filter_map(|f| f[4].parse::<i64>().ok())
+        .max()
+        .unwrap();
+    let v: Vec<f64> = rows
+        .iter()
+        .filter(|f| {
+            f[4] == last.to_string()
+                && f[6] == strategy
+                && f[7] == metric
+                && f[5].starts_with("miner:")
+        })
+        .map(|f| f[8].parse().unwrap())
+        .collect();
+    v.iter().sum::<f64>() / v.len() as f64
 }
 
 #[test]
@@ -293,12 +322,13 @@ fn fabricators_earn_less_than_honest_miners() {
     let checks = std::fs::read_to_string(out.join("checks.json")).unwrap();
     assert_eq!(o.status.code(), Some(0), "{checks}\n{}", text(&o.stderr));
     assert!(checks.contains("below_honest:fabricator"), "{checks}");
-    let strikes: f64 = run_metrics(&out)
-        .iter()
-        .filter(|r| r.0 < 0 && r.2 == "fabrication_strikes")
-        .map(|r| r.3)
-        .sum();
-    assert!(strikes > 0.0);
+    // Fabricated answers score (next to) nothing: at the last epoch the validators'
+    // orchestration scores of fabricators are a small fraction of honest miners'.
+    let (fab, honest) = (
+        last_epoch_mean(&out, "fabricator", "orchestration_score"),
+        last_epoch_mean(&out, "honest", "orchestration_score"),
+    );
+    assert!(fab < 0.2 * honest, "fabricator {fab} vs honest {honest}");
 }
 
 /// The report crate on a real run: a two-point sweep writes every table and chart, and
