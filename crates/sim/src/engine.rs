@@ -944,7 +944,7 @@ impl<'a> Engine<'a> {
             while let Some(verdict) = va.verifier.poll_verdict(block) {
                 if let Some(record) = verdict.record {
                     self.metrics.proposal(&record);
-                    va.scorer.record_proposal(record.clone());
+                    va.scorer.record_proposal(record);
                     if let Some(change) = verdict.change {
                         accepted.push((change, record));
                     }
@@ -958,7 +958,7 @@ impl<'a> Engine<'a> {
         for (change, record) in accepted {
             for (w, peer) in self.validators.iter_mut().enumerate() {
                 if w != v && peer.verifier.apply_remote(&change).is_ok() {
-                    peer.scorer.record_proposal(record.clone());
+                    peer.scorer.record_proposal(record);
                 }
             }
         }
