@@ -23,7 +23,19 @@ static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 /// directory with the long-format run table, manifests and the `[expect]` results.
 /// Exit codes: 0 all checks passed, 1 an `[expect]` check failed, 2 bad input.
 #[derive(Parser)]
-#[command(name = "orchestra-sim", version, about, long_about = None, args_conflicts_with_subcommands = true)]
+#[command(
+    name = "orchestra-sim",
+    version,
+    about,
+    long_about = None,
+    args_conflicts_with_subcommands = true,
+    after_help = "Each scenario runs every parameter point x seed and writes a run directory: runs.csv/.parquet, \
+summary.csv/.parquet, timeseries.parquet, charts/, checks.json, manifests.jsonl and index.html.
+\
+Exit codes: 0 every [expect] check passed, 1 a check failed, 2 bad input (nothing ran).
+\
+Scenario format: scenarios/README.md."
+)]
 struct Cli {
     #[command(subcommand)]
     command: Option<Command>,
