@@ -467,7 +467,7 @@ fn evaluate(scenario: &Scenario, collected: &BTreeMap<u32, Vec<RunResult>>) -> V
                 format!("success rate {} ≥ {min}", fmt(&i)),
             );
         }
-        if !e.below_honest.is_empty() {
+        if !e.below_honest.is_empty() || !e.not_above_honest.is_empty() {
             let honest: Vec<String> = runs
                 .first()
                 .map(|r| {
@@ -498,7 +498,9 @@ fn evaluate(scenario: &Scenario, collected: &BTreeMap<u32, Vec<RunResult>>) -> V
                     })
                     .collect::<Vec<_>>(),
             );
-            for name in &e.below_honest {
+            let strict = e.below_honest.iter().map(|n| (n, true));
+            let lenient = e.not_above_honest.iter().map(|n| (n, false));
+            for (name, must_be_below) in strict.chain(lenient) {
                 let entities: Vec<String> = runs
                     .first()
                     .map(|r| {
@@ -513,11 +515,25 @@ fn evaluate(scenario: &Scenario, collected: &BTreeMap<u32, Vec<RunResult>>) -> V
                     .unwrap_or_default();
                 for ent in entities {
                     let i = interval(runs, &ent, "roi_per_identity_rao");
+                    let label = ent.trim_start_matches("strategy:");
+                    let (check, passed, rule) = if must_be_below {
+                        (
+                            format!("below_honest:{label}"),
+                            i.below(&honest_roi),
+                            "intervals must separate",
+                        )
+                    } else {
+                        (
+                            format!("not_above_honest:{label}"),
+                            !honest_roi.below(&i),
+                            "must not lie entirely above",
+                        )
+                    };
                     push(
-                        &format!("below_honest:{}", ent.trim_start_matches("strategy:")),
-                        i.below(&honest_roi),
+                        &check,
+                        passed,
                         format!(
-                            "ROI per identity {} vs honest {} (rao; intervals must separate)",
+                            "ROI per identity {} vs honest {} (rao; {rule})",
                             fmt(&i),
                             fmt(&honest_roi)
                         ),

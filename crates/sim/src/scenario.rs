@@ -501,6 +501,9 @@ pub struct Expect {
     pub honest_share_min: Option<f64>,
     /// Strategies whose ROI per identity must be below honest, confidence intervals separated.
     pub below_honest: Vec<String>,
+    /// Strategies whose ROI per identity must not be above honest (MECHANISM.md §9's safety
+    /// check): fails only when its 95 % interval lies entirely above honest's.
+    pub not_above_honest: Vec<String>,
     /// Ledger accuracy at the end of the run at least this.
     pub ledger_accuracy_min: Option<f64>,
     /// Orchestration success rate at least this.
@@ -517,6 +520,7 @@ impl Default for Expect {
             split_tolerance: None,
             honest_share_min: None,
             below_honest: Vec::new(),
+            not_above_honest: Vec::new(),
             ledger_accuracy_min: None,
             success_rate_min: None,
             recovery: None,
@@ -1107,11 +1111,18 @@ fn validate(doc: &SourceDoc, spec: &ScenarioSpec, context: &str) -> Result<(), B
             _ => {}
         }
     }
-    for s in &spec.expect.below_honest {
+    let compared = [
+        ("expect.below_honest", &spec.expect.below_honest),
+        ("expect.not_above_honest", &spec.expect.not_above_honest),
+    ];
+    for (key, s) in compared
+        .iter()
+        .flat_map(|(k, list)| list.iter().map(move |s| (*k, s)))
+    {
         let is_strategy = spec.miners.iter().any(|g| &g.strategy == s);
         if !labels.contains_key(s) && !is_strategy {
             return at(
-                "expect.below_honest",
+                key,
                 "miner group labels or strategy names",
                 format!("{s:?}"),
             );
