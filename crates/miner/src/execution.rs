@@ -22,7 +22,7 @@
 use crate::assemble;
 use crate::planner::RoutedPlan;
 use crate::router::Route;
-use orchestra_protocol::hash::{CanonicalError, Hash32, hash_canonical};
+use orchestra_protocol::hash::{CanonicalError, Hash32, hash_value};
 use orchestra_protocol::messages::{
     Challenge, PipelineStep, Plan, PlanError, PlanStep, ProofSummary, Receipt,
 };
@@ -399,10 +399,7 @@ impl Execution {
         let route_idx = self.steps[i].route;
         let route = &self.routes[i][route_idx];
         let request = self.build_request(i, call_id);
-        let Ok(request_hash) = hash_canonical(&request) else {
-            self.fail_step(i);
-            return None;
-        };
+        let request_hash = hash_value(&request);
         let budget_ms = (route.p95_latency_ms as f64 * self.config.timeout_factor).ceil();
         let budget_ms = if budget_ms.is_finite() && budget_ms > 0.0 {
             budget_ms as u64
@@ -513,34 +510,33 @@ impl Execution {
             pipeline_index: None,
         };
         let committed = match outcome {
-            Ok(reply) => match hash_canonical(&reply.response) {
-                Ok(response_hash) => {
-                    obs.response_hash = Some(response_hash);
-                    let cost = reply.cost_rao;
-                    let step = PipelineStep {
-                        step_id: obs.step_id.clone(),
-                        netuid: route.netuid,
-                        endpoint: route.endpoint.clone(),
-                        subnet_hotkey: reply.subnet_hotkey,
-                        request: Some(f.request),
-                        response: Some(reply.response),
-                        request_hash: f.request_hash,
-                        response_hash,
-                        started_at_ms: f.started_at_ms,
-                        latency_ms,
-                        cost_rao: cost,
-                        receipt: reply.receipt,
-                    };
-                    match self.proof.push_step(step) {
-                        Ok(_) => {
-                            self.spent_rao = self.spent_rao.saturating_add(cost);
-                            Some(self.proof.steps().len() - 1)
-                        }
-                        Err(_) => None,
+            Ok(reply) => {
+                // Hashing a JSON value cannot fail.
+                let response_hash = hash_value(&reply.response);
+                obs.response_hash = Some(response_hash);
+                let cost = reply.cost_rao;
+                let step = PipelineStep {
+                    step_id: obs.step_id.clone(),
+                    netuid: route.netuid,
+                    endpoint: route.endpoint.clone(),
+                    subnet_hotkey: reply.subnet_hotkey,
+                    request: Some(f.request),
+                    response: Some(reply.response),
+                    request_hash: f.request_hash,
+                    response_hash,
+                    started_at_ms: f.started_at_ms,
+                    latency_ms,
+                    cost_rao: cost,
+                    receipt: reply.receipt,
+                };
+                match self.proof.push_step(step) {
+                    Ok(_) => {
+                        self.spent_rao = self.spent_rao.saturating_add(cost);
+                        Some(self.proof.steps().len() - 1)
                     }
+                    Err(_) => None,
                 }
-                Err(_) => None,
-            },
+            }
             Err(_) => None,
         };
         match committed {

@@ -4,7 +4,7 @@
 use crate::model::{CompiledEndpoint, CompiledVersion, MockSubnet, Z95};
 use crate::plan::{self, GenCtx};
 use crate::state::SubnetState;
-use orchestra_protocol::hash_canonical;
+use orchestra_protocol::hash_value;
 use orchestra_protocol::ledger::{Entry, Metrics, Status};
 use orchestra_protocol::messages::{Receipt, receipt_message};
 use rand::{Rng, RngExt};
@@ -282,8 +282,8 @@ impl MockSubnet {
         started_at_ms: u64,
     ) -> Option<Receipt> {
         let key = self.hotkey.as_ref()?;
-        let req = hash_canonical(request).ok()?;
-        let resp = hash_canonical(response).ok()?;
+        let req = hash_value(request);
+        let resp = hash_value(response);
         let sig = key.sign(&receipt_message(&req, &resp, started_at_ms));
         Some(Receipt {
             scheme: key.scheme().name().to_string(),

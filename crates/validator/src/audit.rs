@@ -23,7 +23,7 @@ use orchestra_mechanism::MechanismParams;
 use orchestra_mechanism::orchestration::{audit_draw, within_grace};
 use orchestra_miner::execution::SubCallFailure;
 use orchestra_miner::view::{CompiledSchema, LedgerView};
-use orchestra_protocol::hash::{Hash32, hash_canonical};
+use orchestra_protocol::hash::{Hash32, hash_value};
 use orchestra_protocol::keys::{Scheme, verify_signature};
 use orchestra_protocol::messages::{Challenge, PipelineStep, Receipt, Response, receipt_message};
 use orchestra_protocol::proof::{ProofError, verify};
@@ -277,9 +277,10 @@ impl Audit {
 
 fn judge(exp: &Expectation, live: &Value) -> StepVerdict {
     if exp.deterministic {
-        return match hash_canonical(live) {
-            Ok(h) if h == exp.response_hash => StepVerdict::Reproduced,
-            _ => StepVerdict::HashMismatch,
+        return if hash_value(live) == exp.response_hash {
+            StepVerdict::Reproduced
+        } else {
+            StepVerdict::HashMismatch
         };
     }
     if exp.schema.as_ref().is_none_or(|s| !s.is_valid(live)) {

@@ -23,7 +23,7 @@ use orchestra_mechanism::orchestration::{
 use orchestra_mechanism::schema::{LeafPath, leaf_fields, path_satisfied, required_leaf_paths};
 use orchestra_mechanism::templates::ObjectiveTemplate;
 use orchestra_mechanism::{EmaBook, MechanismParams};
-use orchestra_protocol::hash::{Hash32, hash_canonical};
+use orchestra_protocol::hash::{Hash32, hash_value};
 use orchestra_protocol::messages::{Challenge, Response};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
@@ -158,7 +158,7 @@ impl Scorer {
     }
 
     fn target(&mut self, schema: &Value) -> Option<Arc<CompiledTarget>> {
-        let key = hash_canonical(schema).ok()?;
+        let key = hash_value(schema);
         if let Some(t) = self.targets.get(&key) {
             return Some(t.clone());
         }
