@@ -56,6 +56,8 @@ pub struct EpochScratch {
     m: Vec<u64>,
     /// Neuron → dense row, `u32::MAX` for rows without a permit.
     row_of: Vec<u32>,
+    /// Old bonds, dense row-major like `m` (raw u16, masked).
+    old: Vec<u16>,
     /// `BLOCK` columns × median rows, transposed (only for kappa 0 or above the active stake).
     block: Vec<u64>,
     /// Median buffers.
@@ -239,11 +241,14 @@ pub(crate) fn core(cx: &Ctx<'_>, sc: &mut EpochScratch) -> Option<DenseOut> {
     sc.row_of.clear();
     sc.row_of.resize(n, u32::MAX);
     sc.m.clear();
+    sc.old.clear();
     let rows_upper = cx.permits.iter().filter(|&&p| p).count();
     // Row strides of an odd number of cache lines: with a power-of-two stride (n = 4096) the
     // rows of a tile would all map to a handful of cache sets.
     let stride = odd_lines(n, 8);
+    let ostride = odd_lines(n, 32);
     sc.m.reserve(rows_upper * stride);
+    sc.old.reserve(rows_upper * ostride);
     let mut row_neuron: Vec<usize> = Vec::with_capacity(rows_upper);
     let mut bsum = vec![0u64; n];
     // Bitwise OR of each column: its highest set bit bounds the column's values.
@@ -257,6 +262,7 @@ pub(crate) fn core(cx: &Ctx<'_>, sc: &mut EpochScratch) -> Option<DenseOut> {
         }
         row_neuron.push(i);
         let start = sc.m.len();
+        let ostart = sc.old.len();
         // The chain drops (i, j) if `last_update_i <= reg_j` or `commit_i < reg_j`, i.e. keeps
         // it iff `reg_j < lim` below; and the diagonal unless i is the owner.
         let lim = match nr.commit_block {
@@ -293,8 +299,9 @@ pub(crate) fn core(cx: &Ctx<'_>, sc: &mut EpochScratch) -> Option<DenseOut> {
                 *o |= *x;
             }
         }
-        // Old bonds (read again by cursor, tile by tile, in the EMA pass); column sums
-        // (original Yuma) at most n·65535 < 2³¹, integers.
+        // Old bonds; column sums (original Yuma) at most n·65535 < 2³¹, integers.
+        sc.old.resize(ostart + ostride, 0);
+        let orow = sc.old.get_mut(ostart..ostart + n).unwrap_or(&mut []);
         let mut next = 0usize;
         for &(j, b) in &nr.bonds {
             let ju = usize::from(j);
@@ -303,8 +310,9 @@ pub(crate) fn core(cx: &Ctx<'_>, sc: &mut EpochScratch) -> Option<DenseOut> {
             }
             next = ju + 1;
             if kept.get(ju).copied().unwrap_or(false)
-                && let Some(s) = bsum.get_mut(ju)
+                && let (Some(cell), Some(s)) = (orow.get_mut(ju), bsum.get_mut(ju))
             {
+                *cell = b;
                 *s += u64::from(b);
             }
         }
@@ -368,7 +376,6 @@ pub(crate) fn core(cx: &Ctx<'_>, sc: &mut EpochScratch) -> Option<DenseOut> {
         .collect();
     sc.block.clear();
     sc.block.resize(BLOCK * k, 0);
-    let mut bond_cur = vec![0usize; rows];
     let mut j0 = 0usize;
     while j0 < n {
         let bw = BLOCK.min(n - j0);
@@ -452,29 +459,15 @@ pub(crate) fn core(cx: &Ctx<'_>, sc: &mut EpochScratch) -> Option<DenseOut> {
             let cells =
                 sc.m.get_mut(r * stride + j0..r * stride + j0 + bw)
                     .unwrap_or(&mut []);
-            // The row's old bonds in this tile (masked), read by cursor from the stored row.
-            let mut olds = [0u16; BLOCK];
-            if let (Some(&i), Some(cur)) = (row_neuron.get(r), bond_cur.get_mut(r)) {
-                let stored = neurons.get(i).map_or(&[][..], |nr| &nr.bonds[..]);
-                while let Some(&(j, b)) = stored.get(*cur) {
-                    let ju = usize::from(j);
-                    if ju >= j0 + bw {
-                        break;
-                    }
-                    if ju >= j0
-                        && kept.get(ju).copied().unwrap_or(false)
-                        && let Some(cell) = olds.get_mut(ju - j0)
-                    {
-                        *cell = b;
-                    }
-                    *cur += 1;
-                }
-            }
+            let olds = sc
+                .old
+                .get(r * ostride + j0..r * ostride + j0 + bw)
+                .unwrap_or(&[]);
             let si = row_stake.get(r).copied().unwrap_or(0);
             let mut tr = 0u64;
             let tile = cells
                 .iter_mut()
-                .zip(&olds)
+                .zip(olds)
                 .zip(c_t.iter().zip(es_t.iter_mut().zip(cm_t.iter_mut())));
             if yuma3 {
                 // B' = α·Wc + (1 − α)·B, B = old u16 / 65535 (stored as is: no column max).
