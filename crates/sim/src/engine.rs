@@ -404,7 +404,7 @@ impl<'a> Engine<'a> {
         let mut validators = Vec::new();
         let mut vindex = 0u32;
         let group_labels: Vec<String> = spec.miners.iter().map(|g| g.label().to_string()).collect();
-        for (gi, g) in spec.validators.iter().enumerate() {
+        for g in &spec.validators {
             for k in 0..g.count {
                 let name = format!("validator/{vindex}");
                 let (hotkey, account) = identity(&name);
@@ -462,7 +462,6 @@ impl<'a> Engine<'a> {
                     view,
                     view_size,
                 });
-                let _ = gi;
                 vindex += 1;
             }
         }
@@ -819,7 +818,7 @@ impl<'a> Engine<'a> {
                 }
                 _ => 0.0,
             };
-            self.metrics.organic(quality, latency);
+            self.metrics.organic(quality);
         } else {
             let score =
                 va.scorer
@@ -1109,7 +1108,6 @@ impl<'a> Engine<'a> {
                 m.stale_view = Some(self.canonical.clone());
             }
         }
-        let _ = (self.seed, &self.inputs);
         Ok(())
     }
 }

@@ -189,7 +189,6 @@ fn run_all(paths: &[PathBuf], args: &RunArgs) -> ExitCode {
     let opts = RunnerOptions {
         jobs: args.jobs.unwrap_or(0),
         progress: !args.quiet,
-        shard: None,
     };
     #[cfg(feature = "report")]
     let report_opts = ReportOptions {

@@ -144,7 +144,7 @@ impl Metrics {
     }
 
     /// An organic request was answered with this quality (score ÷ its maximum).
-    pub fn organic(&mut self, quality: f64, _latency_ms: u64) {
+    pub fn organic(&mut self, quality: f64) {
         self.window.organic_quality.push(quality);
         self.run.organic_quality.push(quality);
     }

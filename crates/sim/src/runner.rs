@@ -22,8 +22,6 @@ pub struct RunnerOptions {
     pub jobs: usize,
     /// Show a progress bar on stderr.
     pub progress: bool,
-    /// Run only runs `i` with `i % n == index` (for clusters): `(index, n)`.
-    pub shard: Option<(usize, usize)>,
 }
 
 /// One `[expect]` check at one parameter point.
@@ -105,13 +103,7 @@ pub fn run_scenario(
     std::fs::write(&copy, &scenario.doc.text).map_err(io(&copy))?;
     write_points(scenario, dir)?;
 
-    let all = jobs(scenario);
-    let selected: Vec<(usize, (usize, u64))> = all
-        .iter()
-        .copied()
-        .enumerate()
-        .filter(|(i, _)| opts.shard.is_none_or(|(k, n)| i % n == k))
-        .collect();
+    let selected = jobs(scenario);
     let bar = progress_bar(opts.progress, selected.len() as u64, scenario.name());
 
     let runs_path = dir.join("runs.csv");
@@ -142,7 +134,7 @@ pub fn run_scenario(
                 selected
                     .par_iter()
                     .enumerate()
-                    .for_each_with(tx, |tx, (order, (_, (p, seed)))| {
+                    .for_each_with(tx, |tx, (order, (p, seed))| {
                         let point = &scenario.points[*p];
                         let out = run(&RunSpec {
                             spec: &point.spec,
@@ -164,7 +156,7 @@ pub fn run_scenario(
         for (order, result) in rx {
             pending.insert(order, result);
             while let Some(result) = pending.remove(&next) {
-                let (_, (p, seed)) = selected[next];
+                let (p, seed) = selected[next];
                 let point = &scenario.points[p];
                 match result {
                     Ok(out) => {

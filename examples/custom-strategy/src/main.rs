@@ -105,7 +105,6 @@ fn main() -> ExitCode {
     let opts = RunnerOptions {
         jobs: 0,
         progress: true,
-        shard: None,
     };
     match run_scenario(&scenario, &inputs, &dir, &opts)
         .map_err(|e| e.to_string())
