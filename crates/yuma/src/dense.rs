@@ -32,12 +32,14 @@
 //!
 //! # Layout
 //! One `rows × n` buffer of raw `I32F32` bits (8 bytes a cell instead of 16 for a `(u16,
-//! I32F32)` pair), rows padded to an odd number of cache lines, reused in place from normalised
-//! weights to EMA bonds to column-normalised bonds; old bonds densified alongside as u16. The
-//! work runs in tiles of [`BLOCK`] columns × all rows (median, ranks, EMA, stored bonds), so
-//! each tile is read from memory once and the rest of its passes hit the cache; only the
-//! dividends (which need the normalised incentive of every column) take a last row pass. All
-//! buffers live in an [`EpochScratch`] the caller may reuse between epochs.
+//! I32F32)` pair), stored tile-major — the [`BLOCK`] columns of a tile for every row, row after
+//! row — so each tile pass streams contiguous memory; it is reused in place from normalised
+//! weights to `A ⊙ Wc` to EMA bonds to column-normalised bonds. Old bonds are densified
+//! alongside as u16 in the same layout. The work runs tile by tile (median, ranks and trust,
+//! EMA, stored bonds), so each tile is read from memory once and the rest of its passes hit the
+//! cache; only the dividends (which need the normalised incentive of every column) take a last
+//! pass, also in memory order. All buffers live in an [`EpochScratch`] the caller may reuse
+//! between epochs.
 
 use substrate_fixed::types::{I32F32, I64F64};
 
@@ -52,12 +54,16 @@ const BLOCK: usize = 64;
 /// It holds no state that affects results.
 #[derive(Default)]
 pub struct EpochScratch {
-    /// Dense row-major matrix (permitted rows × n), raw `I32F32` bits (all in `[0, 2³²]`).
+    /// Dense tile-major matrix (permitted rows × n, see [`core`]), raw `I32F32` bits (all in
+    /// `[0, 2³²]`).
     m: Vec<u64>,
     /// Neuron → dense row, `u32::MAX` for rows without a permit.
     row_of: Vec<u32>,
-    /// Old bonds, dense row-major like `m` (raw u16, masked).
+    /// Old bonds, dense tile-major like `m` (raw u16, masked).
     old: Vec<u16>,
+    /// One row of weights, then of old bonds, before it is scattered into the tiles.
+    row: Vec<u64>,
+    orow: Vec<u16>,
     /// `BLOCK` columns × median rows, transposed (only for kappa 0 or above the active stake).
     block: Vec<u64>,
     /// Median buffers.
@@ -237,18 +243,18 @@ pub(crate) fn core(cx: &Ctx<'_>, sc: &mut EpochScratch) -> Option<DenseOut> {
     let last_tempo = cx.last_tempo;
     let kept: Vec<bool> = cx.registered.iter().map(|&reg| last_tempo > reg).collect();
 
-    // == Weights (masked, row-normalised) and old bonds (masked), both dense row-major ==
+    // == Weights (masked, row-normalised) and old bonds (masked), both dense, tile-major ==
     sc.row_of.clear();
     sc.row_of.resize(n, u32::MAX);
-    sc.m.clear();
-    sc.old.clear();
     let rows_upper = cx.permits.iter().filter(|&&p| p).count();
-    // Row strides of an odd number of cache lines: with a power-of-two stride (n = 4096) the
-    // rows of a tile would all map to a handful of cache sets.
-    let stride = odd_lines(n, 8);
-    let ostride = odd_lines(n, 32);
-    sc.m.reserve(rows_upper * stride);
-    sc.old.reserve(rows_upper * ostride);
+    let tiles = n.div_ceil(BLOCK);
+    // Tile t holds columns t·BLOCK.. of every row, row after row: what the tile passes read is
+    // contiguous, so it streams in (row-major, each row of a tile was a separate far-away line).
+    let tile_len = rows_upper * BLOCK;
+    sc.m.clear();
+    sc.m.resize(tiles * tile_len, 0);
+    sc.old.clear();
+    sc.old.resize(tiles * tile_len, 0);
     let mut row_neuron: Vec<usize> = Vec::with_capacity(rows_upper);
     let mut bsum = vec![0u64; n];
     // Bitwise OR of each column: its highest set bit bounds the column's values.
@@ -260,9 +266,8 @@ pub(crate) fn core(cx: &Ctx<'_>, sc: &mut EpochScratch) -> Option<DenseOut> {
         if let Some(r) = sc.row_of.get_mut(i) {
             *r = row_neuron.len() as u32;
         }
+        let r = row_neuron.len();
         row_neuron.push(i);
-        let start = sc.m.len();
-        let ostart = sc.old.len();
         // The chain drops (i, j) if `last_update_i <= reg_j` or `commit_i < reg_j`, i.e. keeps
         // it iff `reg_j < lim` below; and the diagonal unless i is the owner.
         let lim = match nr.commit_block {
@@ -273,8 +278,9 @@ pub(crate) fn core(cx: &Ctx<'_>, sc: &mut EpochScratch) -> Option<DenseOut> {
         // Integer row sum: at most n·65535 < 2³¹ (n < 32768), so the chain's wrapping sum of
         // the I32F32 weights is this integer and never wraps.
         let mut sum = 0u64;
-        sc.m.resize(start + stride, 0);
-        let row = sc.m.get_mut(start..start + n).unwrap_or(&mut []);
+        sc.row.clear();
+        sc.row.resize(n, 0);
+        let row = &mut sc.row;
         let mut next = 0usize;
         for &(j, w) in &nr.weights {
             let ju = usize::from(j);
@@ -299,9 +305,11 @@ pub(crate) fn core(cx: &Ctx<'_>, sc: &mut EpochScratch) -> Option<DenseOut> {
                 *o |= *x;
             }
         }
+        scatter(row, &mut sc.m, r, tile_len);
         // Old bonds; column sums (original Yuma) at most n·65535 < 2³¹, integers.
-        sc.old.resize(ostart + ostride, 0);
-        let orow = sc.old.get_mut(ostart..ostart + n).unwrap_or(&mut []);
+        sc.orow.clear();
+        sc.orow.resize(n, 0);
+        let orow = &mut sc.orow;
         let mut next = 0usize;
         for &(j, b) in &nr.bonds {
             let ju = usize::from(j);
@@ -316,6 +324,7 @@ pub(crate) fn core(cx: &Ctx<'_>, sc: &mut EpochScratch) -> Option<DenseOut> {
                 *s += u64::from(b);
             }
         }
+        scatter(orow, &mut sc.old, r, tile_len);
     }
     let rows = row_neuron.len();
     let row_stake: Vec<u64> = row_neuron
@@ -341,7 +350,6 @@ pub(crate) fn core(cx: &Ctx<'_>, sc: &mut EpochScratch) -> Option<DenseOut> {
     let mut use_stake = act_stake.clone();
     math::inplace_normalize(&mut use_stake);
     let use_bits = bits(&use_stake);
-    let act_bits = bits(&act_stake);
     let stake_sum = math::wrapping_sum(use_stake.iter());
     let minority = stake_sum.saturating_sub(u16_proportion(input.kappa));
     let k = act_rows.len();
@@ -379,6 +387,7 @@ pub(crate) fn core(cx: &Ctx<'_>, sc: &mut EpochScratch) -> Option<DenseOut> {
     let mut j0 = 0usize;
     while j0 < n {
         let bw = BLOCK.min(n - j0);
+        let t0 = j0 / BLOCK * tile_len;
         // A tile with no weight and no old bond anywhere (typically the validators' own
         // columns) has consensus, ranks, new bonds and dividend terms all 0: the values the
         // buffers already hold.
@@ -396,9 +405,7 @@ pub(crate) fn core(cx: &Ctx<'_>, sc: &mut EpochScratch) -> Option<DenseOut> {
         if by_histogram {
             tile_medians(
                 &TileIn {
-                    m: &sc.m,
-                    stride,
-                    j0,
+                    tile: sc.m.get(t0..t0 + tile_len).unwrap_or(&[]),
                     bw,
                     act_rows: &act_rows,
                     stake: &use_bits,
@@ -411,9 +418,7 @@ pub(crate) fn core(cx: &Ctx<'_>, sc: &mut EpochScratch) -> Option<DenseOut> {
             );
         } else {
             for (t, &r) in act_rows.iter().enumerate() {
-                let src =
-                    sc.m.get(r * stride + j0..r * stride + j0 + bw)
-                        .unwrap_or(&[]);
+                let src = sc.m.get(t0 + r * BLOCK..t0 + r * BLOCK + bw).unwrap_or(&[]);
                 for (b, &x) in src.iter().enumerate() {
                     if let Some(cell) = sc.block.get_mut(b * k + t) {
                         *cell = x;
@@ -439,13 +444,21 @@ pub(crate) fn core(cx: &Ctx<'_>, sc: &mut EpochScratch) -> Option<DenseOut> {
         let mut dd_t = [UnitDiv::new(0); BLOCK];
         let mut bd_t = [IntDiv::new(0); BLOCK];
         if !yuma3 {
-            for (&r, &a) in act_rows.iter().zip(&act_bits) {
+            // Every row (rows outside the median set have stake 0 and add 0 to the ranks), so
+            // this pass also sums the trust and leaves `A_i · Wc_ij` in place for the EMA.
+            for (r, (&si, tr)) in row_stake.iter().zip(trust.iter_mut()).enumerate() {
                 let cells =
-                    sc.m.get(r * stride + j0..r * stride + j0 + bw)
-                        .unwrap_or(&[]);
-                for ((&x, &c), rk) in cells.iter().zip(&c_t).zip(rank_t.iter_mut()) {
-                    *rk += umul(a, x.min(c));
+                    sc.m.get_mut(t0 + r * BLOCK..t0 + r * BLOCK + bw)
+                        .unwrap_or(&mut []);
+                let mut t = 0u64;
+                for ((x, &c), rk) in cells.iter_mut().zip(&c_t).zip(rank_t.iter_mut()) {
+                    let clipped = (*x).min(c);
+                    t += clipped;
+                    let p = umul(clipped, si);
+                    *rk += p;
+                    *x = p;
                 }
+                *tr += t;
             }
             for (b, (dd, bd)) in dd_t.iter_mut().zip(bd_t.iter_mut()).enumerate().take(bw) {
                 *dd = UnitDiv::new(rank_t.get(b).copied().unwrap_or(0));
@@ -457,11 +470,11 @@ pub(crate) fn core(cx: &Ctx<'_>, sc: &mut EpochScratch) -> Option<DenseOut> {
         let mut cm_t = [0u64; BLOCK];
         for r in 0..rows {
             let cells =
-                sc.m.get_mut(r * stride + j0..r * stride + j0 + bw)
+                sc.m.get_mut(t0 + r * BLOCK..t0 + r * BLOCK + bw)
                     .unwrap_or(&mut []);
             let olds = sc
                 .old
-                .get(r * ostride + j0..r * ostride + j0 + bw)
+                .get(t0 + r * BLOCK..t0 + r * BLOCK + bw)
                 .unwrap_or(&[]);
             let si = row_stake.get(r).copied().unwrap_or(0);
             let mut tr = 0u64;
@@ -480,12 +493,10 @@ pub(crate) fn core(cx: &Ctx<'_>, sc: &mut EpochScratch) -> Option<DenseOut> {
                     *es += e;
                 }
             } else {
-                // B' = α·colnorm(Wc ⊙ A) + (1 − α)·colnorm(B).
-                for (((x, &o), (&c, (es, cm))), (dd, bd)) in tile.zip(dd_t.iter().zip(&bd_t)) {
-                    let clipped = (*x).min(c);
-                    tr += clipped;
-                    let e =
-                        umul(alpha, dd.div(umul(clipped, si))) + umul(oma, bd.div(u64::from(o)));
+                // B' = α·colnorm(Wc ⊙ A) + (1 − α)·colnorm(B); the cells hold Wc ⊙ A already
+                // (and the trust is summed) from the ranks pass.
+                for (((x, &o), (_, (es, cm))), (dd, bd)) in tile.zip(dd_t.iter().zip(&bd_t)) {
+                    let e = umul(alpha, dd.div(*x)) + umul(oma, bd.div(u64::from(o)));
                     *x = e;
                     *es += e;
                     *cm = (*cm).max(e);
@@ -515,16 +526,25 @@ pub(crate) fn core(cx: &Ctx<'_>, sc: &mut EpochScratch) -> Option<DenseOut> {
         }
         for (r, out) in bonds_rows.iter_mut().enumerate() {
             let cells =
-                sc.m.get_mut(r * stride + j0..r * stride + j0 + bw)
+                sc.m.get_mut(t0 + r * BLOCK..t0 + r * BLOCK + bw)
                     .unwrap_or(&mut []);
             let tile = cells.iter_mut().zip(ed_t.iter().zip(&cd_t));
             match out {
+                // Every visited slot is written; the count only advances past non-zero bonds.
+                Some((out, kept)) if yuma3 => {
+                    for (j, (x, (ed, _))) in (j0..).zip(tile) {
+                        if let Some(slot) = out.get_mut(*kept) {
+                            *slot = (j as u16, to_u16_unit(*x));
+                        }
+                        *kept += usize::from(*x > 0);
+                        *x = ed.div(*x);
+                    }
+                }
                 Some((out, kept)) => {
                     for (j, (x, (ed, cd))) in (j0..).zip(tile) {
                         let v = ed.div(*x);
-                        let stored = if yuma3 { *x } else { cd.div(v) };
                         if let Some(slot) = out.get_mut(*kept) {
-                            *slot = (j as u16, to_u16_unit(stored));
+                            *slot = (j as u16, to_u16_unit(cd.div(v)));
                         }
                         *kept += usize::from(*x > 0);
                         *x = v;
@@ -541,17 +561,29 @@ pub(crate) fn core(cx: &Ctx<'_>, sc: &mut EpochScratch) -> Option<DenseOut> {
     }
     let mut incentive = fixed(&ranks);
     math::inplace_normalize(&mut incentive);
-    let inc_bits = bits(&incentive);
+    let mut inc_bits = bits(&incentive);
+    inc_bits.resize(tiles * BLOCK, 0);
 
     // == Dividends ==
     // Original: D_i = Σ_j I_j · B̂_ij; Yuma 3: Σ_j B̂_ij · I_j (times A_i below); both at most
-    // Σ_j I_j ≤ 2³², exact.
+    // Σ_j I_j ≤ 2³², exact, so they can be summed tile by tile (in memory order).
+    let mut div_rows = vec![0u64; rows];
+    for (tile, inc) in
+        sc.m.chunks_exact(tile_len.max(1))
+            .zip(inc_bits.chunks_exact(BLOCK))
+    {
+        for (cells, d) in tile.chunks_exact(BLOCK).zip(div_rows.iter_mut()) {
+            *d += cells
+                .iter()
+                .zip(inc)
+                .map(|(&v, &ij)| umul(ij, v))
+                .sum::<u64>();
+        }
+    }
     let mut validator_trust = vec![ZERO; n];
     let mut dividends = vec![ZERO; n];
     let mut bonds_out: Vec<Vec<(u16, u16)>> = vec![Vec::new(); n];
-    for ((r, &i), out) in row_neuron.iter().enumerate().zip(bonds_rows) {
-        let row = sc.m.get(r * stride..r * stride + n).unwrap_or(&[]);
-        let d: u64 = row.iter().zip(&inc_bits).map(|(&v, &ij)| umul(ij, v)).sum();
+    for (((r, &i), out), &d) in row_neuron.iter().enumerate().zip(bonds_rows).zip(&div_rows) {
         if let (Some(t), Some(&tr)) = (validator_trust.get_mut(i), trust.get(r)) {
             *t = I32F32::from_bits(tr as i64);
         }
@@ -577,10 +609,14 @@ pub(crate) fn core(cx: &Ctx<'_>, sc: &mut EpochScratch) -> Option<DenseOut> {
     })
 }
 
-/// `n` rounded up to whole cache lines of `per_line` cells, and to an odd number of lines.
-fn odd_lines(n: usize, per_line: usize) -> usize {
-    let lines = n.div_ceil(per_line);
-    (lines | 1) * per_line
+/// Copies dense row `r` into the tile-major matrix `m` (tiles of `tile_len` cells, each row's
+/// share [`BLOCK`] cells wide).
+fn scatter<T: Copy>(row: &[T], m: &mut [T], r: usize, tile_len: usize) {
+    for (seg, tile) in row.chunks(BLOCK).zip(m.chunks_exact_mut(tile_len.max(1))) {
+        if let Some(dst) = tile.get_mut(r * BLOCK..r * BLOCK + seg.len()) {
+            dst.copy_from_slice(seg);
+        }
+    }
 }
 
 fn dense_row(row_of: &[u32], i: usize) -> Option<usize> {
@@ -614,9 +650,8 @@ impl Default for TileScratch {
 
 /// One tile's view of the weights for [`tile_medians`].
 struct TileIn<'a> {
-    m: &'a [u64],
-    stride: usize,
-    j0: usize,
+    /// The tile: each row's `BLOCK` cells, row after row.
+    tile: &'a [u64],
     bw: usize,
     /// Dense rows of the median set and their (re-normalised) stake.
     act_rows: &'a [usize],
@@ -644,10 +679,7 @@ fn tile_medians(
     for h in ts.hist.iter_mut() {
         h.fill(0);
     }
-    let row = |r: usize| {
-        ti.m.get(r * ti.stride + ti.j0..r * ti.stride + ti.j0 + ti.bw)
-            .unwrap_or(&[])
-    };
+    let row = |r: usize| ti.tile.get(r * BLOCK..r * BLOCK + ti.bw).unwrap_or(&[]);
     for (&r, &s) in ti.act_rows.iter().zip(ti.stake) {
         for ((&x, &sh), h) in row(r).iter().zip(&shift).zip(ts.hist.iter_mut()) {
             if let Some(cell) = h.get_mut(((x >> sh) as usize) & (BUCKETS - 1)) {
@@ -1025,7 +1057,7 @@ mod tests {
             pick in prop::collection::vec(any::<bool>(), 40),
             m in any::<u64>(),
         ) {
-            let stride = odd_lines(cols, 8);
+            let stride = BLOCK;
             let mut mat = vec![0u64; rows * stride];
             for r in 0..rows {
                 for j in 0..cols {
@@ -1044,7 +1076,7 @@ mod tests {
             }
             let mut out = [0u64; BLOCK];
             tile_medians(
-                &TileIn { m: &mat, stride, j0: 0, bw: cols, act_rows: &act_rows, stake: &stake,
+                &TileIn { tile: &mat, bw: cols, act_rows: &act_rows, stake: &stake,
                           or_cols: &or_cols, target },
                 &mut TileScratch::default(),
                 &mut SelectScratch::default(),
