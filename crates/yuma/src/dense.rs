@@ -251,10 +251,18 @@ pub(crate) fn core(cx: &Ctx<'_>, sc: &mut EpochScratch) -> Option<DenseOut> {
     // Tile t holds columns t·BLOCK.. of every row, row after row: what the tile passes read is
     // contiguous, so it streams in (row-major, each row of a tile was a separate far-away line).
     let tile_len = rows_upper * BLOCK;
-    sc.m.clear();
-    sc.m.resize(tiles * tile_len, 0);
-    sc.old.clear();
-    sc.old.resize(tiles * tile_len, 0);
+    // Every cell a pass reads is written below (whole rows are scattered), so a reused scratch
+    // of the right size needs no clearing: only the padding of a last, partial tile keeps old
+    // values, and the passes never read it (the dividends multiply it by a zero incentive).
+    for len in [sc.m.len(), sc.old.len()] {
+        if len != tiles * tile_len {
+            sc.m.clear();
+            sc.m.resize(tiles * tile_len, 0);
+            sc.old.clear();
+            sc.old.resize(tiles * tile_len, 0);
+            break;
+        }
+    }
     let mut row_neuron: Vec<usize> = Vec::with_capacity(rows_upper);
     let mut bsum = vec![0u64; n];
     // Bitwise OR of each column: its highest set bit bounds the column's values.

@@ -591,6 +591,18 @@ mod tests {
             check_dense_epochs(input)?;
         }
 
+        /// One scratch reused across subnets of different shapes (its buffers are not cleared
+        /// between epochs) gives the same epochs as fresh buffers.
+        #[test]
+        fn reused_scratch_across_shapes(a in dense_input_strategy(60..200),
+                                        b in dense_input_strategy(1..200)) {
+            let mut scratch = crate::EpochScratch::new();
+            for input in [&a, &b, &a, &b] {
+                let reused = crate::run_epoch_with_scratch(input, &mut scratch).unwrap();
+                prop_assert_eq!(reused, crate::run_epoch(input).unwrap());
+            }
+        }
+
         /// The optimised epoch and the straightforward port agree bit for bit.
         #[test]
         fn optimised_equals_reference(input in input_strategy()) {
