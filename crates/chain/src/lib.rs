@@ -2,7 +2,8 @@
 //!
 //! Without the default `subxt` feature this crate is only the trait, the plain data types, the
 //! client-side weight pre-checks and the commit-reveal v2 hash: cheap to build for the simulator.
-//! With it, [`SubtensorChain`] talks to a subtensor node through subxt's dynamic API.
+//! With it, [`SubtensorChain`] talks to a subtensor node through subxt's dynamic API, and
+//! [`devnet`] writes subnets straight into a Chopsticks chain's storage for local devnets.
 
 pub mod chain;
 pub mod error;
@@ -10,6 +11,8 @@ pub mod hash;
 pub mod precheck;
 pub mod types;
 
+#[cfg(feature = "subxt")]
+pub mod devnet;
 #[cfg(feature = "subxt")]
 pub mod subtensor;
 

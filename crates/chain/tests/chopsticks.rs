@@ -9,6 +9,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
+use orchestra_chain::devnet::{self, KeyPart, pair};
 use orchestra_chain::{
     AccountId, AxonInfo, AxonServe, Chain, ChainError, Metagraph, Neuron, StakeItem,
     SubtensorChain, SubtensorConfig, WaitFor, WeightsContext, WeightsRejection, WeightsSubmission,
@@ -16,7 +17,6 @@ use orchestra_chain::{
 };
 use orchestra_protocol::keys::Hotkey;
 use parity_scale_codec::Encode;
-use sp_crypto_hashing::{blake2_128, twox_128};
 use subxt::rpcs::client::{RpcClient, rpc_params};
 
 const NETUID: u16 = 1;
@@ -107,42 +107,18 @@ fn start_chopsticks() -> (ChopsticksGuard, u16) {
     }
 }
 
-// ---- storage keys, computed from the hashers the metadata declares ----
+// ---- storage, with the key helpers of `orchestra_chain::devnet` ----
 
-enum H {
-    Identity,
-    Blake2_128Concat,
+fn st(item: &str, parts: &[KeyPart], value: impl Encode) -> (String, String) {
+    pair("SubtensorModule", item, parts, value)
 }
 
-fn key(pallet: &str, item: &str, parts: &[(H, Vec<u8>)]) -> String {
-    let mut k = twox_128(pallet.as_bytes()).to_vec();
-    k.extend_from_slice(&twox_128(item.as_bytes()));
-    for (h, bytes) in parts {
-        match h {
-            H::Identity => {}
-            H::Blake2_128Concat => k.extend_from_slice(&blake2_128(bytes)),
-        }
-        k.extend_from_slice(bytes);
-    }
-    format!("0x{}", hex::encode(k))
-}
-
-fn st(item: &str, parts: &[(H, Vec<u8>)], value: impl Encode) -> (String, String) {
-    (
-        key("SubtensorModule", item, parts),
-        format!("0x{}", hex::encode(value.encode())),
-    )
-}
-
-fn id16(x: u16) -> (H, Vec<u8>) {
-    (H::Identity, x.encode())
+fn id16(x: u16) -> KeyPart {
+    KeyPart::Identity(x.encode())
 }
 
 async fn set_storage(rpc: &RpcClient, pairs: Vec<(String, String)>) {
-    let _: serde_json::Value = rpc
-        .request("dev_setStorage", rpc_params![pairs])
-        .await
-        .unwrap();
+    devnet::set_storage(rpc, pairs).await.unwrap();
 }
 
 /// Builds a block once the pool holds an extrinsic (Manual block mode).
@@ -256,14 +232,14 @@ fn subnet_storage(f: &Fixture) -> Vec<(String, String)> {
         ),
     ];
     for n in ns {
-        let hk = || (H::Blake2_128Concat, n.hotkey.encode());
+        let hk = || KeyPart::Blake2_128Concat(n.hotkey.encode());
         s.push(st("Keys", &[id16(NETUID), id16(n.uid)], n.hotkey));
         s.push(st("Uids", &[id16(NETUID), hk()], n.uid));
         s.push(st("IsNetworkMember", &[hk(), id16(NETUID)], true));
         s.push(st("Owner", &[hk()], f.coldkey));
         s.push(st(
             "TotalHotkeyStake",
-            &[(H::Identity, n.hotkey.encode())],
+            &[KeyPart::Identity(n.hotkey.encode())],
             n.stake,
         ));
         s.push(st(
@@ -291,23 +267,9 @@ fn subnet_storage(f: &Fixture) -> Vec<(String, String)> {
     }
     // System.Account(alice): AccountInfo { nonce, consumers, providers, sufficients: u32,
     // data: { free, reserved, misc_frozen, fee_frozen: u64 } } on this runtime.
-    let account = (
-        0u32,
-        0u32,
-        1u32,
-        0u32,
-        1_000_000_000_000_000u64,
-        0u64,
-        0u64,
-        0u64,
-    );
-    s.push((
-        key(
-            "System",
-            "Account",
-            &[(H::Blake2_128Concat, f.hotkeys[0].encode())],
-        ),
-        format!("0x{}", hex::encode(account.encode())),
+    s.push(devnet::account_balance(
+        &f.hotkeys[0],
+        1_000_000_000_000_000,
     ));
     s
 }

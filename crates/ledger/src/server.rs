@@ -248,6 +248,30 @@ impl AppState {
         });
     }
 
+    /// The API-key table and meters, for routes an embedding node serves next to the Ledger's
+    /// (they then share keys, limits and metering with the Ledger API).
+    pub fn access(&self) -> &Access {
+        &self.access
+    }
+
+    /// Run `f` on the node (read-only; e.g. the signed head, the state).
+    pub fn with_node<T>(&self, f: impl FnOnce(&DynNode) -> T) -> T {
+        f(&self.lock_node())
+    }
+
+    /// Append fully formed records (an embedding validator's verified changes) atomically and
+    /// durably, then publish them to readers; returns the new signed head.
+    pub fn append_records(
+        &self,
+        records: Vec<crate::model::ChangeRecord>,
+    ) -> Result<SignedTreeHead, NodeError> {
+        let mut node = self.lock_node();
+        node.append_records(records)?;
+        let snap = Arc::new(Snapshot::build(&node, &self.config.ttl));
+        *self.snapshot.write().unwrap_or_else(|e| e.into_inner()) = snap;
+        Ok(node.signed_head().clone())
+    }
+
     /// Write buffered usage counts to the store in one transaction; on failure they are kept
     /// for the next flush.
     pub fn flush_usage(&self) {

@@ -221,15 +221,15 @@ pub fn coverage(demand: &BTreeMap<u16, f64>, covered: &BTreeSet<u16>) -> f64 {
 }
 
 /// One tempo of Ledger activity.
-#[derive(Debug, Clone, Default, PartialEq)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 struct TempoActivity {
     proposals: Vec<ProposalRecord>,
     routed_steps: BTreeMap<u16, u64>,
 }
 
 /// The last `W` tempos of verified proposals and routed steps, from which every miner's
-/// [`LedgerTerms`] are computed.
-#[derive(Debug, Clone, PartialEq)]
+/// [`LedgerTerms`] are computed. Serialisable, so a node can persist it across restarts.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct LedgerWindow {
     tempos: VecDeque<TempoActivity>,
     capacity: usize,

@@ -19,6 +19,6 @@ pub use audit::{
 };
 pub use challenge::{ChallengeConfig, ChallengeError, ChallengeGenerator};
 pub use orchestra_miner::view::LedgerView;
-pub use scorer::{ChallengeOutcome, ChallengeScore, Scorer, ScorerConfig};
+pub use scorer::{ChallengeOutcome, ChallengeScore, Scorer, ScorerConfig, ScorerState};
 pub use verifier::{ProbeRequest, ProposalVerifier, VerifiedProposal};
 pub use weights::{WeightSetter, WeightsToSet, weights_to_set};

@@ -12,7 +12,7 @@
 //!   measure exactly that;
 //! - otherwise the six terms, computed here.
 //!
-//! Target schemas are compiled once and cached by content hash; the reference plan and cost
+//! Target schemas are compiled once and cached by content; the reference plan and cost
 //! come from the objective templates.
 
 use crate::audit::AuditReport;
@@ -23,7 +23,6 @@ use orchestra_mechanism::orchestration::{
 use orchestra_mechanism::schema::{LeafPath, leaf_fields, path_satisfied, required_leaf_paths};
 use orchestra_mechanism::templates::ObjectiveTemplate;
 use orchestra_mechanism::{EmaBook, MechanismParams};
-use orchestra_protocol::hash::{Hash32, hash_value};
 use orchestra_protocol::messages::{Challenge, Response};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
@@ -89,6 +88,20 @@ struct Reference {
     cost_rao: u64,
 }
 
+/// The durable part of a [`Scorer`]: EMAs, the Ledger window and the open tempo's activity.
+/// A node writes it to disk and gives it back to [`Scorer::restore`] after a restart.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ScorerState {
+    /// Every miner's term EMAs.
+    pub ema: EmaBook,
+    /// The last `W` tempos of Ledger activity.
+    pub window: LedgerWindow,
+    /// Verdicts recorded in the open tempo.
+    pub tempo_proposals: Vec<ProposalRecord>,
+    /// Verified routed steps per netuid in the open tempo.
+    pub tempo_routed: BTreeMap<u16, u64>,
+}
+
 /// Per-miner scoring state of one validator.
 #[derive(Debug)]
 pub struct Scorer {
@@ -99,7 +112,9 @@ pub struct Scorer {
     tempo_proposals: Vec<ProposalRecord>,
     tempo_routed: BTreeMap<u16, u64>,
     references: BTreeMap<String, Reference>,
-    targets: BTreeMap<Hash32, Arc<CompiledTarget>>,
+    /// Compiled target schemas, most recently used first, found by equality: comparing a
+    /// schema with the few cached ones costs less than hashing it for every challenge.
+    targets: Vec<(Value, Arc<CompiledTarget>)>,
 }
 
 impl Scorer {
@@ -133,7 +148,7 @@ impl Scorer {
             tempo_proposals: Vec::new(),
             tempo_routed: BTreeMap::new(),
             references,
-            targets: BTreeMap::new(),
+            targets: Vec::new(),
         }
     }
 
@@ -152,15 +167,34 @@ impl Scorer {
         self.ema.scores(&self.params)
     }
 
+    /// The durable state (see [`ScorerState`]).
+    pub fn state(&self) -> ScorerState {
+        ScorerState {
+            ema: self.ema.clone(),
+            window: self.window.clone(),
+            tempo_proposals: self.tempo_proposals.clone(),
+            tempo_routed: self.tempo_routed.clone(),
+        }
+    }
+
+    /// Replace the durable state with `state` (as [`Scorer::state`] returned it before a
+    /// restart); parameters, templates and the schema cache stay as built.
+    pub fn restore(&mut self, state: ScorerState) {
+        self.ema = state.ema;
+        self.window = state.window;
+        self.tempo_proposals = state.tempo_proposals;
+        self.tempo_routed = state.tempo_routed;
+    }
+
     /// Forget a deregistered miner.
     pub fn remove_miner(&mut self, uid: u16) {
         self.ema.remove(uid);
     }
 
     fn target(&mut self, schema: &Value) -> Option<Arc<CompiledTarget>> {
-        let key = hash_value(schema);
-        if let Some(t) = self.targets.get(&key) {
-            return Some(t.clone());
+        if let Some(i) = self.targets.iter().position(|(s, _)| s == schema) {
+            self.targets[..=i].rotate_right(1);
+            return Some(self.targets[0].1.clone());
         }
         if self.targets.len() >= self.config.schema_cache_size.max(1) {
             self.targets.clear();
@@ -170,7 +204,7 @@ impl Scorer {
             leaf_fields: leaf_fields(schema),
             required: required_leaf_paths(schema),
         });
-        self.targets.insert(key, t.clone());
+        self.targets.insert(0, (schema.clone(), t.clone()));
         Some(t)
     }
 
