@@ -250,13 +250,64 @@ pub fn shape_request(
     sources: &[&Value],
     objective_text: &str,
 ) -> Value {
-    let Some(props) = input_schema
-        .get("properties")
-        .and_then(Value::as_object)
-        .filter(|p| !p.is_empty())
-    else {
+    let Some(mut out) = shape_declared(input_schema, generic, sources, objective_text) else {
         return Value::Object(generic.clone());
     };
+    if input_schema.get("additionalProperties") != Some(&Value::Bool(false)) {
+        for key in RIDE_ALONG {
+            if let Some(v) = generic.get(key)
+                && !out.contains_key(key)
+            {
+                out.insert(key.to_string(), v.clone());
+            }
+        }
+    }
+    Value::Object(out)
+}
+
+/// Fields of the generic request that go along unless the schema forbids extra properties.
+const RIDE_ALONG: [&str; 3] = ["request_id", "inputs", "target_schema"];
+
+/// [`shape_request`] taking the generic request by value, with `sources` = `params`, then the
+/// generic request's `inputs` (what a miner's execution passes): what rides along is moved
+/// rather than copied, and the dependency bodies are not copied to serve as sources.
+pub fn shape_request_owned(
+    input_schema: &Value,
+    mut generic: Map<String, Value>,
+    params: &Value,
+    objective_text: &str,
+) -> Value {
+    let shaped = {
+        let mut sources = vec![params];
+        sources.extend(generic.get("inputs"));
+        shape_declared(input_schema, &generic, &sources, objective_text)
+    };
+    let Some(mut out) = shaped else {
+        return Value::Object(generic);
+    };
+    if input_schema.get("additionalProperties") != Some(&Value::Bool(false)) {
+        for key in RIDE_ALONG {
+            if !out.contains_key(key)
+                && let Some(v) = generic.remove(key)
+            {
+                out.insert(key.to_string(), v);
+            }
+        }
+    }
+    Value::Object(out)
+}
+
+/// The declared properties of a shaped request; `None` if the schema declares none.
+fn shape_declared(
+    input_schema: &Value,
+    generic: &Map<String, Value>,
+    sources: &[&Value],
+    objective_text: &str,
+) -> Option<Map<String, Value>> {
+    let props = input_schema
+        .get("properties")
+        .and_then(Value::as_object)
+        .filter(|p| !p.is_empty())?;
     let required: Vec<&str> = input_schema
         .get("required")
         .and_then(Value::as_array)
@@ -281,16 +332,7 @@ pub fn shape_request(
         };
         out.insert(name.clone(), value);
     }
-    if input_schema.get("additionalProperties") != Some(&Value::Bool(false)) {
-        for key in ["request_id", "inputs", "target_schema"] {
-            if let Some(v) = generic.get(key)
-                && !out.contains_key(key)
-            {
-                out.insert(key.to_string(), v.clone());
-            }
-        }
-    }
-    Value::Object(out)
+    Some(out)
 }
 
 /// The first value under key `key`, depth first through `sources` in order, that satisfies `ok`.
@@ -421,6 +463,39 @@ mod tests {
         // No declared properties: the generic request as it is.
         let req = shape_request(&json!({"type": "object"}), &generic, &[], "x");
         assert_eq!(req, Value::Object(generic));
+    }
+
+    #[test]
+    fn owned_shaping_equals_borrowed_shaping() {
+        let params = json!({"region": "Japan", "limit": 3});
+        let inputs = json!({"search": {"results": [{"url": "https://x", "title": "T"}]}});
+        let schemas = [
+            json!({"type": "object", "required": ["query"],
+                   "properties": {"query": {"type": "string"}, "limit": {"type": "integer"},
+                                  "results": {"type": "array"}, "title": {"type": "string"}}}),
+            json!({"type": "object", "additionalProperties": false,
+                   "properties": {"prompt": {"type": "string"}, "inputs": {"type": "object"}}}),
+            json!({"type": "object"}),
+        ];
+        for with_inputs in [false, true] {
+            let mut generic: Map<String, Value> = serde_json::from_value(json!({
+                "request_id": "abc", "capability": "llm", "objective": "Research rings",
+                "params": params.clone(), "target_schema": {"type": "object"}
+            }))
+            .unwrap();
+            if with_inputs {
+                generic.insert("inputs".into(), inputs.clone());
+            }
+            let empty = json!({});
+            let sources = [&params, if with_inputs { &inputs } else { &empty }];
+            for schema in &schemas {
+                assert_eq!(
+                    shape_request_owned(schema, generic.clone(), &params, "Research rings"),
+                    shape_request(schema, &generic, &sources, "Research rings"),
+                    "{schema}"
+                );
+            }
+        }
     }
 
     #[test]

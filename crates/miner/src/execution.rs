@@ -471,21 +471,18 @@ impl Execution {
             req.insert("target_schema".into(), self.challenge.target_schema.clone());
         }
         let route = &self.routes[i][self.steps[i].route];
+        if !inputs.is_empty() {
+            req.insert("inputs".into(), Value::Object(inputs));
+        }
         match &route.input_shape {
-            None => {
-                if !inputs.is_empty() {
-                    req.insert("inputs".into(), Value::Object(inputs));
-                }
-                Value::Object(req)
-            }
-            Some(schema) => {
-                let inputs = Value::Object(inputs);
-                let sources = [&self.challenge.objective.params, &inputs];
-                if inputs.as_object().is_some_and(|m| !m.is_empty()) {
-                    req.insert("inputs".into(), inputs.clone());
-                }
-                assemble::shape_request(schema, &req, &sources, &self.challenge.objective.text)
-            }
+            None => Value::Object(req),
+            // Sources: the objective's parameters, then the dependency responses.
+            Some(schema) => assemble::shape_request_owned(
+                schema,
+                req,
+                &self.challenge.objective.params,
+                &self.challenge.objective.text,
+            ),
         }
     }
 

@@ -88,6 +88,33 @@ impl LedgerView {
         }
     }
 
+    /// [`LedgerView::new`], taking over from `previous` the compiled output schemas of endpoints
+    /// whose output schema is unchanged: a Ledger change usually touches one entry, and compiling
+    /// schemas again is the expensive part of a rebuilt view.
+    pub fn new_reusing(entries: impl IntoIterator<Item = Entry>, previous: &LedgerView) -> Self {
+        let view = LedgerView::new(entries);
+        for (&(netuid, i), cell) in &view.output_schemas {
+            let (Some(ep), Some(old_ep)) = (
+                view.entries.get(&netuid).and_then(|e| e.endpoints.get(i)),
+                previous
+                    .entries
+                    .get(&netuid)
+                    .and_then(|e| e.endpoints.get(i)),
+            ) else {
+                continue;
+            };
+            if ep.output_schema == old_ep.output_schema
+                && let Some(compiled) = previous
+                    .output_schemas
+                    .get(&(netuid, i))
+                    .and_then(OnceLock::get)
+            {
+                let _ = cell.set(compiled.clone());
+            }
+        }
+        view
+    }
+
     /// The entry of `netuid`.
     pub fn entry(&self, netuid: u16) -> Option<&Entry> {
         self.entries.get(&netuid)

@@ -496,3 +496,25 @@ fn core_types_can_move_between_threads() {
     send::<LedgerView>();
     sync::<LedgerView>();
 }
+
+/// A rebuilt view takes over compiled output schemas whose schema did not change, and compiles
+/// changed ones afresh.
+#[test]
+fn rebuilt_views_reuse_unchanged_compiled_schemas() {
+    use orchestra_miner::LedgerView;
+    use std::sync::Arc;
+    let entries = support::ledger_entries();
+    let (netuid, index) = (entries[0].netuid, 0);
+    let old = LedgerView::new(entries.clone());
+    let compiled = old.output_schema(netuid, index).cloned().expect("compiles");
+    let same = LedgerView::new_reusing(entries.clone(), &old);
+    let reused = same.output_schema(netuid, index).expect("compiles");
+    assert!(Arc::ptr_eq(&compiled, reused));
+    let mut changed = entries;
+    changed[0].endpoints[index].output_schema = json!({"type": "object", "required": ["x"]});
+    let fresh = LedgerView::new_reusing(changed, &old);
+    let recompiled = fresh.output_schema(netuid, index).expect("compiles");
+    assert!(!Arc::ptr_eq(&compiled, recompiled));
+    assert!(!recompiled.is_valid(&json!({})));
+    assert!(recompiled.is_valid(&json!({"x": 1})));
+}

@@ -30,12 +30,32 @@ pub enum HexError {
 impl Hash32 {
     /// Hex form, lowercase.
     pub fn to_hex(&self) -> String {
-        hex::encode(self.0)
+        let mut out = [0u8; 64];
+        hex_into(&self.0, &mut out);
+        // Hex digits are ASCII, so this never falls back.
+        String::from_utf8(out.to_vec()).unwrap_or_default()
+    }
+
+    /// Append the 64 hex digits to `buf` without allocating (what the canonical writers use).
+    pub fn write_hex(&self, buf: &mut Vec<u8>) {
+        let mut out = [0u8; 64];
+        hex_into(&self.0, &mut out);
+        buf.extend_from_slice(&out);
     }
 
     /// The raw bytes.
     pub fn as_bytes(&self) -> &[u8; 32] {
         &self.0
+    }
+}
+
+/// Lowercase hex of 32 bytes (a table lookup per nibble: `hex::encode` goes through a char
+/// iterator and showed up in profiles of the proof hot path).
+fn hex_into(bytes: &[u8; 32], out: &mut [u8; 64]) {
+    const DIGITS: &[u8; 16] = b"0123456789abcdef";
+    for (i, b) in bytes.iter().enumerate() {
+        out[2 * i] = DIGITS[usize::from(b >> 4)];
+        out[2 * i + 1] = DIGITS[usize::from(b & 0x0f)];
     }
 }
 
@@ -149,11 +169,7 @@ fn write_jcs(value: &serde_json::Value, buf: &mut Vec<u8>, hasher: &mut blake3::
             // JCS orders keys by UTF-16 code units. The map iterates in its own order (sorted by
             // UTF-8 bytes, or insertion order with serde_json's `preserve_order`); when that is
             // already the JCS order — always, for ASCII keys in a sorted map — no sort is needed.
-            let in_order = map
-                .keys()
-                .zip(map.keys().skip(1))
-                .all(|(a, b)| utf16_cmp(a, b).is_lt());
-            if in_order {
+            if keys_in_jcs_order(map) {
                 for (i, (k, v)) in map.iter().enumerate() {
                     if i > 0 {
                         buf.push(b',');
@@ -177,6 +193,27 @@ fn write_jcs(value: &serde_json::Value, buf: &mut Vec<u8>, hasher: &mut blake3::
             buf.push(b'}');
         }
     }
+}
+
+/// Whether `map` iterates in JCS key order. Each key is scanned once for non-ASCII bytes (ASCII
+/// keys compare the same in UTF-16 and UTF-8), instead of twice per adjacent pair.
+fn keys_in_jcs_order(map: &serde_json::Map<String, serde_json::Value>) -> bool {
+    let mut prev: Option<(&str, bool)> = None;
+    for k in map.keys() {
+        let ascii = k.is_ascii();
+        if let Some((p, p_ascii)) = prev {
+            let ordered = if ascii && p_ascii {
+                p.as_bytes() < k.as_bytes()
+            } else {
+                utf16_cmp(p, k).is_lt()
+            };
+            if !ordered {
+                return false;
+            }
+        }
+        prev = Some((k, ascii));
+    }
+    true
 }
 
 fn utf16_cmp(a: &str, b: &str) -> std::cmp::Ordering {
@@ -208,8 +245,104 @@ fn write_number(n: &serde_json::Number, buf: &mut Vec<u8>) {
 /// characters as lowercase `\u00xx`, everything else as UTF-8 (serde_json's escaping is exactly
 /// this).
 fn write_string(s: &str, buf: &mut Vec<u8>) {
-    // Writing a `&str` into a Vec cannot fail.
-    let _ = serde_json::to_writer(&mut *buf, s);
+    let bytes = s.as_bytes();
+    buf.reserve(bytes.len() + 2);
+    buf.push(b'"');
+    if needs_escape(bytes) {
+        write_escaped(bytes, buf);
+    } else {
+        // The common case (keys, hex, words): one copy.
+        buf.extend_from_slice(bytes);
+    }
+    buf.push(b'"');
+}
+
+/// Whether any byte needs escaping; branch-free per 16-byte block so it vectorises.
+fn needs_escape(bytes: &[u8]) -> bool {
+    let special = |b: u8| (b < 0x20) | (b == b'"') | (b == b'\\');
+    let mut blocks = bytes.chunks_exact(16);
+    for block in &mut blocks {
+        if block.iter().fold(false, |acc, &b| acc | special(b)) {
+            return true;
+        }
+    }
+    blocks.remainder().iter().any(|&b| special(b))
+}
+
+/// Escaping as serde_json (and ECMAScript's `JSON.stringify`) does it.
+fn write_escaped(bytes: &[u8], buf: &mut Vec<u8>) {
+    const HEX: &[u8; 16] = b"0123456789abcdef";
+    let mut start = 0;
+    for (i, &b) in bytes.iter().enumerate() {
+        let short = match b {
+            b'"' => b'"',
+            b'\\' => b'\\',
+            0x08 => b'b',
+            0x09 => b't',
+            0x0a => b'n',
+            0x0c => b'f',
+            0x0d => b'r',
+            0x00..=0x1f => b'u',
+            _ => continue,
+        };
+        buf.extend_from_slice(&bytes[start..i]);
+        buf.push(b'\\');
+        buf.push(short);
+        if short == b'u' {
+            buf.extend_from_slice(&[
+                b'0',
+                b'0',
+                HEX[usize::from(b >> 4)],
+                HEX[usize::from(b & 0xf)],
+            ]);
+        }
+        start = i + 1;
+    }
+    buf.extend_from_slice(&bytes[start..]);
+}
+
+/// A `u64` as JCS prints it: exactly up to 2^53 − 1, through the double beyond (what
+/// `serde_json::to_value` followed by [`write_number`] gives).
+fn write_u64(n: u64, buf: &mut Vec<u8>) {
+    if n <= MAX_SAFE_INTEGER {
+        buf.extend_from_slice(itoa::Buffer::new().format(n).as_bytes());
+    } else {
+        buf.extend_from_slice(ryu_js::Buffer::new().format_finite(n as f64).as_bytes());
+    }
+}
+
+/// The JCS bytes of a pipeline step's header (the step without its bodies: what the proof chain
+/// commits to), written directly instead of through a `serde_json::Value`. Equal to
+/// `canonical_json(&step.header())` for every step (a property test holds it to that).
+pub fn write_step_header_jcs(step: &crate::messages::PipelineStep, buf: &mut Vec<u8>) {
+    // Keys in JCS (UTF-16) order: cost_rao, endpoint, latency_ms, netuid, receipt, request_hash,
+    // response_hash, started_at_ms, step_id, subnet_hotkey.
+    buf.extend_from_slice(b"{\"cost_rao\":");
+    write_u64(step.cost_rao, buf);
+    buf.extend_from_slice(b",\"endpoint\":");
+    write_string(&step.endpoint, buf);
+    buf.extend_from_slice(b",\"latency_ms\":");
+    write_u64(step.latency_ms, buf);
+    buf.extend_from_slice(b",\"netuid\":");
+    write_u64(u64::from(step.netuid), buf);
+    if let Some(r) = &step.receipt {
+        buf.extend_from_slice(b",\"receipt\":{\"scheme\":");
+        write_string(&r.scheme, buf);
+        buf.extend_from_slice(b",\"signature\":");
+        write_string(&r.signature, buf);
+        buf.push(b'}');
+    }
+    buf.extend_from_slice(b",\"request_hash\":\"");
+    step.request_hash.write_hex(buf);
+    buf.extend_from_slice(b"\",\"response_hash\":\"");
+    step.response_hash.write_hex(buf);
+    buf.extend_from_slice(b"\",\"started_at_ms\":");
+    write_u64(step.started_at_ms, buf);
+    buf.extend_from_slice(b",\"step_id\":");
+    write_string(&step.step_id, buf);
+    buf.extend_from_slice(b",\"subnet_hotkey\":");
+    write_string(&step.subnet_hotkey, buf);
+    buf.push(b'}');
 }
 
 #[cfg(test)]
@@ -268,6 +401,66 @@ mod tests {
             let reference = blake3::hash(&serde_json_canonicalizer::to_vec(&v).unwrap());
             proptest::prop_assert_eq!(hash_value(&v), Hash32::from(reference));
         }
+    }
+
+    fn arbitrary_u64() -> impl proptest::strategy::Strategy<Value = u64> {
+        use proptest::prelude::*;
+        prop_oneof![
+            0..1000u64,
+            (MAX_SAFE_INTEGER - 2)..(MAX_SAFE_INTEGER + 3),
+            any::<u64>()
+        ]
+    }
+
+    fn arbitrary_text() -> impl proptest::strategy::Strategy<Value = String> {
+        "[\\x00-\\x1f\"\\\\/a_z0\u{7f}\u{80}\u{2028}\u{fb33}\u{1f600}\u{e000}]{0,12}"
+    }
+
+    proptest::proptest! {
+        #![proptest_config(proptest::test_runner::Config { cases: 2000, ..Default::default() })]
+
+        /// The direct header writer agrees with the reference JCS of the serialised header.
+        #[test]
+        fn step_header_writer_equals_reference_jcs(
+            step_id in arbitrary_text(),
+            endpoint in arbitrary_text(),
+            subnet_hotkey in arbitrary_text(),
+            netuid in proptest::prelude::any::<u16>(),
+            hashes in proptest::prelude::any::<([u8; 32], [u8; 32])>(),
+            times in (arbitrary_u64(), arbitrary_u64(), arbitrary_u64()),
+            receipt in proptest::option::of((arbitrary_text(), arbitrary_text())),
+        ) {
+            let step = crate::messages::PipelineStep {
+                step_id,
+                netuid,
+                endpoint,
+                subnet_hotkey,
+                request: None,
+                response: None,
+                request_hash: Hash32(hashes.0),
+                response_hash: Hash32(hashes.1),
+                started_at_ms: times.0,
+                latency_ms: times.1,
+                cost_rao: times.2,
+                receipt: receipt.map(|(scheme, signature)| crate::messages::Receipt {
+                    scheme,
+                    signature,
+                }),
+            };
+            let mut fast = Vec::new();
+            write_step_header_jcs(&step, &mut fast);
+            proptest::prop_assert_eq!(fast, canonical_json(&step.header()).unwrap());
+        }
+    }
+
+    #[test]
+    fn hex_is_lowercase_and_round_trips() {
+        let h = Hash32(std::array::from_fn(|i| (i * 37 + 5) as u8));
+        assert_eq!(h.to_hex(), hex::encode(h.0));
+        let mut buf = Vec::new();
+        h.write_hex(&mut buf);
+        assert_eq!(buf, h.to_hex().into_bytes());
+        assert_eq!(h.to_hex().parse::<Hash32>().unwrap(), h);
     }
 
     #[test]

@@ -212,6 +212,21 @@ pub enum VerifyingKey {
     Ed25519(ed25519_dalek::VerifyingKey),
 }
 
+impl fmt::Debug for VerifyingKey {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let (scheme, public) = match self {
+            VerifyingKey::Sr25519(k) => (Scheme::Sr25519, k.to_bytes()),
+            VerifyingKey::Ed25519(k) => (Scheme::Ed25519, k.to_bytes()),
+        };
+        write!(
+            f,
+            "VerifyingKey({} 0x{})",
+            scheme.name(),
+            hex::encode(public)
+        )
+    }
+}
+
 impl VerifyingKey {
     /// Decode the 32-byte `public` key under `scheme`; `None` if it is not a valid point.
     pub fn from_bytes(scheme: Scheme, public: &[u8; 32]) -> Option<VerifyingKey> {

@@ -12,7 +12,7 @@
 //! [`verify`] for checks 1–3 (chain, bodies, time window and dependency order). Checks 4–5
 //! (replay set, audits) need state across challenges and live in the validator core.
 
-use crate::hash::{CanonicalError, Hash32, hash_value, update_jcs};
+use crate::hash::{CanonicalError, Hash32, hash_value, write_step_header_jcs};
 use crate::messages::{Challenge, PipelineStep, PlanError, ProofSummary, Response};
 use serde_json::Value;
 use std::collections::BTreeMap;
@@ -31,14 +31,16 @@ pub fn lock0(challenge_id: &Hash32, salt: &Hash32, validator: &str, miner: &str)
 }
 
 /// One link of the chain: `blake3(prev ‖ jcs(header) ‖ request_hash ‖ response_hash)`.
+///
+/// The header's canonical form is written directly (no `serde_json::Value` in between); it
+/// cannot fail, the `Result` stays for callers written against the general path.
 pub fn chain_link(prev: &Hash32, step: &PipelineStep) -> Result<Hash32, CanonicalError> {
-    let header = serde_json::to_value(step.header())?;
-    let mut hasher = blake3::Hasher::new();
-    hasher.update(&prev.0);
-    update_jcs(&mut hasher, &header);
-    hasher.update(&step.request_hash.0);
-    hasher.update(&step.response_hash.0);
-    Ok(hasher.finalize().into())
+    let mut buf = Vec::with_capacity(512);
+    buf.extend_from_slice(&prev.0);
+    write_step_header_jcs(step, &mut buf);
+    buf.extend_from_slice(&step.request_hash.0);
+    buf.extend_from_slice(&step.response_hash.0);
+    Ok(blake3::hash(&buf).into())
 }
 
 /// `blake3(head ‖ data_hash)`.

@@ -309,7 +309,17 @@ pub fn validate(
 
 /// Simulate one run.
 pub fn run(spec: &RunSpec<'_>) -> Result<RunOutput, RunError> {
-    Engine::new(spec)?.run()
+    Engine::new(spec)?.run(None)
+}
+
+/// Simulate one run, handing each epoch's rows to `rows` as soon as they are made (and the
+/// whole-run rows at the end), so memory stays flat however long the run: a one-year run of 256
+/// miners makes about ten million rows. [`RunOutput::rows`] is then empty.
+pub fn run_streaming(
+    spec: &RunSpec<'_>,
+    rows: &mut dyn FnMut(Vec<Row>),
+) -> Result<RunOutput, RunError> {
+    Engine::new(spec)?.run(Some(rows))
 }
 
 struct Engine<'a> {
@@ -534,7 +544,7 @@ impl<'a> Engine<'a> {
         (block / self.spec.chain.tempo) as i64
     }
 
-    fn run(mut self) -> Result<RunOutput, RunError> {
+    fn run(mut self, mut sink: Option<&mut dyn FnMut(Vec<Row>)>) -> Result<RunOutput, RunError> {
         let tempo = self.spec.chain.tempo;
         let mut next_event = 0;
         for block in 1..=self.total_blocks {
@@ -567,9 +577,15 @@ impl<'a> Engine<'a> {
             }
             if block.is_multiple_of(tempo) {
                 self.end_epoch(block)?;
+                if let Some(sink) = sink.as_mut() {
+                    sink(self.metrics.take_rows());
+                }
             }
         }
-        let rows = self.metrics.finish();
+        let mut rows = self.metrics.finish();
+        if let Some(sink) = sink {
+            sink(std::mem::take(&mut rows));
+        }
         Ok(RunOutput {
             rows,
             events: self.events_out,
@@ -967,7 +983,7 @@ impl<'a> Engine<'a> {
         for va in &mut self.validators {
             let size = va.verifier.ledger().head().tree_size;
             if size != va.view_size {
-                va.view = Arc::new(va.verifier.view());
+                va.view = Arc::new(va.verifier.view_reusing(&va.view));
                 va.view_size = size;
             }
         }

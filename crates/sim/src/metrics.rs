@@ -95,6 +95,12 @@ pub struct Metrics {
     last_coverage: f64,
     price: f64,
     rows: Vec<Row>,
+    /// Whole-run latency distribution (latency → count): exact percentiles in memory bounded
+    /// by the number of distinct latencies, not by the number of challenges.
+    run_latencies: BTreeMap<u64, u64>,
+    /// Whole-run organic quality: running sum (added in arrival order, as a sum over the list
+    /// would) and count.
+    run_organic: (f64, u64),
 }
 
 impl Metrics {
@@ -123,6 +129,9 @@ impl Metrics {
             last_coverage: f64::NAN,
             price: spec.chain.alpha_price_rao as f64 / 1e9,
             rows: Vec::new(),
+            run_latencies: BTreeMap::new(),
+            // `Sum for f64` starts from -0.0; so does this.
+            run_organic: (-0.0, 0),
         }
     }
 
@@ -139,14 +148,16 @@ impl Metrics {
             w.challenges += 1;
             w.successes += u64::from(c.success);
             w.strikes += u64::from(c.strike);
-            w.latencies.push(c.latency_ms);
         }
+        self.window.latencies.push(c.latency_ms);
+        *self.run_latencies.entry(c.latency_ms).or_default() += 1;
     }
 
     /// An organic request was answered with this quality (score ÷ its maximum).
     pub fn organic(&mut self, quality: f64) {
         self.window.organic_quality.push(quality);
-        self.run.organic_quality.push(quality);
+        self.run_organic.0 += quality;
+        self.run_organic.1 += 1;
     }
 
     /// Organic requests arrived.
@@ -194,6 +205,11 @@ impl Metrics {
             metric,
             value,
         });
+    }
+
+    /// Hand over the rows made so far (a driver streaming them out keeps memory flat).
+    pub fn take_rows(&mut self) -> Vec<Row> {
+        std::mem::take(&mut self.rows)
     }
 
     /// Close an epoch.
@@ -524,9 +540,15 @@ impl Metrics {
                 "success_rate",
                 ratio(run.successes as f64, run.challenges as f64),
             ),
-            ("latency_p50_ms", percentile(&run.latencies, 0.5)),
-            ("latency_p95_ms", percentile(&run.latencies, 0.95)),
-            ("organic_quality", mean_f64(&run.organic_quality)),
+            (
+                "latency_p50_ms",
+                percentile_counts(&self.run_latencies, 0.5),
+            ),
+            (
+                "latency_p95_ms",
+                percentile_counts(&self.run_latencies, 0.95),
+            ),
+            ("organic_quality", mean_running(self.run_organic)),
             ("organic_rps", run.organic_arrivals as f64 / run_secs),
             ("challenges", run.challenges as f64),
             ("fabrication_strikes", run.strikes as f64),
@@ -703,6 +725,28 @@ fn mean_f64(v: &[f64]) -> f64 {
     }
 }
 
+/// [`mean_f64`] of a list given as its running sum and length.
+fn mean_running((sum, n): (f64, u64)) -> f64 {
+    if n == 0 { f64::NAN } else { sum / n as f64 }
+}
+
+/// [`percentile`] of the multiset `counts` (value → how often).
+fn percentile_counts(counts: &BTreeMap<u64, u64>, q: f64) -> f64 {
+    let n: u64 = counts.values().sum();
+    if n == 0 {
+        return f64::NAN;
+    }
+    let k = ((q * n as f64).ceil() as u64).clamp(1, n) - 1;
+    let mut seen = 0u64;
+    for (&v, &c) in counts {
+        seen += c;
+        if seen > k {
+            return v as f64;
+        }
+    }
+    f64::NAN
+}
+
 /// Nearest-rank percentile.
 fn percentile(v: &[u64], q: f64) -> f64 {
     if v.is_empty() {
@@ -748,5 +792,23 @@ mod tests {
         assert_eq!(percentile(&v, 0.5), 50.0);
         assert_eq!(percentile(&v, 0.95), 95.0);
         assert_eq!(percentile(&[7], 0.95), 7.0);
+    }
+
+    #[test]
+    fn run_aggregates_equal_the_list_forms() {
+        // A fixed pseudo-random list with repeats, like latencies.
+        let v: Vec<u64> = (0..997u64).map(|i| (i * 7919 + 13) % 211).collect();
+        let mut counts = BTreeMap::new();
+        for &x in &v {
+            *counts.entry(x).or_insert(0u64) += 1;
+        }
+        for q in [0.0, 0.01, 0.5, 0.95, 0.999, 1.0] {
+            assert_eq!(percentile_counts(&counts, q), percentile(&v, q));
+        }
+        assert!(percentile_counts(&BTreeMap::new(), 0.5).is_nan());
+        let f: Vec<f64> = v.iter().map(|&x| x as f64 / 211.0).collect();
+        let running = f.iter().fold((-0.0, 0u64), |(s, n), &x| (s + x, n + 1));
+        assert_eq!(mean_running(running).to_bits(), mean_f64(&f).to_bits());
+        assert!(mean_running((-0.0, 0)).is_nan());
     }
 }

@@ -24,7 +24,7 @@ use orchestra_mechanism::orchestration::{audit_draw, within_grace};
 use orchestra_miner::execution::SubCallFailure;
 use orchestra_miner::view::{CompiledSchema, LedgerView};
 use orchestra_protocol::hash::{Hash32, hash_value};
-use orchestra_protocol::keys::{Scheme, verify_signature};
+use orchestra_protocol::keys::{Scheme, VerifyingKey};
 use orchestra_protocol::messages::{Challenge, PipelineStep, Receipt, Response, receipt_message};
 use orchestra_protocol::proof::{ProofError, verify};
 use orchestra_protocol::ss58;
@@ -303,6 +303,10 @@ pub struct Auditor {
     seen: BTreeMap<Hash32, Sighting>,
     expiry: VecDeque<(u64, Hash32)>,
     subnet_hotkeys: BTreeMap<u16, BTreeSet<String>>,
+    /// Decoded keys of known subnet hotkeys (`None`: not a valid key). Decoding an ss58 address
+    /// and its curve point costs a fair part of a verification, and the same few keys sign
+    /// every receipt. Only known hotkeys are cached, so the map stays as small as the metagraphs.
+    receipt_keys: BTreeMap<String, Vec<(Scheme, Option<VerifyingKey>)>>,
     next_audit_id: u64,
 }
 
@@ -311,9 +315,19 @@ pub fn receipt_valid(step: &PipelineStep, receipt: &Receipt) -> bool {
     let Some(scheme) = Scheme::from_name(&receipt.scheme) else {
         return false;
     };
-    let Ok((public, _)) = ss58::decode(&step.subnet_hotkey) else {
+    let Some(key) = decode_key(scheme, &step.subnet_hotkey) else {
         return false;
     };
+    receipt_signed_by(step, receipt, &key)
+}
+
+fn decode_key(scheme: Scheme, ss58_address: &str) -> Option<VerifyingKey> {
+    let (public, _) = ss58::decode(ss58_address).ok()?;
+    VerifyingKey::from_bytes(scheme, &public)
+}
+
+/// Whether `receipt`'s signature over the step verifies under `key`.
+fn receipt_signed_by(step: &PipelineStep, receipt: &Receipt, key: &VerifyingKey) -> bool {
     let hex_sig = receipt
         .signature
         .strip_prefix("0x")
@@ -323,7 +337,7 @@ pub fn receipt_valid(step: &PipelineStep, receipt: &Receipt) -> bool {
         return false;
     }
     let msg = receipt_message(&step.request_hash, &step.response_hash, step.started_at_ms);
-    verify_signature(scheme, &public, &msg, &sig)
+    key.verify(&msg, &sig)
 }
 
 impl Auditor {
@@ -339,6 +353,35 @@ impl Auditor {
     /// one of them exempt a step from audit.
     pub fn set_subnet_hotkeys(&mut self, netuid: u16, hotkeys: BTreeSet<String>) {
         self.subnet_hotkeys.insert(netuid, hotkeys);
+        let known = &self.subnet_hotkeys;
+        self.receipt_keys
+            .retain(|k, _| known.values().any(|keys| keys.contains(k)));
+    }
+
+    /// [`receipt_valid`], with the key of a known subnet hotkey decoded once.
+    fn receipt_valid_known(&mut self, step: &PipelineStep, receipt: &Receipt) -> bool {
+        let Some(scheme) = Scheme::from_name(&receipt.scheme) else {
+            return false;
+        };
+        let hotkey = step.subnet_hotkey.as_str();
+        let cached = self
+            .receipt_keys
+            .get(hotkey)
+            .and_then(|keys| keys.iter().find(|(s, _)| *s == scheme));
+        if let Some((_, key)) = cached {
+            return key
+                .as_ref()
+                .is_some_and(|k| receipt_signed_by(step, receipt, k));
+        }
+        let key = decode_key(scheme, hotkey);
+        let valid = key
+            .as_ref()
+            .is_some_and(|k| receipt_signed_by(step, receipt, k));
+        self.receipt_keys
+            .entry(hotkey.to_string())
+            .or_default()
+            .push((scheme, key));
+        valid
     }
 
     /// Response hashes currently remembered.
@@ -439,7 +482,12 @@ impl Auditor {
                     .subnet_hotkeys
                     .get(&step.netuid)
                     .is_some_and(|keys| keys.contains(&step.subnet_hotkey));
-                if !receipt_valid(step, receipt) {
+                let valid = if known {
+                    self.receipt_valid_known(step, receipt)
+                } else {
+                    receipt_valid(step, receipt)
+                };
+                if !valid {
                     report.steps.push(StepAudit {
                         step_index,
                         verdict: StepVerdict::ForgedReceipt,

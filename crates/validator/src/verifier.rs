@@ -143,6 +143,12 @@ impl ProposalVerifier {
         LedgerView::new(self.ledger.state().entries.values().cloned())
     }
 
+    /// [`view`](Self::view), reusing `previous`'s compiled schemas where they still apply
+    /// ([`LedgerView::new_reusing`]).
+    pub fn view_reusing(&self, previous: &LedgerView) -> LedgerView {
+        LedgerView::new_reusing(self.ledger.state().entries.values().cloned(), previous)
+    }
+
     /// Proposals awaiting a verdict.
     pub fn pending(&self) -> usize {
         self.pending.len()
