@@ -181,6 +181,30 @@ pub enum ChartSpec {
         /// `values[j][i]` at `(xs[i], ys[j])`; `None` where the grid has no point.
         values: Vec<Vec<Option<f64>>>,
     },
+    /// Points in the plane (e.g. tuner candidates by two objectives), series drawn in order.
+    Scatter {
+        /// x-axis description.
+        x_desc: String,
+        /// y-axis description.
+        y_desc: String,
+        /// The series; later ones are drawn on top.
+        series: Vec<ScatterSeries>,
+    },
+}
+
+/// A set of points of a [`ChartSpec::Scatter`] chart.
+#[derive(Debug, Clone, Default)]
+pub struct ScatterSeries {
+    /// Legend label.
+    pub label: String,
+    /// Index into [`PALETTE`].
+    pub color: usize,
+    /// Dot radius in pixels.
+    pub radius: u32,
+    /// Join the points with a line (in the given order), e.g. a Pareto front.
+    pub line: bool,
+    /// The points.
+    pub points: Vec<(f64, f64)>,
 }
 
 /// A chart to render.
@@ -204,9 +228,11 @@ impl Chart {
                 (1100, 420 + 300 * panels.len() as u32 - 300)
             }
             ChartSpec::Panels { .. } => (1100, 520),
-            ChartSpec::Bars { .. } => (1000, 520),
+            // Wider with many bars so category and value labels stay apart.
+            ChartSpec::Bars { bars, .. } => ((130 * bars.len() as u32).max(1000), 520),
             ChartSpec::Lorenz { .. } => (760, 680),
             ChartSpec::Heatmap { .. } => (1100, 680),
+            ChartSpec::Scatter { .. } => (1000, 620),
         }
     }
 }
@@ -387,7 +413,56 @@ fn draw<DB: DrawingBackend>(root: &DrawingArea<DB, Shift>, chart: &Chart) -> Res
             ys,
             values,
         } => draw_heatmap(&body, x_desc, y_desc, value_desc, xs, ys, values),
+        ChartSpec::Scatter {
+            x_desc,
+            y_desc,
+            series,
+        } => draw_scatter(&body, x_desc, y_desc, series),
     }
+}
+
+fn draw_scatter<DB: DrawingBackend>(
+    body: &DrawingArea<DB, Shift>,
+    x_desc: &str,
+    y_desc: &str,
+    series: &[ScatterSeries],
+) -> Result<(), String> {
+    let (w, _) = body.dim_in_pixel();
+    let (plot, legend) = body.split_horizontally(w.saturating_sub(LEGEND_W));
+    let xs = series.iter().flat_map(|s| s.points.iter().map(|p| p.0));
+    let ys = series.iter().flat_map(|s| s.points.iter().map(|p| p.1));
+    let (x0, x1) = pad(finite_range(xs).unwrap_or((0.0, 1.0)), 0.06);
+    let (y0, y1) = pad(finite_range(ys).unwrap_or((0.0, 1.0)), 0.06);
+    let mut chart = ChartBuilder::on(&plot)
+        .margin(14)
+        .x_label_area_size(50)
+        .y_label_area_size(85)
+        .build_cartesian_2d(x0..x1, y0..y1)
+        .map_err(e)?;
+    draw_mesh(&mut chart, x_desc, y_desc)?;
+    let mut entries = Vec::new();
+    for s in series {
+        let c = color(s.color);
+        let pts: Vec<(f64, f64)> = s
+            .points
+            .iter()
+            .copied()
+            .filter(|(x, y)| x.is_finite() && y.is_finite())
+            .collect();
+        if s.line && pts.len() > 1 {
+            chart
+                .draw_series(LineSeries::new(pts.clone(), c.stroke_width(2)))
+                .map_err(e)?;
+        }
+        chart
+            .draw_series(
+                pts.into_iter()
+                    .map(|p| Circle::new(p, s.radius.max(2), c.filled())),
+            )
+            .map_err(e)?;
+        entries.push((s.label.clone(), c, false));
+    }
+    draw_legend(&legend, &entries)
 }
 
 /// Legend entries drawn in their own strip, so they never cover data.

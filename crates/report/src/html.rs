@@ -57,7 +57,12 @@ fn summary_table(out: &mut String, rows: &[&crate::SummaryRow]) {
     out.push_str("</table>\n");
 }
 
-pub(crate) fn index_html(s: &ReportSummary, inputs: &Inputs, charts: &[Rendered]) -> String {
+pub(crate) fn index_html(
+    s: &ReportSummary,
+    inputs: &Inputs,
+    charts: &[Rendered],
+    tune_charts: &[(crate::charts::Chart, Rendered)],
+) -> String {
     let mut o = String::new();
     let _ = write!(
         o,
@@ -72,6 +77,9 @@ pub(crate) fn index_html(s: &ReportSummary, inputs: &Inputs, charts: &[Rendered]
     );
     if !s.question.is_empty() {
         let _ = writeln!(o, "<div class=question>{}</div>", esc(&s.question));
+    }
+    if let Some(t) = &inputs.tune {
+        crate::tune::section(&mut o, t, tune_charts);
     }
     // Checks.
     o.push_str("<h2>Expectations</h2>\n");

@@ -56,6 +56,8 @@ pub(crate) struct Inputs {
     pub checks: Vec<Check>,
     pub manifests: Vec<serde_json::Value>,
     pub events: Vec<EventRow>,
+    /// `tune.json` of an `orchestra-sim tune` run directory.
+    pub tune: Option<serde_json::Value>,
 }
 
 fn read_opt(path: &Path) -> Result<Option<String>, ReportError> {
@@ -152,6 +154,15 @@ impl Inputs {
             }
         }
         inputs.events = read_events(&run_dir.join(files::EVENTS_CSV))?;
+        let path = run_dir.join(files::TUNE_JSON);
+        if let Some(s) = read_opt(&path)? {
+            inputs.tune = Some(
+                serde_json::from_str(&s).map_err(|e| ReportError::Malformed {
+                    path: path.clone(),
+                    message: e.to_string(),
+                })?,
+            );
+        }
         Ok(inputs)
     }
 }

@@ -26,6 +26,9 @@
 //! - `manifests.jsonl` (optional) — one JSON object per run.
 //! - `scenario.toml` (optional) — a copy of the scenario; its leading `#` comment block is the
 //!   question the scenario answers.
+//! - `tune.json` (optional, written by `orchestra-sim tune`) — the tuner's candidates, finalists,
+//!   Pareto front, sensitivity and recommendation: `index.html` then opens with a *Tuning*
+//!   section and the charts `tune_pareto` and `tune_inner` (see the `tune` module).
 //!
 //! This crate adds (see [`finalize`]):
 //!
@@ -68,6 +71,7 @@ mod inputs;
 pub mod stats;
 mod tables;
 mod terminal;
+mod tune;
 
 pub use inputs::{Check, EventRow, PointInfo};
 pub use tables::SummaryRow;
@@ -87,6 +91,8 @@ pub mod files {
     pub const MANIFESTS_JSONL: &str = "manifests.jsonl";
     /// Copy of the scenario file.
     pub const SCENARIO_TOML: &str = "scenario.toml";
+    /// Result of `orchestra-sim tune` (candidates, finalists, recommendation).
+    pub const TUNE_JSON: &str = "tune.json";
     /// `runs.csv` as Parquet.
     pub const RUNS_PARQUET: &str = "runs.parquet";
     /// Summary over seeds of the whole-run rows (CSV).
@@ -253,6 +259,20 @@ pub fn render(run_dir: &Path, opts: &ReportOptions) -> Result<ReportSummary, Rep
     } else {
         notes.push("Charts were not rendered (charts disabled).".to_string());
     }
+    let mut tune_rendered = Vec::new();
+    if let (Some(t), true) = (&inputs.tune, opts.charts) {
+        let dir = run_dir.join(files::CHARTS_DIR);
+        std::fs::create_dir_all(&dir).map_err(|source| ReportError::Io {
+            path: dir.clone(),
+            source,
+        })?;
+        for chart in tune::charts(t) {
+            let png = charts::render_chart(&chart, &dir)?;
+            files.push(PathBuf::from(files::CHARTS_DIR).join(format!("{}.png", chart.stem)));
+            files.push(PathBuf::from(files::CHARTS_DIR).join(format!("{}.svg", chart.stem)));
+            tune_rendered.push((chart, png));
+        }
+    }
     let summary = ReportSummary {
         run_dir: run_dir.to_path_buf(),
         scenario,
@@ -264,7 +284,7 @@ pub fn render(run_dir: &Path, opts: &ReportOptions) -> Result<ReportSummary, Rep
         notes,
         files: Vec::new(),
     };
-    let html = html::index_html(&summary, &inputs, &rendered);
+    let html = html::index_html(&summary, &inputs, &rendered, &tune_rendered);
     let path = run_dir.join(files::INDEX_HTML);
     std::fs::write(&path, html).map_err(|source| ReportError::Io { path, source })?;
     files.push(PathBuf::from(files::INDEX_HTML));

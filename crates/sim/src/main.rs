@@ -66,6 +66,10 @@ struct RunArgs {
     /// No progress bar.
     #[arg(long)]
     quiet: bool,
+    /// Run only shard I of N of the job matrix (jobs whose index mod N is I−1) into a shard
+    /// directory; `orchestra-sim merge` combines the shards (see docs/tuning.md).
+    #[arg(long, value_name = "I/N")]
+    shard: Option<orchestra_sim::shard::Shard>,
 }
 
 #[derive(Subcommand)]
@@ -85,6 +89,43 @@ enum Command {
         /// Skip charts.
         #[arg(long)]
         no_charts: bool,
+    },
+    /// Combine shard directories (written with `--shard I/N`) into one run directory,
+    /// byte-identical to the unsharded run, and evaluate the `[expect]` checks.
+    Merge {
+        /// The shard directories, one per shard, in any order.
+        #[arg(required = true)]
+        dirs: Vec<PathBuf>,
+        /// Output run directory.
+        #[arg(long)]
+        out: PathBuf,
+        /// Skip charts.
+        #[arg(long)]
+        no_charts: bool,
+    },
+    /// Tune the free parameters of a scenario's `[tune]` table: CMA-ES over the candidates,
+    /// each scored at the worst case over its adversaries' best responses (see docs/tuning.md).
+    Tune {
+        /// A scenario with a `[tune]` table.
+        scenario: PathBuf,
+        /// Candidates evaluated by the search (overrides `[tune] budget`).
+        #[arg(long)]
+        budget: Option<u32>,
+        /// Simulated days (overrides `[scenario] days`).
+        #[arg(long)]
+        days: Option<f64>,
+        /// Runs in parallel (default: one per core).
+        #[arg(long, short = 'j')]
+        jobs: Option<usize>,
+        /// Output directory (default `reports/<scenario>-tune/<UTC timestamp>/`).
+        #[arg(long)]
+        out: Option<PathBuf>,
+        /// Skip charts.
+        #[arg(long)]
+        no_charts: bool,
+        /// No progress lines.
+        #[arg(long)]
+        quiet: bool,
     },
     /// Run one Yuma epoch: read its input JSON, print the output JSON.
     Epoch {
@@ -147,10 +188,14 @@ fn load(path: &std::path::Path, args: &RunArgs) -> Result<(Scenario, Inputs), mi
 }
 
 fn out_dir(args: &RunArgs, name: &str, several: bool) -> PathBuf {
-    match &args.out {
+    let dir = match &args.out {
         Some(o) if several => o.join(name),
         Some(o) => o.clone(),
         None => PathBuf::from("reports").join(name).join(utc_stamp()),
+    };
+    match (&args.shard, &args.out) {
+        (Some(s), None) => dir.join(format!("shard-{}-of-{}", s.index, s.count)),
+        _ => dir,
     }
 }
 
@@ -199,7 +244,20 @@ fn run_all(paths: &[PathBuf], args: &RunArgs) -> ExitCode {
     for (scenario, inputs) in &loaded {
         let dir = out_dir(args, scenario.name(), loaded.len() > 1);
         let started = std::time::Instant::now();
-        match orchestra_sim::runner::run_scenario(scenario, inputs, &dir, &opts) {
+        let result =
+            orchestra_sim::runner::run_scenario_shard(scenario, inputs, &dir, &opts, args.shard);
+        if let (Some(shard), Ok(outcome)) = (args.shard, &result) {
+            println!(
+                "\n{}: shard {shard}: {} run(s) simulated in {:.1} s → {}\n\
+                 (no report and no checks for a shard: `orchestra-sim merge <shard dirs> --out DIR`)",
+                scenario.name(),
+                outcome.runs,
+                started.elapsed().as_secs_f64(),
+                outcome.dir.display()
+            );
+            continue;
+        }
+        match result {
             Ok(outcome) => {
                 let simulated = started.elapsed();
                 println!(
@@ -277,9 +335,212 @@ fn check_all(paths: &[PathBuf]) -> ExitCode {
     }
 }
 
+fn merge(dirs: &[PathBuf], out: &std::path::Path, no_charts: bool) -> ExitCode {
+    let started = std::time::Instant::now();
+    let merged = match orchestra_sim::merge::merge(dirs, out) {
+        Ok(m) => m,
+        Err(e) => {
+            eprintln!("error: merge: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    println!(
+        "{}: {} run(s) from {} shard(s) merged in {:.1} s → {}",
+        merged.scenario,
+        merged.runs,
+        dirs.len(),
+        started.elapsed().as_secs_f64(),
+        out.display()
+    );
+    #[cfg(feature = "report")]
+    {
+        let opts = ReportOptions {
+            charts: !no_charts,
+            ..ReportOptions::default()
+        };
+        match orchestra_report::finalize(out, &opts) {
+            Ok(summary) => print!("{}", orchestra_report::terminal_summary(&summary)),
+            Err(e) => {
+                eprintln!("error: report for {}: {e}", out.display());
+                return ExitCode::from(2);
+            }
+        }
+    }
+    #[cfg(not(feature = "report"))]
+    {
+        let _ = no_charts;
+        for c in &merged.checks {
+            println!(
+                "  [{}] {}: {}",
+                if c.passed { "pass" } else { "FAIL" },
+                c.name,
+                c.detail
+            );
+        }
+    }
+    if merged.checks.iter().any(|c| !c.passed) {
+        ExitCode::from(1)
+    } else {
+        ExitCode::SUCCESS
+    }
+}
+
+/// `orchestra-sim tune`.
+struct TuneArgs {
+    scenario: PathBuf,
+    budget: Option<u32>,
+    days: Option<f64>,
+    jobs: Option<usize>,
+    out: Option<PathBuf>,
+    no_charts: bool,
+    quiet: bool,
+}
+
+fn tune(a: &TuneArgs) -> ExitCode {
+    use orchestra_sim::tune::{Settings, optimise, sim::ScenarioEvaluator};
+    let run_args = RunArgs {
+        days: a.days,
+        ..RunArgs::default()
+    };
+    let (mut scenario, inputs) = match load(&a.scenario, &run_args) {
+        Ok(x) => x,
+        Err(report) => {
+            eprintln!("{report:?}");
+            return ExitCode::from(2);
+        }
+    };
+    let Some(mut spec) = scenario.points[0].spec.tune.clone() else {
+        eprintln!(
+            "error: {}: no [tune] table (see scenarios/README.md, `[tune]`)",
+            a.scenario.display()
+        );
+        return ExitCode::from(2);
+    };
+    if let Some(b) = a.budget {
+        spec.budget = b.max(1);
+        scenario.points[0].spec.tune = Some(spec.clone());
+    }
+    let dir = a.out.clone().unwrap_or_else(|| {
+        PathBuf::from("reports")
+            .join(format!("{}-tune", scenario.name()))
+            .join(utc_stamp())
+    });
+    let mut command = format!("orchestra-sim tune {}", a.scenario.display());
+    if let Some(b) = a.budget {
+        command.push_str(&format!(" --budget {b}"));
+    }
+    if let Some(d) = a.days {
+        command.push_str(&format!(" --days {d}"));
+    }
+    let started = std::time::Instant::now();
+    let pool = rayon::ThreadPoolBuilder::new()
+        .num_threads(a.jobs.unwrap_or(0))
+        .build();
+    let quiet = a.quiet;
+    let work =
+        || -> Result<(orchestra_sim::tune::Outcome, String), orchestra_sim::tune::TuneError> {
+            let eval = ScenarioEvaluator::new(&scenario, &inputs, &dir, a.days)?;
+            let first_seed = scenario.points[0].spec.scenario.seed;
+            let settings = Settings::from_spec(eval.tune(), eval.dims().len(), first_seed);
+            let dims = eval.dims().to_vec();
+            let goals = eval.goals().clone();
+            let outcome = optimise(&dims, &eval.baseline(), &goals, &settings, &eval, |msg| {
+                if !quiet {
+                    eprintln!("[{:>6.1} s] {msg}", started.elapsed().as_secs_f64());
+                }
+            })?;
+            let snippet = eval.finish(&outcome, &command)?;
+            Ok((outcome, snippet))
+        };
+    let result = match &pool {
+        Ok(pool) => pool.install(work),
+        Err(_) => work(),
+    };
+    let (outcome, snippet) = match result {
+        Ok(x) => x,
+        Err(e) => {
+            eprintln!("error: tune {}: {e}", scenario.name());
+            return ExitCode::from(2);
+        }
+    };
+    let simulated = started.elapsed();
+    let best = outcome.best();
+    println!(
+        "\n{}: {} candidate(s) in {} generation(s), {} finalist(s) raced to {} seeds{} in {:.1} s → {}",
+        scenario.name(),
+        outcome.candidates.len(),
+        outcome.generations,
+        outcome.finalists.len(),
+        outcome.final_seeds,
+        if outcome.separated {
+            " (leader separated)"
+        } else {
+            " (leader not separated at the seed cap)"
+        },
+        simulated.as_secs_f64(),
+        dir.display()
+    );
+    println!(
+        "recommended: candidate {} — score {:.4} [{:.4}, {:.4}] (n = {}){}",
+        best.id,
+        best.score.mean,
+        best.score.lo,
+        best.score.hi,
+        best.score.n,
+        if best.feasible { "" } else { " — INFEASIBLE" }
+    );
+    for (k, s) in &best.kpis {
+        println!("  {k}: {:.4} [{:.4}, {:.4}]", s.mean, s.lo, s.hi);
+    }
+    print!("{snippet}");
+    #[cfg(feature = "report")]
+    {
+        let opts = ReportOptions {
+            charts: !a.no_charts,
+            ..ReportOptions::default()
+        };
+        match orchestra_report::finalize(&dir, &opts) {
+            Ok(_) => println!(
+                "reported in {:.1} s → {}",
+                (started.elapsed() - simulated).as_secs_f64(),
+                dir.join("index.html").display()
+            ),
+            Err(e) => {
+                eprintln!("error: report for {}: {e}", dir.display());
+                return ExitCode::from(2);
+            }
+        }
+    }
+    #[cfg(not(feature = "report"))]
+    let _ = a.no_charts;
+    ExitCode::SUCCESS
+}
+
 fn main() -> ExitCode {
     let cli = Cli::parse();
     match cli.command {
+        Some(Command::Merge {
+            dirs,
+            out,
+            no_charts,
+        }) => merge(&dirs, &out, no_charts),
+        Some(Command::Tune {
+            scenario,
+            budget,
+            days,
+            jobs,
+            out,
+            no_charts,
+            quiet,
+        }) => tune(&TuneArgs {
+            scenario,
+            budget,
+            days,
+            jobs,
+            out,
+            no_charts,
+            quiet,
+        }),
         Some(Command::Epoch { input }) => epoch(&input),
         Some(Command::Check { scenarios }) => check_all(&scenarios),
         #[cfg(feature = "report")]

@@ -2,9 +2,10 @@
 //! streaming the run table to disk in a fixed order so outputs are byte-identical whatever the
 //! thread count, then checking `[expect]`.
 
-use crate::engine::{Inputs, RunError, RunOutput, RunSpec, run};
+use crate::engine::{Inputs, RunError, RunOutput, RunSpec, run_streaming};
 use crate::metrics::Row;
 use crate::scenario::{Point, Scenario};
+use crate::shard::Shard;
 use crate::stats::Interval;
 use indicatif::{ProgressBar, ProgressStyle};
 use rayon::prelude::*;
@@ -98,12 +99,35 @@ pub fn run_scenario(
     dir: &Path,
     opts: &RunnerOptions,
 ) -> Result<Outcome, RunnerError> {
+    run_scenario_shard(scenario, inputs, dir, opts, None)
+}
+
+/// Run `scenario` into `dir`, or with `shard` only its slice of the job matrix (see
+/// [`crate::shard`]): a shard directory holds the same files for its jobs plus `shard.json`, and
+/// no `checks.json` (the checks need every seed; `orchestra-sim merge` evaluates them).
+pub fn run_scenario_shard(
+    scenario: &Scenario,
+    inputs: &Inputs,
+    dir: &Path,
+    opts: &RunnerOptions,
+    shard: Option<Shard>,
+) -> Result<Outcome, RunnerError> {
     std::fs::create_dir_all(dir).map_err(io(dir))?;
     let copy = dir.join("scenario.toml");
     std::fs::write(&copy, &scenario.doc.text).map_err(io(&copy))?;
     write_points(scenario, dir)?;
 
-    let selected = jobs(scenario);
+    let all = jobs(scenario);
+    let selected: Vec<(usize, u64)> = match shard {
+        Some(s) => s.select(&all),
+        None => all.clone(),
+    };
+    if let Some(s) = shard {
+        let path = dir.join(crate::shard::SHARD_JSON);
+        let info = crate::shard::ShardInfo::new(s, scenario, &all);
+        let text = serde_json::to_string_pretty(&info).unwrap_or_else(|_| "{}".into());
+        std::fs::write(&path, text + "\n").map_err(io(&path))?;
+    }
     let bar = progress_bar(opts.progress, selected.len() as u64, scenario.name());
 
     let runs_path = dir.join("runs.csv");
@@ -121,7 +145,7 @@ pub fn run_scenario(
     writeln!(events_out, "scenario,point,seed,block,epoch,kind,detail")
         .map_err(io(&events_path))?;
 
-    let (tx, rx) = mpsc::channel::<(usize, Result<RunOutput, RunError>)>();
+    let (tx, rx) = mpsc::channel::<(usize, Result<Spilled, RunnerError>)>();
     let pool = rayon::ThreadPoolBuilder::new()
         .num_threads(opts.jobs)
         .build();
@@ -136,12 +160,7 @@ pub fn run_scenario(
                     .enumerate()
                     .for_each_with(tx, |tx, (order, (p, seed))| {
                         let point = &scenario.points[*p];
-                        let out = run(&RunSpec {
-                            spec: &point.spec,
-                            point: point.index,
-                            seed: *seed,
-                            inputs,
-                        });
+                        let out = run_spilled(scenario, point, *seed, inputs, dir, order);
                         let _ = tx.send((order, out));
                     });
             };
@@ -151,7 +170,7 @@ pub fn run_scenario(
             }
         });
         // Write results in job order as they complete, holding only the out-of-order ones.
-        let mut pending: BTreeMap<usize, Result<RunOutput, RunError>> = BTreeMap::new();
+        let mut pending: BTreeMap<usize, Result<Spilled, RunnerError>> = BTreeMap::new();
         let mut next = 0usize;
         for (order, result) in rx {
             pending.insert(order, result);
@@ -159,12 +178,17 @@ pub fn run_scenario(
                 let (p, seed) = selected[next];
                 let point = &scenario.points[p];
                 match result {
-                    Ok(out) => {
+                    Ok(spilled) => {
+                        // The run's rows, spilled while it ran, then its events and manifest.
+                        let mut rows = File::open(&spilled.rows).map_err(io(&spilled.rows))?;
+                        std::io::copy(&mut rows, &mut runs_out).map_err(io(&runs_path))?;
+                        drop(rows);
+                        std::fs::remove_file(&spilled.rows).map_err(io(&spilled.rows))?;
                         write_run(
                             scenario,
                             point,
                             seed,
-                            &out,
+                            &spilled.out,
                             &mut runs_out,
                             &mut events_out,
                             &mut manifests_out,
@@ -173,15 +197,11 @@ pub fn run_scenario(
                         collected
                             .entry(point.index)
                             .or_default()
-                            .push(RunResult::from(&out));
+                            .push(spilled.result);
                     }
                     Err(error) => {
                         if failure.is_none() {
-                            failure = Some(RunnerError::Run {
-                                point: point.index,
-                                seed,
-                                error,
-                            });
+                            failure = Some(error);
                         }
                     }
                 }
@@ -203,15 +223,32 @@ pub fn run_scenario(
         w.flush().map_err(io(path))?;
     }
 
-    let checks = evaluate(scenario, &collected);
-    let checks_path = dir.join("checks.json");
-    let text = serde_json::to_string_pretty(&checks).unwrap_or_else(|_| "[]".into());
-    std::fs::write(&checks_path, text + "\n").map_err(io(&checks_path))?;
+    if shard.is_some() {
+        return Ok(Outcome {
+            dir: dir.to_path_buf(),
+            checks: Vec::new(),
+            runs: selected.len(),
+        });
+    }
+    let checks = write_checks(scenario, &collected, dir)?;
     Ok(Outcome {
         dir: dir.to_path_buf(),
         checks,
         runs: selected.len(),
     })
+}
+
+/// Evaluate `[expect]` over `collected` and write `checks.json`.
+pub(crate) fn write_checks(
+    scenario: &Scenario,
+    collected: &BTreeMap<u32, Vec<RunResult>>,
+    dir: &Path,
+) -> Result<Vec<Check>, RunnerError> {
+    let checks = evaluate(scenario, collected);
+    let checks_path = dir.join("checks.json");
+    let text = serde_json::to_string_pretty(&checks).unwrap_or_else(|_| "[]".into());
+    std::fs::write(&checks_path, text + "\n").map_err(io(&checks_path))?;
+    Ok(checks)
 }
 
 fn progress_bar(show: bool, len: u64, name: &str) -> ProgressBar {
@@ -266,7 +303,7 @@ fn num(v: f64) -> String {
 }
 
 #[allow(clippy::too_many_arguments)]
-fn write_run(
+pub(crate) fn write_run(
     scenario: &Scenario,
     point: &Point,
     seed: u64,
@@ -275,26 +312,8 @@ fn write_run(
     events: &mut impl Write,
     manifests: &mut impl Write,
 ) -> std::io::Result<()> {
+    write_rows(scenario, point, seed, &out.rows, runs)?;
     let name = csv(scenario.name()).into_owned();
-    let params = point.params_string();
-    let params = csv(&params);
-    for Row {
-        epoch,
-        entity,
-        strategy,
-        metric,
-        value,
-    } in &out.rows
-    {
-        writeln!(
-            runs,
-            "{name},{},{params},{seed},{epoch},{},{},{metric},{}",
-            point.index,
-            csv(entity),
-            csv(strategy),
-            num(*value)
-        )?;
-    }
     for (block, epoch, kind, detail) in &out.events {
         writeln!(
             events,
@@ -318,39 +337,134 @@ fn write_run(
     writeln!(manifests, "{manifest}")
 }
 
+/// Rows of the run table for `rows` of one run.
+fn write_rows(
+    scenario: &Scenario,
+    point: &Point,
+    seed: u64,
+    rows: &[Row],
+    runs: &mut impl Write,
+) -> std::io::Result<()> {
+    let name = csv(scenario.name()).into_owned();
+    let params = point.params_string();
+    let params = csv(&params);
+    for Row {
+        epoch,
+        entity,
+        strategy,
+        metric,
+        value,
+    } in rows
+    {
+        writeln!(
+            runs,
+            "{name},{},{params},{seed},{epoch},{},{},{metric},{}",
+            point.index,
+            csv(entity),
+            csv(strategy),
+            num(*value)
+        )?;
+    }
+    Ok(())
+}
+
+/// A finished run whose rows wait in a spill file for their turn in `runs.csv`.
+struct Spilled {
+    out: RunOutput,
+    result: RunResult,
+    rows: PathBuf,
+}
+
+/// Simulate one run, writing its rows to a spill file in `dir` epoch by epoch as the engine
+/// hands them out (and folding them into what the checks need), so a long run's memory stays
+/// flat: a one-year, 256-miner run makes about ten million rows.
+fn run_spilled(
+    scenario: &Scenario,
+    point: &Point,
+    seed: u64,
+    inputs: &Inputs,
+    dir: &Path,
+    order: usize,
+) -> Result<Spilled, RunnerError> {
+    let path = dir.join(format!(".run-{order}.csv.part"));
+    let mut spill = BufWriter::new(File::create(&path).map_err(io(&path))?);
+    let mut result = RunResult::default();
+    let mut failed = None;
+    let out = run_streaming(
+        &RunSpec {
+            spec: &point.spec,
+            point: point.index,
+            seed,
+            inputs,
+        },
+        &mut |rows: Vec<Row>| {
+            for row in &rows {
+                result.add_row(row.epoch, &row.entity, &row.strategy, row.metric, row.value);
+            }
+            if failed.is_none()
+                && let Err(e) = write_rows(scenario, point, seed, &rows, &mut spill)
+            {
+                failed = Some(e);
+            }
+        },
+    );
+    let out = out.map_err(|error| RunnerError::Run {
+        point: point.index,
+        seed,
+        error,
+    });
+    let flushed = match failed {
+        Some(e) => Err(e),
+        None => spill.flush(),
+    };
+    drop(spill);
+    if out.is_err() || flushed.is_err() {
+        let _ = std::fs::remove_file(&path);
+    }
+    let out = out?;
+    flushed.map_err(io(&path))?;
+    result.attack_stop_epoch = out.attack_stop_epoch;
+    Ok(Spilled {
+        out,
+        result,
+        rows: path,
+    })
+}
+
 /// What the checks need of one run.
 #[derive(Debug, Clone, Default)]
-struct RunResult {
+pub(crate) struct RunResult {
     run: BTreeMap<(String, String), f64>,
     strategy_of: BTreeMap<String, String>,
     honest_share_by_epoch: Vec<(i64, f64)>,
     errors: Vec<f64>,
-    attack_stop_epoch: Option<i64>,
+    pub(crate) attack_stop_epoch: Option<i64>,
 }
 
-impl From<&RunOutput> for RunResult {
-    fn from(out: &RunOutput) -> Self {
-        let mut r = RunResult {
-            attack_stop_epoch: out.attack_stop_epoch,
-            ..RunResult::default()
-        };
-        for row in &out.rows {
-            if row.epoch < 0 {
-                if !row.entity.starts_with("miner:") {
-                    r.run
-                        .insert((row.entity.clone(), row.metric.to_string()), row.value);
-                }
-                if row.entity.starts_with("strategy:") {
-                    r.strategy_of
-                        .insert(row.entity.clone(), row.strategy.clone());
-                }
-            } else if row.entity == "all" && row.metric == "honest_share" {
-                r.honest_share_by_epoch.push((row.epoch, row.value));
-            } else if row.entity == "all" && row.metric == "emission_error_rao" {
-                r.errors.push(row.value);
+impl RunResult {
+    /// Take in one row of the run table (also how `merge` rebuilds a run from `runs.csv`).
+    pub(crate) fn add_row(
+        &mut self,
+        epoch: i64,
+        entity: &str,
+        strategy: &str,
+        metric: &str,
+        value: f64,
+    ) {
+        if epoch < 0 {
+            if !entity.starts_with("miner:") {
+                self.run
+                    .insert((entity.to_string(), metric.to_string()), value);
             }
+            if entity.starts_with("strategy:") {
+                self.strategy_of
+                    .insert(entity.to_string(), strategy.to_string());
+            }
+        } else if entity == "all" && metric == "honest_share" {
+            self.honest_share_by_epoch.push((epoch, value));
+        } else if entity == "all" && metric == "emission_error_rao" {
+            self.errors.push(value);
         }
-        r
     }
 }
 

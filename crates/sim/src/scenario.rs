@@ -1,8 +1,9 @@
 //! Scenario files: what a mechanism designer writes and `orchestra-sim` runs.
 //!
 //! A scenario is TOML with the tables `[scenario]`, `[chain]`, `[mechanism]`, `[subnets]`,
-//! `[[miners]]`, `[[validators]]`, `[load]`, `[[events]]`, `[sweep]` and `[expect]`; every key is
-//! documented in `scenarios/README.md`. Loading is all-or-nothing: any unknown key, wrong type or
+//! `[[miners]]`, `[[validators]]`, `[load]`, `[[events]]`, `[sweep]`, `[expect]` and `[tune]`
+//! (what `orchestra-sim tune` searches, [`crate::tune::spec`]); every key is documented in
+//! `scenarios/README.md`. Loading is all-or-nothing: any unknown key, wrong type or
 //! out-of-range value is a [`LocatedError`] naming file, line, column, key, expected and found,
 //! and nothing runs.
 
@@ -571,6 +572,9 @@ pub struct ScenarioSpec {
     /// `[expect]`.
     #[serde(default)]
     pub expect: Expect,
+    /// `[tune]`: what `orchestra-sim tune` searches (ignored by a plain run).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tune: Option<crate::tune::TuneSpec>,
 }
 
 /// One point of a sweep: the scenario with the swept keys set.
@@ -633,6 +637,7 @@ impl Scenario {
         let base: ScenarioSpec =
             toml::from_str(&doc.text).map_err(|e| Box::new(doc.from_toml_error(&e)))?;
         validate(&doc, &base, "")?;
+        crate::tune::spec::validate(&doc, &table, &base)?;
 
         let axes = expand_axes(&doc, &base)?;
         let total: usize = axes.iter().map(|(_, v)| v.len()).product();
@@ -856,7 +861,11 @@ fn find_labelled(items: &[toml::Value], label: &str) -> Result<usize, String> {
 }
 
 /// Semantic checks serde cannot express. `context` names the sweep point, if any.
-fn validate(doc: &SourceDoc, spec: &ScenarioSpec, context: &str) -> Result<(), Box<LocatedError>> {
+pub(crate) fn validate(
+    doc: &SourceDoc,
+    spec: &ScenarioSpec,
+    context: &str,
+) -> Result<(), Box<LocatedError>> {
     let at = |key: &str, expected: &str, found: String| {
         let found = if context.is_empty() {
             found
