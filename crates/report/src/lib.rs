@@ -39,7 +39,8 @@
 //!   `std` the sample standard deviation (0 when `n = 1`), and the 95 % confidence interval is
 //!   `mean ± t(0.975, n−1)·std/√n` with Student's t quantile (`ci = mean` when `n = 1`).
 //! - `timeseries.parquet` — columns `scenario, point, entity, strategy, metric, epoch, n, mean,
-//!   ci95_low, ci95_high`: the same statistics over seeds of the `epoch ≥ 0` rows, per epoch.
+//!   ci95_low, ci95_high`: the same statistics over seeds of the `epoch ≥ 0` rows, per epoch, for
+//!   every entity but single miners (`miner:*` rows stay in `runs.parquet`).
 //! - `charts/<name>.png` and `charts/<name>.svg` — see [`charts`].
 //! - `index.html` — self-contained (charts inline as base64 PNG): question, parameters,
 //!   manifests, `[expect]` checks, summary table and charts with captions.

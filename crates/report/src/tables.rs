@@ -199,10 +199,21 @@ pub(crate) fn build_tables(run_dir: &Path) -> Result<Vec<PathBuf>, ReportError> 
         .map_err(table_err(&path))?;
     written.push(PathBuf::from(files::SUMMARY_CSV));
 
-    // Per-epoch statistics over seeds.
+    // Per-epoch statistics over seeds, for the subnet and each strategy. Per-miner rows stay in
+    // runs.parquet only: they are most of a long run's rows (a 256-miner year: ~10 million, which
+    // as groups would take gigabytes) and nothing aggregates them over seeds.
     let keys = ["scenario", "point", "entity", "strategy", "metric", "epoch"];
     let ts = runs()?
-        .filter(col("epoch").gt_eq(lit(0i64)))
+        .filter(
+            col("epoch")
+                .gt_eq(lit(0i64))
+                // Not prefixed "miner:": outside ["miner:", "miner;") (';' follows ':').
+                .and(
+                    col("entity")
+                        .lt(lit("miner:"))
+                        .or(col("entity").gt_eq(lit("miner;"))),
+                ),
+        )
         .group_by(keys.map(col))
         .agg(stats_exprs())
         .sort(keys, SortMultipleOptions::default());

@@ -265,6 +265,33 @@ fn run_scenario(s: &common::Synth, expect_charts: &[&str]) -> orchestra_report::
         schema_of(&dir.join("timeseries.parquet")),
         names(&ts_schema)
     );
+    // The time series aggregates the subnet and the strategies, never single miners (their
+    // per-epoch rows stay in runs.parquet).
+    let ts = LazyFrame::scan_parquet(
+        PlRefPath::try_from_path(&dir.join("timeseries.parquet")).unwrap(),
+        ScanArgsParquet::default(),
+    )
+    .unwrap()
+    .select([col("entity")])
+    .collect()
+    .unwrap();
+    let entities: std::collections::BTreeSet<String> = ts
+        .column("entity")
+        .unwrap()
+        .str()
+        .unwrap()
+        .iter()
+        .map(|e| e.unwrap_or("").to_string())
+        .collect();
+    assert!(entities.contains("all"), "{entities:?}");
+    assert!(
+        entities.iter().any(|e| e.starts_with("strategy:")),
+        "{entities:?}"
+    );
+    assert!(
+        !entities.iter().any(|e| e.starts_with("miner:")),
+        "{entities:?}"
+    );
     // Row count of runs.parquet equals runs.csv.
     let n = LazyFrame::scan_parquet(
         PlRefPath::try_from_path(&dir.join("runs.parquet")).unwrap(),
