@@ -5,7 +5,7 @@ use clap::{Args, Parser, Subcommand};
 use orchestra_ledger::access::{Limits, generate_key, hash_key};
 use orchestra_ledger::mocks;
 use orchestra_ledger::node::LedgerNode;
-use orchestra_ledger::server::{AppState, ServerConfig, router};
+use orchestra_ledger::server::{AppState, ServerConfig, router, shutdown_signal};
 use orchestra_ledger::sqlite::SqliteStore;
 use orchestra_ledger::store::{Store, Tier};
 use orchestra_ledger::{Ttl, VerifyParams};
@@ -296,25 +296,4 @@ fn serve(a: ServeArgs) -> Result<()> {
         tracing::info!("stopped; usage flushed");
         Ok(())
     })
-}
-
-async fn shutdown_signal() {
-    let ctrl_c = async {
-        let _ = tokio::signal::ctrl_c().await;
-    };
-    #[cfg(unix)]
-    let term = async {
-        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(mut s) => {
-                s.recv().await;
-            }
-            Err(_) => std::future::pending::<()>().await,
-        }
-    };
-    #[cfg(not(unix))]
-    let term = std::future::pending::<()>();
-    tokio::select! {
-        () = ctrl_c => {},
-        () = term => {},
-    }
 }

@@ -299,6 +299,61 @@ fn now_ns() -> i128 {
         .map_or(0, |d| d.as_nanos() as i128)
 }
 
+/// The response refusing an API key: 401 for an unknown or revoked key, 429 with `Retry-After`
+/// over quota (for every route that admits keys through [`Access::admit`]).
+pub fn denied(d: Denied) -> Response {
+    match d {
+        Denied::Unknown => error(
+            StatusCode::UNAUTHORIZED,
+            "unknown_key",
+            "API key not recognised",
+        ),
+        Denied::Revoked => error(
+            StatusCode::UNAUTHORIZED,
+            "revoked_key",
+            "API key has been revoked",
+        ),
+        Denied::OverQuota {
+            retry_after,
+            limit,
+            window,
+        } => {
+            let mut r = error(
+                StatusCode::TOO_MANY_REQUESTS,
+                "quota_exceeded",
+                format!("quota of {limit} requests per {window} exhausted"),
+            );
+            if let Ok(v) = HeaderValue::from_str(&retry_after.to_string()) {
+                r.headers_mut().insert(header::RETRY_AFTER, v);
+            }
+            r
+        }
+    }
+}
+
+/// Resolves on Ctrl-C or SIGTERM (what systemd and container runtimes send): the graceful
+/// shutdown signal of every server binary.
+pub async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! {
+        () = ctrl_c => {},
+        () = term => {},
+    }
+}
+
 /// A JSON error response `{"error": code, "message": …}`.
 pub fn error(status: StatusCode, code: &str, message: impl Into<String>) -> Response {
     let body = json!({ "error": code, "message": message.into() });
@@ -423,34 +478,11 @@ fn auth_ctx(
                     "expected `Authorization: Bearer <key>`",
                 )
             })?;
-        return match st.access.admit(key, now_secs()) {
-            Ok(k) => Ok(AuthCtx::Key(k)),
-            Err(Denied::Unknown) => Err(error(
-                StatusCode::UNAUTHORIZED,
-                "unknown_key",
-                "API key not recognised",
-            )),
-            Err(Denied::Revoked) => Err(error(
-                StatusCode::UNAUTHORIZED,
-                "revoked_key",
-                "API key has been revoked",
-            )),
-            Err(Denied::OverQuota {
-                retry_after,
-                limit,
-                window,
-            }) => {
-                let mut r = error(
-                    StatusCode::TOO_MANY_REQUESTS,
-                    "quota_exceeded",
-                    format!("quota of {limit} requests per {window} exhausted"),
-                );
-                if let Ok(v) = HeaderValue::from_str(&retry_after.to_string()) {
-                    r.headers_mut().insert(header::RETRY_AFTER, v);
-                }
-                Err(r)
-            }
-        };
+        return st
+            .access
+            .admit(key, now_secs())
+            .map(AuthCtx::Key)
+            .map_err(denied);
     }
     if headers.contains_key(btauth::HEADER_HOTKEY) || headers.contains_key(btauth::HEADER_VERSION) {
         let h = AuthHeaders::from_lookup(|name| headers.get(name).and_then(|v| v.to_str().ok()));

@@ -37,7 +37,6 @@ use orchestra_protocol::btauth::{
     self, AuthError, AuthHeaders, Caller, MemoryReplayStore, Verifier,
 };
 use orchestra_protocol::ss58;
-use serde_json::json;
 use std::collections::HashSet;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, RwLock};
@@ -57,16 +56,9 @@ pub fn now_ms() -> u64 {
         .map_or(0, |d| d.as_millis() as u64)
 }
 
-/// A JSON error response `{"error": code, "message": …}`.
-pub fn json_error(status: StatusCode, code: &str, message: impl Into<String>) -> Response {
-    let body = json!({ "error": code, "message": message.into() });
-    (
-        status,
-        [(header::CONTENT_TYPE, "application/json")],
-        body.to_string(),
-    )
-        .into_response()
-}
+/// A JSON error response `{"error": code, "message": …}` (the Ledger API's error shape, shared by
+/// every node route).
+pub use orchestra_ledger::server::error as json_error;
 
 /// Why a request was refused: status, machine-readable code and a reason safe to show.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -496,28 +496,7 @@ pub fn block_on<E: std::fmt::Display>(
     }
 }
 
-/// Resolves on Ctrl-C or SIGTERM (what systemd and container runtimes send): every node's
-/// graceful-shutdown signal.
-pub async fn shutdown_signal() {
-    let ctrl_c = async {
-        let _ = tokio::signal::ctrl_c().await;
-    };
-    #[cfg(unix)]
-    let term = async {
-        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(mut s) => {
-                s.recv().await;
-            }
-            Err(_) => std::future::pending::<()>().await,
-        }
-    };
-    #[cfg(not(unix))]
-    let term = std::future::pending::<()>();
-    tokio::select! {
-        () = ctrl_c => {},
-        () = term => {},
-    }
-}
+pub use orchestra_ledger::server::shutdown_signal;
 
 /// Start tracing to stderr, filtered by `RUST_LOG` (default `info`).
 pub fn init_tracing() {

@@ -32,7 +32,6 @@ use axum::routing::{get, post};
 use axum::{Json, Router};
 use clap::Parser;
 use orchestra_chain::Chain;
-use orchestra_ledger::access::Denied;
 use orchestra_ledger::server::{AppState, ServerConfig};
 use orchestra_ledger::sqlite::SqliteStore;
 use orchestra_ledger::store::Store;
@@ -498,37 +497,8 @@ async fn objectives(
         );
     };
     let now_secs = now_ms() / 1000;
-    match st.ledger.access().admit(key, now_secs) {
-        Ok(_) => {}
-        Err(Denied::Unknown) => {
-            return error(
-                StatusCode::UNAUTHORIZED,
-                "unknown_key",
-                "API key not recognised",
-            );
-        }
-        Err(Denied::Revoked) => {
-            return error(
-                StatusCode::UNAUTHORIZED,
-                "revoked_key",
-                "API key has been revoked",
-            );
-        }
-        Err(Denied::OverQuota {
-            retry_after,
-            limit,
-            window,
-        }) => {
-            let mut r = error(
-                StatusCode::TOO_MANY_REQUESTS,
-                "quota_exceeded",
-                format!("quota of {limit} requests per {window} exhausted"),
-            );
-            if let Ok(v) = header::HeaderValue::from_str(&retry_after.to_string()) {
-                r.headers_mut().insert(header::RETRY_AFTER, v);
-            }
-            return r;
-        }
+    if let Err(d) = st.ledger.access().admit(key, now_secs) {
+        return orchestra_ledger::server::denied(d);
     }
     let req: ObjectiveRequest = match serde_json::from_slice(&body) {
         Ok(r) => r,
