@@ -73,10 +73,13 @@
 //!
 //! | one epoch, every validator weighting every miner | before (criterion / min) | after (criterion / min) |
 //! |---|---|---|
-//! | 256 uids, 64 validators, Yuma | 479 µs / 402 µs | 151 µs / 152 µs |
-//! | 256 uids, 64 validators, Yuma 3 | 357 µs / 302 µs | 118 µs / 122 µs |
-//! | 4096 uids, 256 validators, Yuma | 43.4 ms / 40.1 ms | 12.1 ms / 10.9 ms |
-//! | 4096 uids, 256 validators, Yuma 3 | 32.8 ms / 30.1 ms | 10.7 ms / 8.4 ms |
+//! | 256 uids, 64 validators, Yuma | 479 µs / 402 µs | 149 µs / 137 µs |
+//! | 256 uids, 64 validators, Yuma 3 | 357 µs / 302 µs | 126 µs / 122 µs |
+//! | 4096 uids, 256 validators, Yuma | 43.4 ms / 40.1 ms | 11.0 ms / 11.0 ms |
+//! | 4096 uids, 256 validators, Yuma 3 | 32.8 ms / 30.1 ms | 9.3 ms / 9.7 ms |
+//!
+//! The "after" column is the tile-major layout, measured on a quiet machine (load average
+//! below 1; the "before" column was shared).
 //!
 //! What remains at 4096 uids is about 11 ns per weight entry (original Yuma; 8.5 ns for Yuma 3),
 //! nearly all of it arithmetic the chain prescribes: one exact division to row-normalise, the
