@@ -158,10 +158,41 @@ fn to_u16_unit(x: u64) -> u16 {
     ((x * 65_535) >> 32) as u16
 }
 
+/// `⌊a·2³² / y⌋` for `a < 2³¹` and `y ≥ 1` by one multiply and one shift.
+///
+/// With `ℓ = ⌈log₂ y⌉` and `m = ⌈2^(63+ℓ) / y⌉ < 2⁶⁴`, write `m·y = 2^(63+ℓ) + e`, `0 ≤ e < y`:
+/// then `a·m / 2^(31+ℓ) = a·2³²/y + a·e / (y·2^(31+ℓ))`, and `a·e < 2³¹·2^ℓ` keeps the error
+/// term below `1/y`, too small to reach the next integer (Granlund–Montgomery). `a·2³³` fits in
+/// 64 bits, so the product's high word is `⌊a·m / 2³¹⌋`. This replaces the general
+/// [`MagicU64`] (whose 65-bit multiplier needs an add-and-shift fixup) where numerators allow.
+#[derive(Clone, Copy)]
+struct Recip31 {
+    m: u64,
+    l: u32,
+}
+
+impl Recip31 {
+    /// `y` must be in `[1, 2⁶³]` (so `ℓ ≤ 63`; the dense path's divisors stay below `2⁴⁸`).
+    fn new(y: u64) -> Self {
+        let l = 64 - (y - 1).leading_zeros();
+        let y = u128::from(y);
+        Recip31 {
+            m: ((1u128 << (63 + l)).div_ceil(y)) as u64,
+            l,
+        }
+    }
+
+    #[inline]
+    fn div(self, a: u64) -> u64 {
+        (((u128::from(a << 33) * u128::from(self.m)) >> 64) as u64) >> self.l
+    }
+}
+
 /// `Divisor::div` (i.e. `safe_div`) by a fixed `y ≥ 0` for numerators `a ∈ [0, y]` (a zero
 /// divisor only ever sees zero numerators, which both leave at 0). The quotient is at most 2³².
 #[derive(Clone, Copy)]
 struct UnitDiv {
+    recip: Recip31,
     magic: MagicU64,
     y: u64,
 }
@@ -170,6 +201,7 @@ impl UnitDiv {
     fn new(y: u64) -> Self {
         let y = y.max(1);
         UnitDiv {
+            recip: Recip31::new(y),
             magic: MagicU64::new(y),
             y,
         }
@@ -177,7 +209,9 @@ impl UnitDiv {
 
     #[inline]
     fn div(self, a: u64) -> u64 {
-        if a < 1 << 32 {
+        if a < 1 << 31 {
+            self.recip.div(a)
+        } else if a < 1 << 32 {
             self.magic.div(a << 32)
         } else {
             unit_div_wide(a, self.y)
@@ -193,18 +227,19 @@ fn unit_div_wide(a: u64, y: u64) -> u64 {
 }
 
 /// `Divisor::div` of an integer `b ∈ [0, y]` by an integer `y < 2³¹` (row or column sums of u16
-/// weights and bonds, or 65535): `⌊b·2³² / y⌋`, the divisor's exact integer path.
+/// weights and bonds, or 65535): `⌊b·2³² / y⌋`, the divisor's exact integer path. As `b ≤ y <
+/// 2³¹`, [`Recip31`] always applies.
 #[derive(Clone, Copy)]
-struct IntDiv(MagicU64);
+struct IntDiv(Recip31);
 
 impl IntDiv {
     fn new(y: u64) -> Self {
-        IntDiv(MagicU64::new(y.max(1)))
+        IntDiv(Recip31::new(y.max(1)))
     }
 
     #[inline]
     fn div(self, b: u64) -> u64 {
-        self.0.div(b << 32)
+        self.0.div(b)
     }
 }
 
@@ -307,13 +342,25 @@ pub(crate) fn core(cx: &Ctx<'_>, sc: &mut EpochScratch) -> Option<DenseOut> {
             }
         }
         if sum > 0 {
+            // Normalise straight into the tiles (one pass: no write-back, no separate copy).
             let d = IntDiv::new(sum);
-            for (x, o) in row.iter_mut().zip(or_cols.iter_mut()) {
-                *x = d.div(*x);
-                *o |= *x;
+            for ((seg, ors), tile) in row
+                .chunks(BLOCK)
+                .zip(or_cols.chunks_mut(BLOCK))
+                .zip(sc.m.chunks_exact_mut(tile_len.max(1)))
+            {
+                let dst = tile
+                    .get_mut(r * BLOCK..r * BLOCK + seg.len())
+                    .unwrap_or(&mut []);
+                for ((x, o), cell) in seg.iter().zip(ors).zip(dst) {
+                    let v = d.div(*x);
+                    *o |= v;
+                    *cell = v;
+                }
             }
+        } else {
+            scatter(row, &mut sc.m, r, tile_len);
         }
-        scatter(row, &mut sc.m, r, tile_len);
         // Old bonds; column sums (original Yuma) at most n·65535 < 2³¹, integers.
         sc.orow.clear();
         sc.orow.resize(n, 0);
@@ -996,11 +1043,12 @@ mod tests {
         /// UnitDiv equals `Divisor::div` (and `checked_div`) for numerators in [0, y].
         #[test]
         fn unit_div_matches_divisor(y in prop_oneof![0u64..=(1 << 32), 0u64..(1 << 48), Just(1u64 << 32), Just(1u64)],
-                                    frac in any::<u64>(), pick in 0u8..4) {
+                                    frac in any::<u64>(), pick in 0u8..5) {
             let a = match pick {
                 0 => 0,
                 1 => y,
                 2 => y.saturating_sub(1),
+                3 => frac % (y.min((1 << 31) - 1) + 1),
                 _ => if y == 0 { 0 } else { frac % (y + 1) },
             };
             let expect = Divisor::new(fx(y)).div(fx(a));
@@ -1008,6 +1056,19 @@ mod tests {
             if y > 0 {
                 prop_assert_eq!(expect, fx(a).checked_div(fx(y)).unwrap_or(ZERO));
             }
+        }
+
+        /// Recip31 is exact division for every numerator below 2³¹ and every divisor,
+        /// including powers of two and their neighbours (where the multiplier is extreme).
+        #[test]
+        fn recip31_is_exact(a in prop_oneof![0u64..(1 << 31), Just((1u64 << 31) - 1), Just(0u64)],
+                            y in prop_oneof![1u64..=(1 << 63), 1u64..(1 << 33), 1u64..100],
+                            shift in 0u32..63, nudge in 0u8..3) {
+            let y = match nudge {
+                0 => y,
+                _ => (1u64 << shift).saturating_add(u64::from(nudge)).saturating_sub(2).max(1),
+            };
+            prop_assert_eq!(Recip31::new(y).div(a), ((u128::from(a) << 32) / u128::from(y)) as u64);
         }
 
         /// IntDiv equals `Divisor::div` for integer numerators and divisors below 2³¹.
