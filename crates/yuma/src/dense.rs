@@ -31,39 +31,50 @@
 //!   the normalised column is the normalised maximum, taken in the EMA pass.
 //!
 //! # Layout
-//! One `rows × n` buffer of raw `I32F32` bits (8 bytes a cell instead of 16 for a `(u16,
-//! I32F32)` pair), stored tile-major — the [`BLOCK`] columns of a tile for every row, row after
-//! row — so each tile pass streams contiguous memory; it is reused in place from normalised
-//! weights to `A ⊙ Wc` to EMA bonds to column-normalised bonds. Old bonds are densified
-//! alongside as u16 in the same layout. The work runs tile by tile (median, ranks and trust,
-//! EMA, stored bonds), so each tile is read from memory once and the rest of its passes hit the
-//! cache; only the dividends (which need the normalised incentive of every column) take a last
-//! pass, also in memory order. All buffers live in an [`EpochScratch`] the caller may reuse
+//! The masked weights and old bonds are densified as raw u16, stored tile-major — the
+//! [`BLOCK`] columns of a tile for every row, row after row, tiles [`PAD`] cells apart — so each
+//! tile pass streams contiguous memory. The work runs tile by tile: the tile's weights are
+//! row-normalised into one tile-sized buffer of raw `I32F32` bits, which is reused in place from
+//! normalised weights to `A ⊙ Wc` to EMA bonds while it stays in cache (median, ranks and
+//! trust, EMA, stored bonds). The column-normalised bonds go to a u32 matrix in the same layout
+//! (a cell of exactly 1 is noted apart), which the dividends, needing the normalised incentive
+//! of every column, read in a last pass in memory order. So the build writes 4 bytes a cell and
+//! the tile passes work in cache. All buffers live in an [`EpochScratch`] the caller may reuse
 //! between epochs.
 
 use substrate_fixed::types::{I32F32, I64F64};
 
-use crate::math::{self, MagicU64, ONE, ZERO, u16_proportion};
+use crate::math::{self, ONE, ZERO, u16_proportion};
 use crate::types::EpochInput;
 
 /// Columns per tile: 64 cells (512 bytes) of each row, so a tile's rows cost few TLB misses.
 const BLOCK: usize = 64;
+
+/// Cells between tiles, so that one row's share of successive tiles does not fall at
+/// addresses a multiple of 4 KiB apart (which share a cache set).
+const PAD: usize = 64;
 
 /// Reusable buffers for [`crate::run_epoch_with_scratch`]: pass the same scratch to successive
 /// epochs to avoid re-allocating (and re-faulting) the multi-megabyte matrix each time.
 /// It holds no state that affects results.
 #[derive(Default)]
 pub struct EpochScratch {
-    /// Dense tile-major matrix (permitted rows × n, see [`core`]), raw `I32F32` bits (all in
-    /// `[0, 2³²]`).
-    m: Vec<u64>,
+    /// The tile being worked on (permitted rows × `BLOCK` columns, row after row), raw
+    /// `I32F32` bits (all in `[0, 2³²]`): it stays in cache from normalisation to new bonds.
+    work: Vec<u64>,
+    /// Column-normalised new bonds of every tile (tile-major, see [`core`]) for the dividends,
+    /// as u32: a cell of exactly 2³² (its column's only bond) is stored as `u32::MAX` and
+    /// corrected for separately.
+    bhat: Vec<u32>,
     /// Neuron → dense row, `u32::MAX` for rows without a permit.
     row_of: Vec<u32>,
-    /// Old bonds, dense tile-major like `m` (raw u16, masked).
+    /// Weights, dense tile-major like `bhat` (raw u16, masked); each tile is normalised into
+    /// `work` when its turn comes.
+    w16: Vec<u16>,
+    /// Old bonds, dense tile-major like `bhat` (raw u16, masked).
     old: Vec<u16>,
     /// One row of weights, then of old bonds, before it is scattered into the tiles.
-    row: Vec<u64>,
-    orow: Vec<u16>,
+    row: Vec<u16>,
     /// `BLOCK` columns × median rows, transposed (only for kappa 0 or above the active stake).
     block: Vec<u64>,
     /// Median buffers.
@@ -75,7 +86,7 @@ pub struct EpochScratch {
 impl std::fmt::Debug for EpochScratch {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("EpochScratch")
-            .field("matrix_cells", &self.m.capacity())
+            .field("matrix_cells", &self.bhat.capacity())
             .finish()
     }
 }
@@ -193,7 +204,6 @@ impl Recip31 {
 #[derive(Clone, Copy)]
 struct UnitDiv {
     recip: Recip31,
-    magic: MagicU64,
     y: u64,
 }
 
@@ -202,7 +212,6 @@ impl UnitDiv {
         let y = y.max(1);
         UnitDiv {
             recip: Recip31::new(y),
-            magic: MagicU64::new(y),
             y,
         }
     }
@@ -211,15 +220,14 @@ impl UnitDiv {
     fn div(self, a: u64) -> u64 {
         if a < 1 << 31 {
             self.recip.div(a)
-        } else if a < 1 << 32 {
-            self.magic.div(a << 32)
         } else {
             unit_div_wide(a, self.y)
         }
     }
 }
 
-/// [`UnitDiv::div`] for numerators of 2³² and more (a column holding one whole unit: rare).
+/// [`UnitDiv::div`] for numerators of one half and more: in a column only the cells of a
+/// validator holding over half of it (at most one row), so a plain division costs little.
 #[cold]
 #[inline(never)]
 fn unit_div_wide(a: u64, y: u64) -> u64 {
@@ -277,6 +285,10 @@ pub(crate) fn core(cx: &Ctx<'_>, sc: &mut EpochScratch) -> Option<DenseOut> {
     let n = neurons.len();
     let last_tempo = cx.last_tempo;
     let kept: Vec<bool> = cx.registered.iter().map(|&reg| last_tempo > reg).collect();
+    // Every column registered before this block passes a row's `reg_j < lim` test; most rows
+    // (validators that set weights recently) qualify, and skip the per-entry test.
+    let newest_reg = cx.registered.iter().copied().max().unwrap_or(0);
+    let all_kept = newest_reg < last_tempo;
 
     // == Weights (masked, row-normalised) and old bonds (masked), both dense, tile-major ==
     sc.row_of.clear();
@@ -286,22 +298,27 @@ pub(crate) fn core(cx: &Ctx<'_>, sc: &mut EpochScratch) -> Option<DenseOut> {
     // Tile t holds columns t·BLOCK.. of every row, row after row: what the tile passes read is
     // contiguous, so it streams in (row-major, each row of a tile was a separate far-away line).
     let tile_len = rows_upper * BLOCK;
+    let stride = tile_len + PAD;
     // Every cell a pass reads is written below (whole rows are scattered), so a reused scratch
     // of the right size needs no clearing: only the padding of a last, partial tile keeps old
     // values, and the passes never read it (the dividends multiply it by a zero incentive).
-    for len in [sc.m.len(), sc.old.len()] {
-        if len != tiles * tile_len {
-            sc.m.clear();
-            sc.m.resize(tiles * tile_len, 0);
+    sc.work.resize(tile_len, 0);
+    for len in [sc.bhat.len(), sc.old.len(), sc.w16.len()] {
+        if len != tiles * stride {
+            sc.bhat.clear();
+            sc.bhat.resize(tiles * stride, 0);
+            sc.w16.clear();
+            sc.w16.resize(tiles * stride, 0);
             sc.old.clear();
-            sc.old.resize(tiles * tile_len, 0);
+            sc.old.resize(tiles * stride, 0);
             break;
         }
     }
     let mut row_neuron: Vec<usize> = Vec::with_capacity(rows_upper);
-    let mut bsum = vec![0u64; n];
-    // Bitwise OR of each column: its highest set bit bounds the column's values.
-    let mut or_cols = vec![0u64; n];
+    // Each row's normaliser (by its integer weight sum).
+    let mut row_div: Vec<IntDiv> = Vec::with_capacity(rows_upper);
+    // Bitwise OR of each column's raw weights: zero iff the column has no weight.
+    let mut any_w = vec![0u16; n];
     for (i, nr) in neurons.iter().enumerate() {
         if !cx.permits.get(i).copied().unwrap_or(false) {
             continue;
@@ -325,46 +342,45 @@ pub(crate) fn core(cx: &Ctx<'_>, sc: &mut EpochScratch) -> Option<DenseOut> {
         sc.row.resize(n, 0);
         let row = &mut sc.row;
         let mut next = 0usize;
-        for &(j, w) in &nr.weights {
-            let ju = usize::from(j);
-            if ju < next {
-                return None;
+        if newest_reg < lim {
+            for &(j, w) in &nr.weights {
+                let ju = usize::from(j);
+                if ju < next {
+                    return None;
+                }
+                next = ju + 1;
+                if let Some(cell) = row.get_mut(ju) {
+                    sum += u64::from(w);
+                    *cell = w;
+                }
             }
-            next = ju + 1;
-            if let (Some(&reg), Some(cell)) = (cx.registered.get(ju), row.get_mut(ju)) {
-                let v = if reg < lim && (ju != i || own) {
-                    u64::from(w)
-                } else {
-                    0
-                };
-                sum += v;
-                *cell = v;
+            if !own && let Some(cell) = row.get_mut(i) {
+                sum -= u64::from(*cell);
+                *cell = 0;
             }
-        }
-        if sum > 0 {
-            // Normalise straight into the tiles (one pass: no write-back, no separate copy).
-            let d = IntDiv::new(sum);
-            for ((seg, ors), tile) in row
-                .chunks(BLOCK)
-                .zip(or_cols.chunks_mut(BLOCK))
-                .zip(sc.m.chunks_exact_mut(tile_len.max(1)))
-            {
-                let dst = tile
-                    .get_mut(r * BLOCK..r * BLOCK + seg.len())
-                    .unwrap_or(&mut []);
-                for ((x, o), cell) in seg.iter().zip(ors).zip(dst) {
-                    let v = d.div(*x);
-                    *o |= v;
+        } else {
+            for &(j, w) in &nr.weights {
+                let ju = usize::from(j);
+                if ju < next {
+                    return None;
+                }
+                next = ju + 1;
+                if let (Some(&reg), Some(cell)) = (cx.registered.get(ju), row.get_mut(ju)) {
+                    let v = if reg < lim && (ju != i || own) { w } else { 0 };
+                    sum += u64::from(v);
                     *cell = v;
                 }
             }
-        } else {
-            scatter(row, &mut sc.m, r, tile_len);
         }
-        // Old bonds; column sums (original Yuma) at most n·65535 < 2³¹, integers.
-        sc.orow.clear();
-        sc.orow.resize(n, 0);
-        let orow = &mut sc.orow;
+        for (a, &v) in any_w.iter_mut().zip(row.iter()) {
+            *a |= v;
+        }
+        row_div.push(IntDiv::new(sum));
+        scatter(row, &mut sc.w16, r, stride);
+        // Old bonds (their column sums are taken tile by tile).
+        sc.row.clear();
+        sc.row.resize(n, 0);
+        let orow = &mut sc.row;
         let mut next = 0usize;
         for &(j, b) in &nr.bonds {
             let ju = usize::from(j);
@@ -372,14 +388,13 @@ pub(crate) fn core(cx: &Ctx<'_>, sc: &mut EpochScratch) -> Option<DenseOut> {
                 return None;
             }
             next = ju + 1;
-            if kept.get(ju).copied().unwrap_or(false)
-                && let (Some(cell), Some(s)) = (orow.get_mut(ju), bsum.get_mut(ju))
+            if (all_kept || kept.get(ju).copied().unwrap_or(false))
+                && let Some(cell) = orow.get_mut(ju)
             {
                 *cell = b;
-                *s += u64::from(b);
             }
         }
-        scatter(orow, &mut sc.old, r, tile_len);
+        scatter(orow, &mut sc.old, r, stride);
     }
     let rows = row_neuron.len();
     let row_stake: Vec<u64> = row_neuron
@@ -426,45 +441,74 @@ pub(crate) fn core(cx: &Ctx<'_>, sc: &mut EpochScratch) -> Option<DenseOut> {
     let mut ranks = vec![0u64; n];
     let mut trust = vec![0u64; rows];
     // Stored bonds, built tile by tile for rows that keep a permit.
-    // (entries, count): every visited slot is written, the count only advances past kept ones.
-    let mut bonds_rows: Vec<Option<(BondsRow, usize)>> = row_neuron
+    let mut bonds_rows: Vec<Option<BondsRow>> = row_neuron
         .iter()
         .map(|&i| {
             cx.new_permits
                 .get(i)
                 .copied()
                 .unwrap_or(false)
-                .then(|| (vec![(0u16, 0u16); n], 0usize))
+                .then(|| Vec::with_capacity(n))
         })
         .collect();
     sc.block.clear();
     sc.block.resize(BLOCK * k, 0);
+    // (column, row) of the new bonds equal to 2³² (the column's only bond).
+    let mut full: Vec<(usize, usize)> = Vec::new();
     let mut j0 = 0usize;
     while j0 < n {
         let bw = BLOCK.min(n - j0);
-        let t0 = j0 / BLOCK * tile_len;
+        let t0 = j0 / BLOCK * stride;
+        // Old bonds' column sums (original Yuma): at most n·65535 < 2³¹, integers.
+        let mut bs_t = [0u64; BLOCK];
+        for r in 0..rows {
+            let olds = sc
+                .old
+                .get(t0 + r * BLOCK..t0 + r * BLOCK + bw)
+                .unwrap_or(&[]);
+            for (s, &o) in bs_t.iter_mut().zip(olds) {
+                *s += u64::from(o);
+            }
+        }
         // A tile with no weight and no old bond anywhere (typically the validators' own
         // columns) has consensus, ranks, new bonds and dividend terms all 0: the values the
-        // buffers already hold.
-        let span = j0..j0 + bw;
-        if or_cols
-            .get(span.clone())
+        // buffers already hold (the dividends multiply its stale `bhat` by a zero incentive).
+        if any_w
+            .get(j0..j0 + bw)
             .is_some_and(|c| c.iter().all(|&o| o == 0))
-            && bsum.get(span).is_some_and(|c| c.iter().all(|&b| b == 0))
+            && bs_t.iter().all(|&b| b == 0)
         {
             j0 += bw;
             continue;
+        }
+        // Normalise the tile's weights (row by row) into `work`; OR each column, whose highest
+        // set bit bounds its values for the median.
+        let mut or_t = [0u64; BLOCK];
+        for (r, d) in row_div.iter().enumerate() {
+            let src = sc
+                .w16
+                .get(t0 + r * BLOCK..t0 + r * BLOCK + bw)
+                .unwrap_or(&[]);
+            let dst = sc
+                .work
+                .get_mut(r * BLOCK..r * BLOCK + bw)
+                .unwrap_or(&mut []);
+            for ((x, &w), o) in dst.iter_mut().zip(src).zip(or_t.iter_mut()) {
+                let v = d.div(u64::from(w));
+                *o |= v;
+                *x = v;
+            }
         }
         // Consensus and ranks of the tile's columns.
         let mut c_t = [0u64; BLOCK];
         if by_histogram {
             tile_medians(
                 &TileIn {
-                    tile: sc.m.get(t0..t0 + tile_len).unwrap_or(&[]),
+                    tile: &sc.work,
                     bw,
                     act_rows: &act_rows,
                     stake: &use_bits,
-                    or_cols: or_cols.get(j0..j0 + bw).unwrap_or(&[]),
+                    or_cols: or_t.get(..bw).unwrap_or(&[]),
                     target: minority.to_bits() as u64,
                 },
                 &mut sc.tile,
@@ -473,7 +517,7 @@ pub(crate) fn core(cx: &Ctx<'_>, sc: &mut EpochScratch) -> Option<DenseOut> {
             );
         } else {
             for (t, &r) in act_rows.iter().enumerate() {
-                let src = sc.m.get(t0 + r * BLOCK..t0 + r * BLOCK + bw).unwrap_or(&[]);
+                let src = sc.work.get(r * BLOCK..r * BLOCK + bw).unwrap_or(&[]);
                 for (b, &x) in src.iter().enumerate() {
                     if let Some(cell) = sc.block.get_mut(b * k + t) {
                         *cell = x;
@@ -502,9 +546,10 @@ pub(crate) fn core(cx: &Ctx<'_>, sc: &mut EpochScratch) -> Option<DenseOut> {
             // Every row (rows outside the median set have stake 0 and add 0 to the ranks), so
             // this pass also sums the trust and leaves `A_i · Wc_ij` in place for the EMA.
             for (r, (&si, tr)) in row_stake.iter().zip(trust.iter_mut()).enumerate() {
-                let cells =
-                    sc.m.get_mut(t0 + r * BLOCK..t0 + r * BLOCK + bw)
-                        .unwrap_or(&mut []);
+                let cells = sc
+                    .work
+                    .get_mut(r * BLOCK..r * BLOCK + bw)
+                    .unwrap_or(&mut []);
                 let mut t = 0u64;
                 for ((x, &c), rk) in cells.iter_mut().zip(&c_t).zip(rank_t.iter_mut()) {
                     let clipped = (*x).min(c);
@@ -517,16 +562,17 @@ pub(crate) fn core(cx: &Ctx<'_>, sc: &mut EpochScratch) -> Option<DenseOut> {
             }
             for (b, (dd, bd)) in dd_t.iter_mut().zip(bd_t.iter_mut()).enumerate().take(bw) {
                 *dd = UnitDiv::new(rank_t.get(b).copied().unwrap_or(0));
-                *bd = IntDiv::new(bsum.get(j0 + b).copied().unwrap_or(0));
+                *bd = IntDiv::new(bs_t.get(b).copied().unwrap_or(0));
             }
         }
         // Clip, trust and the bonds EMA of the tile, written over the weights.
         let mut es_t = [0u64; BLOCK];
         let mut cm_t = [0u64; BLOCK];
         for r in 0..rows {
-            let cells =
-                sc.m.get_mut(t0 + r * BLOCK..t0 + r * BLOCK + bw)
-                    .unwrap_or(&mut []);
+            let cells = sc
+                .work
+                .get_mut(r * BLOCK..r * BLOCK + bw)
+                .unwrap_or(&mut []);
             let olds = sc
                 .old
                 .get(t0 + r * BLOCK..t0 + r * BLOCK + bw)
@@ -579,35 +625,42 @@ pub(crate) fn core(cx: &Ctx<'_>, sc: &mut EpochScratch) -> Option<DenseOut> {
             *ed = UnitDiv::new(es);
             *cd = UnitDiv::new(ed.div(cm));
         }
+        let mut stored = [(0u16, 0u16); BLOCK];
         for (r, out) in bonds_rows.iter_mut().enumerate() {
-            let cells =
-                sc.m.get_mut(t0 + r * BLOCK..t0 + r * BLOCK + bw)
-                    .unwrap_or(&mut []);
-            let tile = cells.iter_mut().zip(ed_t.iter().zip(&cd_t));
+            let cells = sc.work.get(r * BLOCK..r * BLOCK + bw).unwrap_or(&[]);
+            let dst = sc
+                .bhat
+                .get_mut(t0 + r * BLOCK..t0 + r * BLOCK + bw)
+                .unwrap_or(&mut []);
+            let tile = cells.iter().zip(dst.iter_mut()).zip(ed_t.iter().zip(&cd_t));
+            // The tile's stored bonds of the row: every visited slot is written, the count only
+            // advances past non-zero bonds; then they are appended at once.
+            let mut kept = 0usize;
             match out {
-                // Every visited slot is written; the count only advances past non-zero bonds.
-                Some((out, kept)) if yuma3 => {
-                    for (j, (x, (ed, _))) in (j0..).zip(tile) {
-                        if let Some(slot) = out.get_mut(*kept) {
-                            *slot = (j as u16, to_u16_unit(*x));
+                Some(out) if yuma3 => {
+                    for (j, ((&x, h), (ed, _))) in (j0..).zip(tile) {
+                        if let Some(slot) = stored.get_mut(kept) {
+                            *slot = (j as u16, to_u16_unit(x));
                         }
-                        *kept += usize::from(*x > 0);
-                        *x = ed.div(*x);
+                        kept += usize::from(x > 0);
+                        *h = narrow(ed.div(x), j, r, &mut full);
                     }
+                    out.extend_from_slice(stored.get(..kept).unwrap_or(&[]));
                 }
-                Some((out, kept)) => {
-                    for (j, (x, (ed, cd))) in (j0..).zip(tile) {
-                        let v = ed.div(*x);
-                        if let Some(slot) = out.get_mut(*kept) {
+                Some(out) => {
+                    for (j, ((&x, h), (ed, cd))) in (j0..).zip(tile) {
+                        let v = ed.div(x);
+                        if let Some(slot) = stored.get_mut(kept) {
                             *slot = (j as u16, to_u16_unit(cd.div(v)));
                         }
-                        *kept += usize::from(*x > 0);
-                        *x = v;
+                        kept += usize::from(x > 0);
+                        *h = narrow(v, j, r, &mut full);
                     }
+                    out.extend_from_slice(stored.get(..kept).unwrap_or(&[]));
                 }
                 None => {
-                    for (x, (ed, _)) in tile {
-                        *x = ed.div(*x);
+                    for (j, ((&x, h), (ed, _))) in (j0..).zip(tile) {
+                        *h = narrow(ed.div(x), j, r, &mut full);
                     }
                 }
             }
@@ -623,16 +676,23 @@ pub(crate) fn core(cx: &Ctx<'_>, sc: &mut EpochScratch) -> Option<DenseOut> {
     // Original: D_i = Σ_j I_j · B̂_ij; Yuma 3: Σ_j B̂_ij · I_j (times A_i below); both at most
     // Σ_j I_j ≤ 2³², exact, so they can be summed tile by tile (in memory order).
     let mut div_rows = vec![0u64; rows];
-    for (tile, inc) in
-        sc.m.chunks_exact(tile_len.max(1))
-            .zip(inc_bits.chunks_exact(BLOCK))
+    for (tile, inc) in sc
+        .bhat
+        .chunks_exact(stride.max(1))
+        .zip(inc_bits.chunks_exact(BLOCK))
     {
         for (cells, d) in tile.chunks_exact(BLOCK).zip(div_rows.iter_mut()) {
             *d += cells
                 .iter()
                 .zip(inc)
-                .map(|(&v, &ij)| umul(ij, v))
+                .map(|(&v, &ij)| umul(ij, u64::from(v)))
                 .sum::<u64>();
+        }
+    }
+    // A 2³² stored as `u32::MAX` contributed `umul(I_j, 2³² − 1)` instead of `I_j`.
+    for &(j, r) in &full {
+        if let (Some(&ij), Some(d)) = (inc_bits.get(j), div_rows.get_mut(r)) {
+            *d += ij - umul(ij, u64::from(u32::MAX));
         }
     }
     let mut validator_trust = vec![ZERO; n];
@@ -645,8 +705,7 @@ pub(crate) fn core(cx: &Ctx<'_>, sc: &mut EpochScratch) -> Option<DenseOut> {
         if let Some(slot) = dividends.get_mut(i) {
             *slot = I32F32::from_bits(d as i64);
         }
-        if let (Some(slot), Some((mut out, kept))) = (bonds_out.get_mut(i), out) {
-            out.truncate(kept);
+        if let (Some(slot), Some(out)) = (bonds_out.get_mut(i), out) {
             *slot = out;
         }
     }
@@ -664,10 +723,23 @@ pub(crate) fn core(cx: &Ctx<'_>, sc: &mut EpochScratch) -> Option<DenseOut> {
     })
 }
 
-/// Copies dense row `r` into the tile-major matrix `m` (tiles of `tile_len` cells, each row's
+/// A column-normalised bond as u32: 2³² (all of column `j`'s bonds, in row `r`) is stored as
+/// `u32::MAX` and noted in `full` for the dividends' correction.
+#[inline]
+fn narrow(v: u64, j: usize, r: usize, full: &mut Vec<(usize, usize)>) -> u32 {
+    match u32::try_from(v) {
+        Ok(v) => v,
+        Err(_) => {
+            full.push((j, r));
+            u32::MAX
+        }
+    }
+}
+
+/// Copies dense row `r` into the tile-major matrix `m` (tiles `stride` cells apart, each row's
 /// share [`BLOCK`] cells wide).
-fn scatter<T: Copy>(row: &[T], m: &mut [T], r: usize, tile_len: usize) {
-    for (seg, tile) in row.chunks(BLOCK).zip(m.chunks_exact_mut(tile_len.max(1))) {
+fn scatter<T: Copy>(row: &[T], m: &mut [T], r: usize, stride: usize) {
+    for (seg, tile) in row.chunks(BLOCK).zip(m.chunks_exact_mut(stride.max(1))) {
         if let Some(dst) = tile.get_mut(r * BLOCK..r * BLOCK + seg.len()) {
             dst.copy_from_slice(seg);
         }
