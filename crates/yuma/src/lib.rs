@@ -43,19 +43,22 @@
 //!
 //! **Dense path** (`dense.rs`; the large-subnet shape: bonds penalty 1, no Yuma 3 liquid alpha,
 //! EMA alpha in `[0, 1]`, n < 32768, permitted rows stored in ascending uid order and together
-//! at least half full): one `rows × n` matrix of raw `I32F32` bits (8 bytes a cell rather than
-//! 16 for a `(u16, I32F32)` pair; rows padded to an odd number of cache lines), walked in tiles
-//! of 64 columns × all rows so that each tile is finished while it is cached: the stake-weighted
-//! median of each column by a stake histogram over the top 6 significant bits followed by an
-//! exact selection inside one bucket (reading the rows in place, no transposition), ranks, the
-//! clip + trust + bonds EMA, and the column-normalised / max-upscaled stored bonds, all in
-//! place; tiles with no weight and no bond (the validators' own columns) are skipped. In the
-//! proven value ranges (everything in `[0, 1]`, every column sum bounded so nothing saturates)
-//! the fixed-point operations become plain integer kernels: `a·b >> 32` in 128 bits, exact
-//! multiply-shift division, `⌊x·65535 / 2³²⌋`, `65537·b + [b = 65535]` for `b / 65535`. With no
-//! saturation or wrapping every sum is exact, so the tile order cannot change a bit. The matrix
-//! buffers live in an [`EpochScratch`] that [`run_epoch_with_scratch`] reuses between epochs
-//! ([`run_epoch`] makes a fresh one).
+//! at least half full): the masked weights and old bonds densified as raw u16 in tiles of 64
+//! columns × all rows, walked tile by tile so that each tile is finished while it is cached:
+//! its weights row-normalised into one tile-sized buffer of raw `I32F32` bits, the
+//! stake-weighted median of each column by a stake histogram over the top 6 significant bits
+//! followed by an exact selection inside one bucket (reading the rows in place, no
+//! transposition), ranks, the clip + trust + bonds EMA, and the column-normalised /
+//! max-upscaled stored bonds, all in that buffer; the column-normalised bonds are kept as u32
+//! for the dividends' last pass (a bond of exactly 1 is noted apart). Tiles with no weight and
+//! no bond (the validators' own columns) are skipped. In the proven value ranges (everything in
+//! `[0, 1]`, every column sum bounded so nothing saturates) the fixed-point operations become
+//! plain integer kernels: `a·b >> 32` in 128 bits, exact division by one multiply and one shift
+//! for numerators below one half (Granlund–Montgomery; a plain division otherwise, which only
+//! the cells of a validator holding most of a column reach), `⌊x·65535 / 2³²⌋`,
+//! `65537·b + [b = 65535]` for `b / 65535`. With no saturation or wrapping every sum is exact,
+//! so the tile order cannot change a bit. The buffers live in an [`EpochScratch`] that
+//! [`run_epoch_with_scratch`] takes explicitly; [`run_epoch`] keeps one per thread.
 //!
 //! Each shortcut is proven equal to the library operation by property tests over the whole
 //! range it can see (`math.rs`, `dense.rs`: `smul`, `Divisor`, the dense kernels, the weighted
@@ -65,29 +68,27 @@
 //! sparse path and a reused scratch) and a bench-shaped subnet; a hash of outputs over several
 //! pseudo-random multi-epoch runs, recorded before any speed work, is pinned as well.
 //!
-//! Measured with `cargo bench -p orchestra-benches --bench yuma` (criterion median; one core of a
-//! shared 2-vCPU AMD EPYC host at load average 2.4–2.9, the pre-speed-work crate from `HEAD`
-//! benched right before this one) and with `perf stat -e task-clock cargo run --release -p
-//! orchestra-yuma --example epoch_timing -- <uids> <validators> <runs> [yuma|yuma3]` (min of
-//! the runs, load average 1.4):
+//! Measured with `cargo bench -p orchestra-benches --bench yuma` (criterion median, one core of
+//! the 2-vCPU AMD EPYC reference VM; the "before" column is the first straightforward port on a
+//! shared host, the others on a quiet one):
 //!
-//! | one epoch, every validator weighting every miner | before (criterion / min) | after (criterion / min) |
-//! |---|---|---|
-//! | 256 uids, 64 validators, Yuma | 479 µs / 402 µs | 149 µs / 137 µs |
-//! | 256 uids, 64 validators, Yuma 3 | 357 µs / 302 µs | 126 µs / 122 µs |
-//! | 4096 uids, 256 validators, Yuma | 43.4 ms / 40.1 ms | 11.0 ms / 11.0 ms |
-//! | 4096 uids, 256 validators, Yuma 3 | 32.8 ms / 30.1 ms | 9.3 ms / 9.7 ms |
+//! | one epoch, every validator weighting every miner | before | tile-major u64 matrix | now |
+//! |---|---|---|---|
+//! | 256 uids, 64 validators, Yuma | 479 µs | 149 µs | 123 µs |
+//! | 256 uids, 64 validators, Yuma 3 | 357 µs | 126 µs | 109 µs |
+//! | 4096 uids, 256 validators, Yuma | 43.4 ms | 11.0 ms | 8.64 ms |
+//! | 4096 uids, 256 validators, Yuma 3 | 32.8 ms | 9.3 ms | 7.50 ms |
 //!
-//! The "after" column is the tile-major layout, measured on a quiet machine (load average
-//! below 1; the "before" column was shared).
+//! The 4096-uid epoch shares the last-level cache and memory bandwidth with the other core:
+//! with a simulation running there it measured 9.07 ms (Yuma 3: 7.82 ms).
 //!
-//! What remains at 4096 uids is about 11 ns per weight entry (original Yuma; 8.5 ns for Yuma 3),
-//! nearly all of it arithmetic the chain prescribes: one exact division to row-normalise, the
-//! median's histogram and bucket passes, then for the original four exact divisions and five
-//! 64×64-bit products per entry through the EMA and the stored bonds. The workspace forbids
-//! `unsafe`, so there is no runtime-dispatched SIMD; the next steps would be reading old bonds
-//! by cursor instead of densifying them, and a two-phase tile walk (all medians first) so that
-//! dividends need no last pass.
+//! Where the 4096-uid epoch goes (original Yuma, timers around each phase): building the u16
+//! tiles ~1.6 ms, the medians ~1.9 ms, ranks ~0.9 ms, the EMA ~1.9 ms, the stored and
+//! normalised bonds ~1.8 ms, the dividends ~0.6 ms — about 9 ns per weight entry, nearly all of
+//! it arithmetic the chain prescribes (per entry, five exact divisions and four 64×64-bit
+//! products for the original). The workspace forbids `unsafe`, so there is no
+//! runtime-dispatched SIMD, and building for `target-cpu=native` changed nothing measurable:
+//! the kernels are 64×64→128-bit multiplies, which vector units do not have.
 //!
 //! Conformance is pinned by the public vectors of subtensor's `tests/epoch_logs.rs` and
 //! `tests/epoch.rs` (see this crate's tests), compared on exact u16 / u64 values and, through
