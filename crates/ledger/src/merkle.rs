@@ -5,9 +5,11 @@
 //! leaves splits at `k`, the largest power of two smaller than `n`. Proofs are generated as in
 //! RFC 6962 §2.1.1/§2.1.2 and verified with the algorithms of RFC 9162 §2.1.3.2/§2.1.4.2.
 //!
-//! The tree keeps only leaf hashes and the roots of complete, aligned subtrees (at most `2n`
-//! hashes), so any subtree hash costs `O(log n)` and a proof `O(log² n)`, and the whole tree is
-//! rebuilt from stored leaf hashes alone.
+//! The tree keeps only leaf hashes and the roots of complete, aligned subtrees of `2^4` leaves
+//! and more (about `1.13 n` hashes: a replica's log is most of a long simulation's memory, and
+//! every validator holds one); a smaller subtree is rehashed from at most 16 leaves when a proof
+//! or root needs it. So any subtree hash costs `O(log n)` plus at most 15 hashes, a proof
+//! `O(log² n)`, and the whole tree is rebuilt from stored leaf hashes alone.
 
 use orchestra_protocol::Hash32;
 
@@ -59,11 +61,14 @@ pub enum ProofError {
     Mismatch(&'static str),
 }
 
+/// Levels `1..STORED_FROM` are left empty (see the module docs).
+const STORED_FROM: usize = 4;
+
 /// An append-only Merkle tree that stores leaf hashes and complete subtree roots.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct MerkleTree {
-    /// `levels[h][i]` is the root of the complete subtree of `2^h` leaves starting at `i · 2^h`;
-    /// `levels[0]` holds the leaf hashes.
+    /// `levels[h][i]` is the root of the complete subtree of `2^h` leaves starting at `i · 2^h`,
+    /// for `h = 0` (the leaf hashes) and `h >= STORED_FROM`; the levels between stay empty.
     levels: Vec<Vec<Hash32>>,
 }
 
@@ -100,8 +105,24 @@ impl MerkleTree {
         if self.levels.is_empty() {
             self.levels.push(Vec::new());
         }
-        self.levels[0].push(leaf);
-        let mut h = 0;
+        let leaves = &mut self.levels[0];
+        if leaves.len() == leaves.capacity() {
+            // Grow by a quarter rather than doubling: a long log is mostly leaf hashes.
+            leaves.reserve_exact((leaves.len() / 4).max(64));
+        }
+        leaves.push(leaf);
+        let n = leaves.len() as u64;
+        let first = 1u64 << STORED_FROM;
+        if !n.is_multiple_of(first) {
+            return;
+        }
+        // The levels below are not stored, so this rehashes the last `first` leaves.
+        let node = self.subtree(n - first, first);
+        while self.levels.len() <= STORED_FROM {
+            self.levels.push(Vec::new());
+        }
+        self.levels[STORED_FROM].push(node);
+        let mut h = STORED_FROM;
         // A level's length became even: its last two nodes form a new complete parent.
         while self.levels[h].len().is_multiple_of(2) {
             let n = self.levels[h].len();
@@ -415,6 +436,42 @@ mod tests {
                 }
             }
         }
+    }
+
+    /// Past the stored levels: roots, proofs and truncation on trees of a few hundred leaves.
+    #[test]
+    fn larger_trees_match_the_naive_definition() {
+        let l = leaves(300);
+        let mut t = MerkleTree::from_leaf_hashes(l.clone());
+        for n in [
+            1u64, 15, 16, 17, 31, 32, 33, 64, 127, 128, 129, 255, 256, 257, 300,
+        ] {
+            let root = t.root_at(n).unwrap();
+            assert_eq!(root, mth(&l[..n as usize]), "n={n}");
+            for i in [0, n / 3, n / 2, n - 1] {
+                let p = t.inclusion_proof(i, n).unwrap();
+                verify_inclusion(i, n, &l[i as usize], &p, &root).unwrap();
+            }
+            for m in [1, n / 2, n - 1] {
+                if m > 0 {
+                    let p = t.consistency_proof(m, n).unwrap();
+                    verify_consistency(m, n, &t.root_at(m).unwrap(), &root, &p).unwrap();
+                }
+            }
+        }
+        for n in [299u64, 256, 200, 17, 16, 15, 0] {
+            t.truncate(n);
+            assert_eq!(
+                t,
+                MerkleTree::from_leaf_hashes(l[..n as usize].to_vec()),
+                "n={n}"
+            );
+            assert_eq!(t.root(), mth(&l[..n as usize]));
+        }
+        for &x in &l {
+            t.push(x);
+        }
+        assert_eq!(t, MerkleTree::from_leaf_hashes(l));
     }
 
     #[test]
