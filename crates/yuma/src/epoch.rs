@@ -50,9 +50,9 @@ pub struct EpochTrace {
 /// never store them). Fails only if there are more neurons than a u16 uid can name.
 ///
 /// The working buffers (about `8·permitted·n` bytes, ~8 MB at 4096 uids) are kept per thread
-/// and reused by the next call on that thread: allocating them afresh made the allocator hand
-/// the pages back and fault them in again every epoch, which cost more than the epoch's
-/// arithmetic. [`run_epoch_with_scratch`] takes explicit buffers instead.
+/// and reused by the next call on that thread: allocated afresh, glibc handed their pages back
+/// and faulted them in again every epoch, adding about half again to a 4096-uid epoch.
+/// [`run_epoch_with_scratch`] takes explicit buffers instead.
 pub fn run_epoch(input: &EpochInput) -> Result<EpochOutput, YumaError> {
     thread_local! {
         static SCRATCH: std::cell::RefCell<EpochScratch> =
