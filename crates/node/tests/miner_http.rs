@@ -87,30 +87,14 @@ async fn signed_challenge_gets_a_verifiable_signed_response() {
     assert_eq!(r.status(), 400);
     let mut other = challenge(&hotkey("//Bob").ss58(), 2, 5_000);
     other.validator = hotkey("//Bob").ss58();
-    let r = post_signed(
-        &http,
-        addr,
-        &alice,
-        miner.ss58(),
-        &serde_json::to_vec(&other).unwrap(),
-        now_ns(),
-    )
-    .await;
+    let r = post_challenge(&http, addr, &alice, miner.ss58(), &other).await;
     assert_eq!(r.status(), 400);
     let err: Value = r.json().await.unwrap();
     assert_eq!(err["error"], "validator_mismatch");
     // A challenge already past its deadline is a 422.
     let mut late = challenge(&alice.ss58(), 3, 1_000);
     late.issued_at_ms -= 5_000;
-    let r = post_signed(
-        &http,
-        addr,
-        &alice,
-        miner.ss58(),
-        &serde_json::to_vec(&late).unwrap(),
-        now_ns(),
-    )
-    .await;
+    let r = post_challenge(&http, addr, &alice, miner.ss58(), &late).await;
     assert_eq!(r.status(), 422);
 
     let metrics = http
@@ -232,15 +216,7 @@ async fn a_fabricating_miner_answers_with_invented_sub_responses() {
     let alice = hotkey(ALICE);
     let http = reqwest::Client::new();
     let c = challenge(&alice.ss58(), 30, 12_000);
-    let r = post_signed(
-        &http,
-        addr,
-        &alice,
-        miner.ss58(),
-        &serde_json::to_vec(&c).unwrap(),
-        now_ns(),
-    )
-    .await;
+    let r = post_challenge(&http, addr, &alice, miner.ss58(), &c).await;
     assert_eq!(r.status(), 200);
     let resp: Response = r.json().await.unwrap();
     proof::verify(&c, &resp, now_ms()).expect("fabricated pipelines still hash-verify");

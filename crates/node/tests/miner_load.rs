@@ -152,15 +152,7 @@ async fn sheds_at_ten_times_the_limit_and_keeps_serving() {
     let hk = hotkey(ALICE);
     for i in 0..3 {
         let c = challenge(&alice, 900_000 + i, 15_000);
-        let r = post_signed(
-            &http,
-            addr,
-            &hk,
-            &miner_key,
-            &serde_json::to_vec(&c).unwrap(),
-            now_ns(),
-        )
-        .await;
+        let r = post_challenge(&http, addr, &hk, &miner_key, &c).await;
         assert_eq!(r.status(), 200);
     }
 

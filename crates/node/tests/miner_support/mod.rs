@@ -132,3 +132,22 @@ pub async fn post_signed(
         .await
         .unwrap()
 }
+
+/// POST challenge `c` as JSON, signed by `key` for `receiver` with a fresh nonce.
+pub async fn post_challenge(
+    http: &reqwest::Client,
+    addr: SocketAddr,
+    key: &Hotkey,
+    receiver: &str,
+    c: &Challenge,
+) -> reqwest::Response {
+    post_signed(
+        http,
+        addr,
+        key,
+        receiver,
+        &serde_json::to_vec(c).unwrap(),
+        now_ns(),
+    )
+    .await
+}
