@@ -46,7 +46,7 @@ pub fn invent_reply(call: &SubCall, output_schema: &Value, cost_rao: u64) -> Sub
         }
     }
     SubCallReply {
-        response,
+        response: response.into(),
         subnet_hotkey: format!("subnet-{}-hotkey", call.netuid),
         cost_rao,
         receipt: None,
@@ -56,10 +56,9 @@ pub fn invent_reply(call: &SubCall, output_schema: &Value, cost_rao: u64) -> Sub
 /// `reply` with the echoed `request_id` replaced by `call`'s own, so a reused response no longer
 /// hashes like the original (the replay set misses it; only an audit can tell).
 pub fn disguise(mut reply: SubCallReply, call: &SubCall) -> SubCallReply {
-    if let (Some(rid), Some(obj)) = (
-        call.request.get("request_id"),
-        reply.response.as_object_mut(),
-    ) && obj.contains_key("request_id")
+    if let Some(rid) = call.request.get("request_id")
+        && reply.response.get("request_id").is_some()
+        && let Some(obj) = reply.response.make_mut().as_object_mut()
     {
         obj.insert("request_id".into(), rid.clone());
     }

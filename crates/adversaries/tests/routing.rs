@@ -32,7 +32,7 @@ fn fresh_subnets(call: &SubCall) -> (SubCallOutcome, u64) {
         22 => (Err(SubCallFailure::Unavailable("gone".into())), 50),
         30 => (
             Ok(SubCallReply {
-                response: support::respond(30, &call.endpoint, &call.request),
+                response: support::respond(30, &call.endpoint, &call.request).into(),
                 subnet_hotkey: "subnet-30-hotkey".into(),
                 cost_rao: 100_000,
                 receipt: None,

@@ -225,7 +225,7 @@ pub fn fidelity_from_counts(traceable: usize, total: usize) -> f64 {
 /// `fidelity` of `data`: the share of its scalar leaf values (strings, numbers, booleans; nulls are
 /// ignored) that occur verbatim as a scalar anywhere inside one of the committed `sub_responses`.
 /// Declared aggregations are not recognised yet, so derived numbers count as untraceable.
-pub fn fidelity(data: &Value, sub_responses: &[Value]) -> f64 {
+pub fn fidelity<'a>(data: &Value, sub_responses: impl IntoIterator<Item = &'a Value>) -> f64 {
     let mut known = BTreeSet::new();
     for r in sub_responses {
         collect_scalars(r, &mut |v| {

@@ -22,7 +22,8 @@
 use crate::assemble;
 use crate::planner::RoutedPlan;
 use crate::router::Route;
-use orchestra_protocol::hash::{CanonicalError, Hash32, hash_value};
+use orchestra_protocol::Body;
+use orchestra_protocol::hash::{CanonicalError, Hash32};
 use orchestra_protocol::messages::{
     Challenge, PipelineStep, Plan, PlanError, PlanStep, ProofSummary, Receipt,
 };
@@ -77,7 +78,7 @@ pub struct SubCall {
     /// The request body. It carries a `request_id` derived from the challenge lock, which a subnet
     /// echoes; that keeps honest response hashes unique per challenge (check 4) even from
     /// deterministic endpoints.
-    pub request: Value,
+    pub request: Body,
     /// BLAKE3 of the canonical request.
     pub request_hash: Hash32,
     /// 1 for the first attempt of this step, then 2, 3, … across retries and fallbacks.
@@ -94,7 +95,7 @@ pub struct SubCall {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct SubCallReply {
     /// The response body.
-    pub response: Value,
+    pub response: Body,
     /// The serving neuron's ss58 hotkey.
     pub subnet_hotkey: String,
     /// What the call cost, rao.
@@ -220,7 +221,7 @@ struct StepState {
 struct InFlight {
     step: usize,
     route: usize,
-    request: Value,
+    request: Body,
     request_hash: Hash32,
     started_at_ms: u64,
     timeout_at_ms: u64,
@@ -398,8 +399,8 @@ impl Execution {
         self.next_call_id += 1;
         let route_idx = self.steps[i].route;
         let route = &self.routes[i][route_idx];
-        let request = self.build_request(i, call_id);
-        let request_hash = hash_value(&request);
+        let request = Body::new(self.build_request(i, call_id));
+        let request_hash = request.hash();
         let budget_ms = (route.p95_latency_ms as f64 * self.config.timeout_factor).ceil();
         let budget_ms = if budget_ms.is_finite() && budget_ms > 0.0 {
             budget_ms as u64
@@ -452,7 +453,7 @@ impl Execution {
                 && let Some(done) = self.proof.steps().get(p)
             {
                 let body = match (&done.response, self.config.inline_dependency_bodies) {
-                    (Some(r), true) => r.clone(),
+                    (Some(r), true) => r.value().clone(),
                     _ => Value::String(done.response_hash.to_hex()),
                 };
                 inputs.insert(self.plan.steps[d].id.clone(), body);
@@ -509,7 +510,7 @@ impl Execution {
         let committed = match outcome {
             Ok(reply) => {
                 // Hashing a JSON value cannot fail.
-                let response_hash = hash_value(&reply.response);
+                let response_hash = reply.response.hash();
                 obs.response_hash = Some(response_hash);
                 let cost = reply.cost_rao;
                 let step = PipelineStep {
@@ -718,7 +719,7 @@ impl Execution {
             }
         }
         let primary = primary_step
-            .and_then(|p| pipeline[p].response.as_ref())
+            .and_then(|p| pipeline[p].response.as_deref())
             .map(|r| {
                 r.get("data")
                     .filter(|d| d.is_object())
@@ -727,7 +728,7 @@ impl Execution {
             });
         let mut sources: Vec<&Value> = Vec::with_capacity(pipeline.len());
         if let Some(p) = primary_step
-            && let Some(r) = pipeline[p].response.as_ref()
+            && let Some(r) = pipeline[p].response.as_deref()
         {
             sources.push(r);
         }
@@ -736,7 +737,7 @@ impl Execution {
                 .iter()
                 .enumerate()
                 .filter(|(p, _)| Some(*p) != primary_step)
-                .filter_map(|(_, s)| s.response.as_ref()),
+                .filter_map(|(_, s)| s.response.as_deref()),
         );
         assemble::conform(&self.challenge.target_schema, primary, &sources)
     }

@@ -4,7 +4,7 @@
 use crate::model::{CompiledEndpoint, CompiledVersion, MockSubnet, Z95};
 use crate::plan::{self, GenCtx};
 use crate::state::SubnetState;
-use orchestra_protocol::hash_value;
+use orchestra_protocol::Body;
 use orchestra_protocol::ledger::{Entry, Metrics, Status};
 use orchestra_protocol::messages::{Receipt, receipt_message};
 use rand::{Rng, RngExt};
@@ -59,7 +59,7 @@ pub enum CallOutcome {
     /// Served.
     Ok {
         /// The response body, conforming to the endpoint's current output schema.
-        response: Value,
+        response: Body,
         /// How long it took, ms.
         latency_ms: u64,
         /// What it cost, rao.
@@ -108,7 +108,7 @@ impl MockSubnet {
         &self,
         state: &SubnetState,
         endpoint: &str,
-        request: &Value,
+        request: &Body,
         ctx: CallContext,
         rng: &mut R,
     ) -> CallOutcome {
@@ -170,7 +170,7 @@ impl MockSubnet {
         if !ep.deterministic {
             rng.fill_bytes(&mut seed);
         }
-        let response = self.respond(ep, v, request, ctx.seed, ctx.now_ms, seed);
+        let response = Body::new(self.respond(ep, v, request, ctx.seed, ctx.now_ms, seed));
         let cost_rao = (ep.price_rao as f64 * state.price_multiplier).round() as u64;
         let receipt = self.sign_receipt(request, &response, ctx.now_ms);
         CallOutcome::Ok {
@@ -190,7 +190,13 @@ impl MockSubnet {
         rng: &mut R,
     ) -> CallOutcome {
         match self.entry().endpoints.iter().find(|e| e.name == endpoint) {
-            Some(e) => self.call(state, endpoint, &e.minimal_input, ctx, rng),
+            Some(e) => self.call(
+                state,
+                endpoint,
+                &Body::new(e.minimal_input.clone()),
+                ctx,
+                rng,
+            ),
             None => CallOutcome::Err {
                 kind: ErrorKind::UnknownEndpoint,
                 latency_ms: self.reject_latency_ms(),
@@ -275,15 +281,10 @@ impl MockSubnet {
         blake3::derive_key("orchestra mocks response v1", &buf)
     }
 
-    fn sign_receipt(
-        &self,
-        request: &Value,
-        response: &Value,
-        started_at_ms: u64,
-    ) -> Option<Receipt> {
+    fn sign_receipt(&self, request: &Body, response: &Body, started_at_ms: u64) -> Option<Receipt> {
         let key = self.hotkey.as_ref()?;
-        let req = hash_value(request);
-        let resp = hash_value(response);
+        let req = request.hash();
+        let resp = response.hash();
         let sig = key.sign(&receipt_message(&req, &resp, started_at_ms));
         Some(Receipt {
             scheme: key.scheme().name().to_string(),

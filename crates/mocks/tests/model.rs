@@ -168,10 +168,16 @@ fn bad_requests_and_unknown_endpoints_are_rejected() {
         json!({"prompt": "x", "count": 0}),
         json!("prompt"),
     ] {
-        let out = s.call(&state, "web_search", &bad, ctx(0.0), &mut rng);
+        let out = s.call(
+            &state,
+            "web_search",
+            &bad.clone().into(),
+            ctx(0.0),
+            &mut rng,
+        );
         assert_eq!(out.error(), Some(ErrorKind::BadRequest), "{bad}");
     }
-    let out = s.call(&state, "nope", &json!({}), ctx(0.0), &mut rng);
+    let out = s.call(&state, "nope", &json!({}).into(), ctx(0.0), &mut rng);
     assert_eq!(out.error(), Some(ErrorKind::UnknownEndpoint));
     assert_eq!(ErrorKind::UnknownEndpoint.http_status(), 404);
     s.apply(
@@ -208,7 +214,7 @@ fn receipts_verify_against_the_subnet_key() {
             for _ in 0..10 {
                 let CallOutcome::Ok {
                     response, receipt, ..
-                } = s.call(&state, e, &request, ctx(0.0), &mut rng)
+                } = s.call(&state, e, &request.clone().into(), ctx(0.0), &mut rng)
                 else {
                     continue;
                 };

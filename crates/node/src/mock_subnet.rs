@@ -43,6 +43,7 @@ use axum::middleware;
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use orchestra_mocks::{CallContext, CallOutcome, MockSet, MockSubnet, SubnetEvent, SubnetState};
+use orchestra_protocol::Body;
 use orchestra_protocol::btauth::{AuthHeaders, MemoryReplayStore, Verifier};
 use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::counter::Counter;
@@ -464,7 +465,7 @@ async fn call(State(srv): State<Arc<MockServer>>, req: Request) -> Response {
             format!("subnet {} has no endpoint at {path}", mock.netuid()),
         );
     };
-    let request: Value = match serde_json::from_slice(&bytes) {
+    let request: Body = match serde_json::from_slice(&bytes) {
         Ok(v) => v,
         Err(e) => return json_error(StatusCode::BAD_REQUEST, "malformed_json", e.to_string()),
     };

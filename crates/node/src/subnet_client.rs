@@ -21,8 +21,8 @@
 
 use crate::auth::{now_ns, signed_headers};
 use orchestra_miner::{SubCallFailure, SubCallOutcome, SubCallReply};
-use orchestra_protocol::Hotkey;
 use orchestra_protocol::messages::Receipt;
+use orchestra_protocol::{Body, Hotkey};
 use serde_json::Value;
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -112,7 +112,7 @@ impl SubnetReply {
     /// As the miner core takes it.
     pub fn into_subcall_reply(self) -> SubCallReply {
         SubCallReply {
-            response: self.response,
+            response: Body::new(self.response),
             subnet_hotkey: self.subnet_hotkey,
             cost_rao: self.cost_rao,
             receipt: self.receipt,

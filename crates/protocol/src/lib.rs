@@ -3,12 +3,14 @@
 //! - [`messages`]: the challenge, response, plan DAG and pipeline of MECHANISM.md §2;
 //! - [`ledger`]: Subnet Ledger entries and proposals as they travel between nodes;
 //! - [`hash`]: canonical JSON (RFC 8785) and the BLAKE3 hashes taken of it;
+//! - [`body`]: request and response bodies, shared and hashed at most once;
 //! - [`proof`]: the hash-locked proof of MECHANISM.md §3 (builder and verifier);
 //! - [`btauth`]: btauth/1 signed HTTP, interoperable with the Python SDK;
 //! - [`keys`] and [`ss58`]: hotkeys from wallets or dev URIs, and their addresses.
 //!
 //! The crate is pure: no async runtime, no clock (time is an argument), no global RNG.
 
+pub mod body;
 pub mod btauth;
 pub mod hash;
 pub mod keys;
@@ -17,5 +19,6 @@ pub mod messages;
 pub mod proof;
 pub mod ss58;
 
+pub use body::Body;
 pub use hash::{Hash32, canonical_json, hash_canonical, hash_value};
 pub use keys::{Hotkey, Scheme};

@@ -4,6 +4,7 @@
 //! Types a client writes by hand deny unknown fields, so a misspelt key is an error rather than a
 //! silently ignored one.
 
+use crate::body::Body;
 use crate::hash::{Hash32, MAX_SAFE_INTEGER};
 use crate::ledger::Proposal;
 use serde::{Deserialize, Serialize};
@@ -192,10 +193,10 @@ pub struct PipelineStep {
     pub subnet_hotkey: String,
     /// Request body; may be omitted (`null`) when larger than `max_inline_bytes`.
     #[serde(default)]
-    pub request: Option<Value>,
+    pub request: Option<Body>,
     /// Response body; may be omitted (`null`) when larger than `max_inline_bytes`.
     #[serde(default)]
-    pub response: Option<Value>,
+    pub response: Option<Body>,
     /// BLAKE3 of the canonical request.
     pub request_hash: Hash32,
     /// BLAKE3 of the canonical response.

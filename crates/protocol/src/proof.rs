@@ -12,6 +12,7 @@
 //! [`verify`] for checks 1–3 (chain, bodies, time window and dependency order). Checks 4–5
 //! (replay set, audits) need state across challenges and live in the validator core.
 
+use crate::body::Body;
 use crate::hash::{CanonicalError, Hash32, hash_value, write_step_header_jcs};
 use crate::messages::{Challenge, PipelineStep, PlanError, ProofSummary, Response};
 use serde_json::Value;
@@ -84,19 +85,20 @@ impl ProofBuilder {
         netuid: u16,
         endpoint: &str,
         subnet_hotkey: &str,
-        request: Value,
-        response: Value,
+        request: impl Into<Body>,
+        response: impl Into<Body>,
         started_at_ms: u64,
         latency_ms: u64,
         cost_rao: u64,
     ) -> Result<&PipelineStep, CanonicalError> {
+        let (request, response) = (request.into(), response.into());
         let step = PipelineStep {
             step_id: step_id.to_string(),
             netuid,
             endpoint: endpoint.to_string(),
             subnet_hotkey: subnet_hotkey.to_string(),
-            request_hash: hash_value(&request),
-            response_hash: hash_value(&response),
+            request_hash: request.hash(),
+            response_hash: response.hash(),
             request: Some(request),
             response: Some(response),
             started_at_ms,
@@ -143,7 +145,7 @@ impl ProofBuilder {
 
 /// Which body of a step.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Body {
+pub enum BodyKind {
     /// The request.
     Request,
     /// The response.
@@ -179,7 +181,7 @@ pub enum ProofError {
         /// Pipeline position.
         index: usize,
         /// Which body.
-        body: Body,
+        body: BodyKind,
     },
     /// An integer field is too large to be hashed exactly (above 2^53 − 1).
     #[error("step {index}: integer field exceeds 2^53 - 1")]
@@ -263,14 +265,14 @@ pub fn verify(
         if !step.integers_are_exact() {
             return Err(ProofError::InexactInteger { index });
         }
-        for (body, value, committed) in [
-            (Body::Request, &step.request, &step.request_hash),
-            (Body::Response, &step.response, &step.response_hash),
+        for (kind, body, committed) in [
+            (BodyKind::Request, &step.request, &step.request_hash),
+            (BodyKind::Response, &step.response, &step.response_hash),
         ] {
-            if let Some(value) = value
-                && hash_value(value) != *committed
+            if let Some(body) = body
+                && body.hash() != *committed
             {
-                return Err(ProofError::BodyHashMismatch { index, body });
+                return Err(ProofError::BodyHashMismatch { index, body: kind });
             }
         }
         head = chain_link(&head, step)?;

@@ -185,8 +185,8 @@ proptest! {
             4 => step.started_at_ms ^= 1,
             5 => step.latency_ms ^= 1,
             6 => step.cost_rao ^= 1,
-            7 => perturb(step.request.as_mut().unwrap(), selector),
-            8 => perturb(step.response.as_mut().unwrap(), selector),
+            7 => perturb(step.request.as_mut().unwrap().make_mut(), selector),
+            8 => perturb(step.response.as_mut().unwrap().make_mut(), selector),
             9 => perturb(&mut response.standardized_data, selector),
             10 => challenge.salt.0[byte] ^= 1,
             11 => { challenge.challenge_id.0[byte] ^= 1; response.challenge_id = challenge.challenge_id; }

@@ -3,9 +3,9 @@
 
 use orchestra_miner::{SubCallFailure, SubCallOutcome, SubCallReply};
 use orchestra_mocks::{CallContext, CallOutcome, ErrorKind, MockSet, SubnetEvent, SubnetState};
+use orchestra_protocol::Body;
 use orchestra_protocol::ledger::Entry;
 use rand::Rng;
-use serde_json::Value;
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 
@@ -83,7 +83,7 @@ impl World {
         &mut self,
         netuid: u16,
         endpoint: &str,
-        request: &Value,
+        request: &Body,
         now_ms: u64,
         rng: &mut impl Rng,
     ) -> CallOutcome {
@@ -119,7 +119,7 @@ impl World {
         &mut self,
         netuid: u16,
         endpoint: &str,
-        request: &Value,
+        request: &Body,
         now_ms: u64,
         rng: &mut impl Rng,
     ) -> (SubCallOutcome, u64, u64) {

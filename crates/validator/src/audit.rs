@@ -23,7 +23,8 @@ use orchestra_mechanism::MechanismParams;
 use orchestra_mechanism::orchestration::{audit_draw, within_grace};
 use orchestra_miner::execution::SubCallFailure;
 use orchestra_miner::view::{CompiledSchema, LedgerView};
-use orchestra_protocol::hash::{Hash32, hash_value};
+use orchestra_protocol::Body;
+use orchestra_protocol::hash::Hash32;
 use orchestra_protocol::keys::{Scheme, VerifyingKey};
 use orchestra_protocol::messages::{Challenge, PipelineStep, Receipt, Response, receipt_message};
 use orchestra_protocol::proof::{ProofError, verify};
@@ -86,7 +87,7 @@ pub struct AuditCall {
     /// Endpoint name.
     pub endpoint: String,
     /// The committed request, to send again verbatim.
-    pub request: Value,
+    pub request: Body,
     /// After this the call is inconclusive, ms.
     pub timeout_at_ms: u64,
 }
@@ -213,7 +214,7 @@ impl Audit {
     }
 
     /// The result of re-execution `audit_id` (the response body, or how it failed).
-    pub fn on_call_result(&mut self, audit_id: u64, result: Result<Value, SubCallFailure>) {
+    pub fn on_call_result(&mut self, audit_id: u64, result: Result<Body, SubCallFailure>) {
         let Some((_, exp)) = self.outstanding.remove(&audit_id) else {
             return;
         };
@@ -275,9 +276,9 @@ impl Audit {
     }
 }
 
-fn judge(exp: &Expectation, live: &Value) -> StepVerdict {
+fn judge(exp: &Expectation, live: &Body) -> StepVerdict {
     if exp.deterministic {
-        return if hash_value(live) == exp.response_hash {
+        return if live.hash() == exp.response_hash {
             StepVerdict::Reproduced
         } else {
             StepVerdict::HashMismatch

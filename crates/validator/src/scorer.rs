@@ -262,12 +262,11 @@ impl Scorer {
         };
         let total_ms = received_at_ms.saturating_sub(challenge.issued_at_ms);
         let fidelity_term = if self.params.orchestration_weights.fidelity > 0.0 {
-            let subs: Vec<Value> = response
+            let subs = response
                 .pipeline
                 .iter()
-                .filter_map(|s| s.response.clone())
-                .collect();
-            fidelity(data, &subs)
+                .filter_map(|s| s.response.as_deref());
+            fidelity(data, subs)
         } else {
             0.0
         };

@@ -21,6 +21,7 @@ use orchestra_ledger::model::ChangeRecord;
 use orchestra_ledger::{Credit, Ledger, LedgerState, Outcome, ProbeResult, ProbeSet};
 use orchestra_mechanism::ledger::{ProposalKind as KindTag, ProposalRecord, Verdict};
 use orchestra_miner::view::LedgerView;
+use orchestra_protocol::Body;
 use orchestra_protocol::hash::Hash32;
 use orchestra_protocol::ledger::{Entry, Proposal, ProposalKind};
 use serde_json::Value;
@@ -42,7 +43,7 @@ pub struct ProbeRequest {
     /// Endpoint name.
     pub endpoint: String,
     /// The endpoint's `minimal_input`.
-    pub request: Value,
+    pub request: Body,
     /// Give up after this long, ms (a slower probe counts as failed anyway).
     pub timeout_ms: u64,
 }
@@ -225,7 +226,8 @@ impl ProposalVerifier {
         self.next_ticket += 1;
         let plan = self.probe_plan(&proposal);
         let timeout_ms = self.ledger.params().probe_timeout_ms;
-        for (endpoint, request) in &plan {
+        let probes = plan.len();
+        for (endpoint, request) in plan {
             let probe_id = self.next_probe;
             self.next_probe += 1;
             self.probe_owner
@@ -234,8 +236,8 @@ impl ProposalVerifier {
                 probe_id,
                 ticket,
                 netuid: proposal.netuid,
-                endpoint: endpoint.clone(),
-                request: request.clone(),
+                endpoint,
+                request: Body::new(request),
                 timeout_ms,
             });
         }
@@ -254,7 +256,7 @@ impl ProposalVerifier {
                 proposal,
                 arrival_block,
                 probes: ProbeSet::new(),
-                outstanding: plan.len(),
+                outstanding: probes,
             },
         );
         ticket

@@ -12,6 +12,7 @@ use orchestra_miner::local::drive;
 use orchestra_miner::{
     LedgerView, Miner, MinerConfig, Planner, SubCall, SubCallFailure, SubCallOutcome, seal_response,
 };
+use orchestra_protocol::Body;
 use orchestra_protocol::hash::{Hash32, hash_canonical};
 use orchestra_protocol::keys::Hotkey;
 use orchestra_protocol::ledger::{Metrics, Proposal, ProposalKind};
@@ -122,7 +123,7 @@ fn audit_with(
         calls += 1;
         a.on_call_result(
             call.audit_id,
-            subnet(call.netuid, &call.endpoint, &call.request),
+            subnet(call.netuid, &call.endpoint, &call.request).map(Body::new),
         );
     }
     (a.finish(), calls)
@@ -315,7 +316,7 @@ fn audit_calls_time_out_as_inconclusive() {
     assert_eq!(a.poll_timeout(), Some(end + 5_000));
     a.handle_timeout(end + 5_000);
     assert!(a.poll_timeout().is_none());
-    a.on_call_result(first.audit_id, Ok(json!({})));
+    a.on_call_result(first.audit_id, Ok(json!({}).into()));
     let report = a.finish();
     assert_eq!(report.steps.len(), r.pipeline.len());
     assert!(
@@ -357,7 +358,7 @@ fn proposal_verifier_probes_then_applies_the_ledger_rules() {
         let (o, l) = support::subnets(call);
         let mut reply = o.unwrap();
         if call.netuid == 22 {
-            reply.response = changed(&call.request);
+            reply.response = changed(&call.request).into();
         }
         (Ok(reply), l)
     });

@@ -75,7 +75,7 @@ impl Validator {
         );
         while let Some(call) = audit.poll_call(received_at_ms) {
             let live = support::respond(call.netuid, &call.endpoint, &call.request);
-            audit.on_call_result(call.audit_id, Ok(live));
+            audit.on_call_result(call.audit_id, Ok(live.into()));
         }
         assert!(audit.is_finished());
         audit.finish()
@@ -173,7 +173,8 @@ impl Strategy for FabricateOne {
             response: json!({
                 "request_id": call.request["request_id"],
                 "items": [{"title": "invented", "url": "https://invented.example", "score": 1.0}]
-            }),
+            })
+            .into(),
             subnet_hotkey: format!("subnet-{}-hotkey", call.netuid),
             cost_rao: 300_000,
             receipt: None,
@@ -341,7 +342,7 @@ impl Strategy for Replayer {
     fn on_subcall(&mut self, call: &SubCall) -> CallAction {
         match self.cache.get(&call.step_id) {
             Some(cached) => CallAction::Substitute(SubCallReply {
-                response: cached.clone(),
+                response: cached.clone().into(),
                 subnet_hotkey: format!("subnet-{}-hotkey", call.netuid),
                 cost_rao: 0,
                 receipt: None,
@@ -354,7 +355,7 @@ impl Strategy for Replayer {
         if let Ok(reply) = outcome {
             self.cache
                 .entry(call.step_id.to_string())
-                .or_insert_with(|| reply.response.clone());
+                .or_insert_with(|| reply.response.value().clone());
         }
     }
 }

@@ -98,7 +98,7 @@ impl Validator {
         );
         while let Some(call) = audit.poll_call(received_at_ms) {
             let v = live(call.netuid, &call.endpoint, &call.request);
-            audit.on_call_result(call.audit_id, Ok(v));
+            audit.on_call_result(call.audit_id, Ok(v.into()));
         }
         assert!(audit.is_finished());
         audit.finish()
@@ -220,7 +220,7 @@ pub fn live_after_change(netuid: u16, endpoint: &str, request: &Value) -> Value 
 pub fn subnets_after_change(call: &SubCall) -> (SubCallOutcome, u64) {
     let (o, l) = support::subnets(call);
     let mut reply = o.unwrap();
-    reply.response = live_after_change(call.netuid, &call.endpoint, &call.request);
+    reply.response = live_after_change(call.netuid, &call.endpoint, &call.request).into();
     (Ok(reply), l)
 }
 

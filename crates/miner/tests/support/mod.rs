@@ -153,7 +153,7 @@ pub fn subnets(call: &SubCall) -> (SubCallOutcome, u64) {
         .find(|e| e.netuid == call.netuid)
         .map_or(100, |e| e.metrics.p50_latency_ms);
     let reply = SubCallReply {
-        response: respond(call.netuid, &call.endpoint, &call.request),
+        response: respond(call.netuid, &call.endpoint, &call.request).into(),
         subnet_hotkey: format!("subnet-{}-hotkey", call.netuid),
         cost_rao: cost(call.netuid),
         receipt: None,

@@ -31,10 +31,10 @@ use orchestra_ledger::ProbeResult;
 use orchestra_ledger::server::AppState;
 use orchestra_mechanism::weights::WeightLimits;
 use orchestra_miner::execution::SubCallFailure;
-use orchestra_protocol::Hotkey;
 use orchestra_protocol::btauth::{AuthHeaders, Verifier};
 use orchestra_protocol::messages::{Challenge, Objective, Response};
 use orchestra_protocol::ss58;
+use orchestra_protocol::{Body, Hotkey};
 use orchestra_validator::{
     Audit, AuditReport, Auditor, ChallengeGenerator, ChallengeOutcome, LedgerView,
     ProposalVerifier, Scorer, StepVerdict, WeightSetter,
@@ -527,7 +527,7 @@ impl<C: Chain + Send + Sync + 'static, S: SubnetCalls> Driver<C, S> {
             } => {
                 let finished = match self.jobs.get_mut(&job).and_then(|j| j.audit.as_mut()) {
                     Some(a) => {
-                        a.on_call_result(audit_id, result);
+                        a.on_call_result(audit_id, result.map(Body::new));
                         a.is_finished()
                     }
                     None => false,
