@@ -221,7 +221,14 @@ impl MockSubnet {
         if !ep.deterministic {
             rng.fill_bytes(&mut seed);
         }
-        Some(self.respond(ep, v, request, ctx.seed, ctx.now_ms, seed))
+        Some(self.respond(
+            ep,
+            v,
+            &Body::new(request.clone()),
+            ctx.seed,
+            ctx.now_ms,
+            seed,
+        ))
     }
 
     /// Build a response. Deterministic endpoints draw everything from a stream keyed by
@@ -231,7 +238,7 @@ impl MockSubnet {
         &self,
         ep: &CompiledEndpoint,
         v: &CompiledVersion,
-        request: &Value,
+        request: &Body,
         world_seed: u64,
         now_ms: u64,
         call_seed: [u8; 32],
@@ -262,23 +269,24 @@ impl MockSubnet {
         response
     }
 
-    /// Key of the deterministic stream for one request. The request is walked in key order
-    /// (serde_json objects are sorted maps), so equal JSON gives equal keys whatever the
-    /// field order on the wire.
+    /// Key of the deterministic stream for one request: derived from the request's canonical
+    /// hash, so equal JSON gives equal keys whatever the field order on the wire, and the hash
+    /// the caller and the receipt need anyway is computed once.
     fn response_key(
         &self,
         ep: &CompiledEndpoint,
         version: u32,
-        request: &Value,
+        request: &Body,
         world_seed: u64,
     ) -> [u8; 32] {
-        let mut buf = Vec::with_capacity(256);
-        buf.extend_from_slice(&world_seed.to_le_bytes());
-        buf.extend_from_slice(&self.netuid().to_le_bytes());
-        buf.extend_from_slice(&version.to_le_bytes());
-        push_str(&mut buf, &ep.name);
-        push_value(&mut buf, request);
-        blake3::derive_key("orchestra mocks response v1", &buf)
+        let mut hasher = blake3::Hasher::new_derive_key("orchestra mocks response v2");
+        hasher.update(&world_seed.to_le_bytes());
+        hasher.update(&self.netuid().to_le_bytes());
+        hasher.update(&version.to_le_bytes());
+        hasher.update(&(ep.name.len() as u64).to_le_bytes());
+        hasher.update(ep.name.as_bytes());
+        hasher.update(&request.hash().0);
+        hasher.finalize().into()
     }
 
     fn sign_receipt(&self, request: &Body, response: &Body, started_at_ms: u64) -> Option<Receipt> {
@@ -381,50 +389,6 @@ impl MockSubnet {
         entry.metrics = metrics;
         entry.version += state.revision;
         entry
-    }
-}
-
-fn push_str(buf: &mut Vec<u8>, s: &str) {
-    buf.extend_from_slice(&(s.len() as u64).to_le_bytes());
-    buf.extend_from_slice(s.as_bytes());
-}
-
-/// An unambiguous, order-independent byte encoding of a JSON value (type tags and lengths).
-fn push_value(buf: &mut Vec<u8>, v: &Value) {
-    match v {
-        Value::Null => buf.push(b'n'),
-        Value::Bool(b) => buf.push(if *b { b't' } else { b'f' }),
-        Value::Number(n) => {
-            if let Some(i) = n.as_i64() {
-                buf.push(b'i');
-                buf.extend_from_slice(&i.to_le_bytes());
-            } else if let Some(u) = n.as_u64() {
-                buf.push(b'u');
-                buf.extend_from_slice(&u.to_le_bytes());
-            } else {
-                buf.push(b'd');
-                buf.extend_from_slice(&n.as_f64().unwrap_or(0.0).to_bits().to_le_bytes());
-            }
-        }
-        Value::String(s) => {
-            buf.push(b's');
-            push_str(buf, s);
-        }
-        Value::Array(a) => {
-            buf.push(b'[');
-            buf.extend_from_slice(&(a.len() as u64).to_le_bytes());
-            for x in a {
-                push_value(buf, x);
-            }
-        }
-        Value::Object(m) => {
-            buf.push(b'{');
-            buf.extend_from_slice(&(m.len() as u64).to_le_bytes());
-            for (k, x) in m {
-                push_str(buf, k);
-                push_value(buf, x);
-            }
-        }
     }
 }
 

@@ -5,8 +5,8 @@ use crate::behaviour::{Behaviour, SchemaVersion};
 use crate::error::MockError;
 use crate::plan::{self, Compiler, InputShape, Node};
 use crate::state::SubnetState;
-use orchestra_protocol::Hotkey;
 use orchestra_protocol::ledger::{Endpoint, Entry, Metrics, Status};
+use orchestra_protocol::{Body, Hotkey};
 use serde::Deserialize;
 use serde_json::Value;
 use std::collections::BTreeMap;
@@ -313,7 +313,14 @@ impl MockSubnet {
                 };
                 let validator = jsonschema::validator_for(&v.output_schema)
                     .map_err(|e| schema_err(e.to_string()))?;
-                let response = self.respond(ep, v, minimal, 0, plan::BASE_MS, [7; 32]);
+                let response = self.respond(
+                    ep,
+                    v,
+                    &Body::new(minimal.clone()),
+                    0,
+                    plan::BASE_MS,
+                    [7; 32],
+                );
                 if let Err(e) = validator.validate(&response) {
                     return Err(schema_err(format!(
                         "generated response does not validate ({e}): {response}"
