@@ -27,7 +27,7 @@ use orchestra_protocol::hash::{CanonicalError, Hash32};
 use orchestra_protocol::messages::{
     Challenge, PipelineStep, Plan, PlanError, PlanStep, ProofSummary, Receipt,
 };
-use orchestra_protocol::proof::{ProofBuilder, lock0};
+use orchestra_protocol::proof::ProofBuilder;
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 use std::collections::BTreeMap;
@@ -296,14 +296,10 @@ impl Execution {
             .due_at_ms()
             .saturating_sub(config.finish_margin_ms)
             .max(challenge.issued_at_ms);
+        let proof = ProofBuilder::new(challenge, miner);
         Ok(Execution {
-            lock: lock0(
-                &challenge.challenge_id,
-                &challenge.salt,
-                &challenge.validator,
-                miner,
-            ),
-            proof: ProofBuilder::new(challenge, miner),
+            lock: proof.lock0(),
+            proof,
             challenge: challenge.clone(),
             plan,
             routes,

@@ -117,6 +117,11 @@ impl ProofBuilder {
         Ok(&self.steps[self.steps.len() - 1])
     }
 
+    /// The challenge lock the chain started from.
+    pub fn lock0(&self) -> Hash32 {
+        self.lock0
+    }
+
     /// The chain value so far.
     pub fn head(&self) -> Hash32 {
         self.head

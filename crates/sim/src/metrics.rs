@@ -73,6 +73,21 @@ struct Window {
     rejected: u64,
 }
 
+impl Window {
+    /// An empty window that keeps this one's buffers, so each epoch does not grow them afresh.
+    fn emptied(mut self) -> Self {
+        self.latencies.clear();
+        self.organic_quality.clear();
+        self.lags.clear();
+        Window {
+            latencies: self.latencies,
+            organic_quality: self.organic_quality,
+            lags: self.lags,
+            ..Window::default()
+        }
+    }
+}
+
 /// Accumulates rows over a run.
 pub struct Metrics {
     labels: Vec<String>,
@@ -406,6 +421,7 @@ impl Metrics {
         for (metric, value) in all {
             self.push(e, "all", "", metric, value);
         }
+        self.window = w.emptied();
     }
 
     /// `(orchestration emission, miner emission)` of this epoch.
