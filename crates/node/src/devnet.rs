@@ -564,6 +564,15 @@ impl Devnet {
         }
     }
 
+    /// Kill miner `uid` with SIGKILL, as a crash would; its neuron stays on chain.
+    pub fn kill_miner(&mut self, uid: u16) {
+        if let Some(i) = self.miners.iter().position(|m| m.uid == uid)
+            && let Some(p) = self.miner_procs.get_mut(i)
+        {
+            p.kill();
+        }
+    }
+
     /// The validator process, if running.
     pub fn validator_proc(&mut self) -> Option<&mut Proc> {
         self.validator.as_mut()

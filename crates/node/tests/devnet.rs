@@ -53,7 +53,7 @@ async fn devnet_end_to_end() {
     let t0 = Instant::now();
     let work = tempfile::tempdir().unwrap();
     let config = DevnetConfig::new(binaries(), repo(), work.path().to_path_buf());
-    let devnet = Devnet::start(config)
+    let mut devnet = Devnet::start(config)
         .await
         .unwrap_or_else(|e| panic!("{e}"));
     let up = t0.elapsed();
@@ -61,11 +61,13 @@ async fn devnet_end_to_end() {
         .miners
         .iter()
         .find(|m| m.strategy == "honest")
+        .cloned()
         .unwrap();
     let fabricator = devnet
         .miners
         .iter()
         .find(|m| m.strategy == "fabricator")
+        .cloned()
         .unwrap();
     let (h, f) = (u64::from(honest.uid), u64::from(fabricator.uid));
 
@@ -307,6 +309,35 @@ async fn devnet_end_to_end() {
             &text,
             "orchestra_validator_anchors_total{result=\"unsupported\"}"
         ) >= 1.0,
+        "{text}"
+    );
+
+    // 6. The honest miner crashes. Users' requests, drawn mostly to it by incentive (each at
+    // least half the time), are sent on to the miner that still answers rather than failing.
+    devnet.kill_miner(honest.uid);
+    for i in 0..12 {
+        let r = http
+            .post(format!("{}/v1/objectives", devnet.validator_url))
+            .bearer_auth(&key)
+            .json(&body)
+            .send()
+            .await
+            .unwrap();
+        let status = r.status();
+        let answer: Value = r.json().await.unwrap();
+        assert!(status.is_success(), "request {i}: {status} {answer}");
+        assert_eq!(answer["miner_uid"], f, "request {i}: {answer}");
+    }
+    let text = http
+        .get(format!("{}/metrics", devnet.validator_url))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        metric(&text, "orchestra_validator_organic_retries_total") >= 1.0,
         "{text}"
     );
     println!(

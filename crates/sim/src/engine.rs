@@ -31,7 +31,7 @@ use orchestra_protocol::messages::{Challenge, Response};
 use orchestra_protocol::ss58;
 use orchestra_validator::{
     Auditor, AuditorConfig, ChallengeConfig, ChallengeGenerator, ChallengeOutcome,
-    ProposalVerifier, Scorer, ScorerConfig, WeightSetter,
+    ProposalVerifier, Scorer, ScorerConfig, WeightSetter, pick_miner,
 };
 use rand::{Rng, RngExt};
 use rand_chacha::ChaCha8Rng;
@@ -785,7 +785,16 @@ impl<'a> Engine<'a> {
         }
     }
 
-    fn challenge(&mut self, v: usize, uid: u16, challenge: &Challenge, block: u64, organic: bool) {
+    /// Run one challenge (synthetic, or a user's when `organic`) and score it. Returns the
+    /// organic answer's quality (score ÷ its maximum) when `organic` and the miner answered.
+    fn challenge(
+        &mut self,
+        v: usize,
+        uid: u16,
+        challenge: &Challenge,
+        block: u64,
+        organic: bool,
+    ) -> Option<f64> {
         let (response, received_at, cost) = self.execute(uid, challenge, block);
         let group = self.miner_index.get(&uid).map(|&i| self.miners[i].group);
         if let Some(g) = group {
@@ -825,38 +834,36 @@ impl<'a> Engine<'a> {
         let strike = report.as_ref().is_some_and(|r| r.audit_failed());
         let verified = report.as_ref().is_some_and(|r| r.hash_verified());
         if organic {
-            let quality = match (&response, &report) {
+            return match (&response, &report) {
                 (Some(r), Some(rep)) => {
                     let terms = va
                         .scorer
                         .terms(challenge, r, received_at, rep.hash_verified());
-                    terms.score(&params) / params.orchestration_share.max(f64::EPSILON)
+                    Some(terms.score(&params) / params.orchestration_share.max(f64::EPSILON))
                 }
-                _ => 0.0,
+                _ => None,
             };
-            self.metrics.organic(quality);
-        } else {
-            let score =
-                va.scorer
-                    .score_challenge(uid, challenge, response.as_ref(), report.as_ref());
-            let success =
-                score.outcome == ChallengeOutcome::Scored && verified && score.score > 0.0;
-            self.metrics.challenge(ChallengeStats {
-                success,
-                latency_ms: latency,
-                strike,
-            });
-            self.log.update(&challenge.challenge_id.0);
-            self.log.update(&uid.to_le_bytes());
-            self.log.update(&score.score.to_bits().to_le_bytes());
-            self.log.update(&received_at.to_le_bytes());
-            if let Some(r) = &response {
-                let proposer = r.miner.clone();
-                for p in &r.ledger_proposals {
-                    va.verifier.submit(uid, &proposer, p.clone(), block);
-                }
+        }
+        let score = va
+            .scorer
+            .score_challenge(uid, challenge, response.as_ref(), report.as_ref());
+        let success = score.outcome == ChallengeOutcome::Scored && verified && score.score > 0.0;
+        self.metrics.challenge(ChallengeStats {
+            success,
+            latency_ms: latency,
+            strike,
+        });
+        self.log.update(&challenge.challenge_id.0);
+        self.log.update(&uid.to_le_bytes());
+        self.log.update(&score.score.to_bits().to_le_bytes());
+        self.log.update(&received_at.to_le_bytes());
+        if let Some(r) = &response {
+            let proposer = r.miner.clone();
+            for p in &r.ledger_proposals {
+                va.verifier.submit(uid, &proposer, p.clone(), block);
             }
         }
+        None
     }
 
     fn organic(&mut self, block: u64) {
@@ -893,42 +900,53 @@ impl<'a> Engine<'a> {
                 return;
             }
             let v = online[self.rng_organic.random_range(0..online.len())];
-            let uid = self.pick_by_incentive(&miners);
             let now = self.now_ms(block);
-            let challenge = {
-                let va = &mut self.validators[v];
-                let (t, objective) = va.generator.objective(&mut self.rng_organic);
-                let schema = t.target_schema.clone();
-                va.generator
-                    .organic(objective, schema, block, now, &mut self.rng_organic)
+            let (objective, schema) = {
+                let (t, objective) = self.validators[v]
+                    .generator
+                    .objective(&mut self.rng_organic);
+                (objective, t.target_schema.clone())
             };
-            self.challenge(v, uid, &challenge, block, true);
+            // The validator's retry policy: a miner that gives no response is passed over for
+            // another it has not tried, up to `load.attempts` miners.
+            let candidates = self.organic_candidates(&miners);
+            let mut tried = BTreeSet::new();
+            let mut quality = 0.0;
+            while tried.len() < self.spec.load.attempts as usize {
+                let Some(uid) = pick_miner(&candidates, &tried, &mut self.rng_organic) else {
+                    break;
+                };
+                tried.insert(uid);
+                let challenge = self.validators[v].generator.organic(
+                    objective.clone(),
+                    schema.clone(),
+                    block,
+                    now,
+                    &mut self.rng_organic,
+                );
+                if let Some(q) = self.challenge(v, uid, &challenge, block, true) {
+                    quality = q;
+                    break;
+                }
+            }
+            self.metrics.organic(quality);
         }
     }
 
-    /// Users' requests go to miners in proportion to last epoch's incentive (uniform before).
-    fn pick_by_incentive(&mut self, miners: &[u16]) -> u16 {
+    /// Users' requests go to miners in proportion to last epoch's incentive (uniform before):
+    /// each active miner weighted by its server emission.
+    fn organic_candidates(&self, miners: &[u16]) -> Vec<(u16, u64)> {
         let incentive = self.last_payout.as_ref().map(|p| &p.server);
-        let weights: Vec<f64> = miners
+        miners
             .iter()
             .map(|&u| {
-                incentive
-                    .and_then(|i| i.get(usize::from(u)))
-                    .map_or(1.0, |&x| x as f64)
+                let w = match incentive {
+                    Some(i) => i.get(usize::from(u)).copied().unwrap_or(0),
+                    None => 1,
+                };
+                (u, w)
             })
-            .collect();
-        let total: f64 = weights.iter().sum();
-        if total <= 0.0 {
-            return miners[self.rng_organic.random_range(0..miners.len())];
-        }
-        let mut x = self.rng_organic.random::<f64>() * total;
-        for (u, w) in miners.iter().zip(&weights) {
-            if x < *w {
-                return *u;
-            }
-            x -= w;
-        }
-        miners[miners.len() - 1]
+            .collect()
     }
 
     fn verify_proposals(&mut self, v: usize, block: u64) {

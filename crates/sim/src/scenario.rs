@@ -228,6 +228,9 @@ pub struct LoadConfig {
     pub peak_hour: f64,
     /// `spikes`: bursts of extra load.
     pub spikes: Vec<Spike>,
+    /// How many miners one request tries before it fails (the validator moves on to another
+    /// miner when one gives no response).
+    pub attempts: u32,
 }
 
 impl Default for LoadConfig {
@@ -238,6 +241,7 @@ impl Default for LoadConfig {
             amplitude: 0.5,
             peak_hour: 15.0,
             spikes: Vec::new(),
+            attempts: orchestra_validator::DEFAULT_ORGANIC_ATTEMPTS,
         }
     }
 }
@@ -1045,6 +1049,13 @@ pub(crate) fn validate(
             "load.amplitude",
             "a relative swing in [0, 1]",
             l.amplitude.to_string(),
+        );
+    }
+    if !(1..=16).contains(&l.attempts) {
+        return at(
+            "load.attempts",
+            "between 1 and 16 miners per request",
+            l.attempts.to_string(),
         );
     }
     for (i, s) in l.spikes.iter().enumerate() {

@@ -309,7 +309,8 @@ fn fabricators_earn_less_than_honest_miners() {
     let path = write(
         dir.path(),
         "fab.toml",
-        &small("fab", extra).replace("seeds = 2", "seeds = 3"),
+        // Five seeds: with three, the intervals of a 3.6-hour run only just separated.
+        &small("fab", extra).replace("seeds = 2", "seeds = 5"),
     );
     let out = dir.path().join("out");
     let o = sim(&[
@@ -412,4 +413,55 @@ fn a_small_sweep_is_reported_in_full() {
         );
     }
     assert!(!rows.is_empty());
+}
+
+#[test]
+fn organic_requests_move_on_from_miners_that_do_not_answer() {
+    // Half the miners decline everything (a cherry picker that finds every plan too dear). In
+    // the first epoch nobody has incentive yet, so users' requests are drawn uniformly and half
+    // land on a decliner: answered only if the validator tries another miner. (Later, decliners
+    // earn no incentive and stop being drawn, so only epoch 0 is compared.)
+    let dir = tempfile::tempdir().unwrap();
+    let decliners = "\n[[miners]]\nstrategy = \"cherry_picker\"\ncount = 12\n\
+                     params = { answer_rate = 0.0, max_cost_rao = 0 }\n\
+                     \n[sweep]\n\"load.attempts\" = [1, 3]\n";
+    let body = small("organic", decliners).replace("days = 0.15", "days = 0.02");
+    let path = write(dir.path(), "organic.toml", &body);
+    let out = dir.path().join("out");
+    let o = sim(&[
+        "--quiet",
+        "--out",
+        out.to_str().unwrap(),
+        path.to_str().unwrap(),
+    ]);
+    assert!(o.status.code().is_some(), "{}", text(&o.stderr));
+    let runs = std::fs::read_to_string(out.join("runs.csv")).unwrap();
+    let mut quality = [Vec::new(), Vec::new()];
+    for line in runs.lines().skip(1) {
+        let f: Vec<&str> = line.split(',').collect();
+        if f[4] == "0" && f[5] == "all" && f[7] == "organic_quality" {
+            let point: usize = f[1].parse().unwrap();
+            if let Ok(v) = f[8].parse::<f64>()
+                && v.is_finite()
+            {
+                quality[point].push(v);
+            }
+        }
+    }
+    let mean = |v: &[f64]| v.iter().sum::<f64>() / v.len() as f64;
+    let (one, three) = (mean(&quality[0]), mean(&quality[1]));
+    assert!(
+        quality[0].len() == 2 && quality[1].len() == 2,
+        "{quality:?}"
+    );
+    // One try: about half the requests land on a decliner and get nothing. Three tries: all but
+    // one in eight reach an honest miner.
+    assert!(
+        three > one + 0.2,
+        "quality with 1 try {one}, with 3 tries {three}"
+    );
+    assert!(
+        one < 0.75 * three,
+        "quality with 1 try {one}, with 3 tries {three}"
+    );
 }

@@ -1,6 +1,7 @@
 //! The sans-IO validator core: [`ChallengeGenerator`], [`Auditor`] (MECHANISM.md §3 checks 1–5),
 //! [`ProposalVerifier`] (probes, then the Ledger crate's rules on this validator's replica),
-//! [`Scorer`] (per-challenge and per-tempo terms, EMAs, strikes) and [`WeightSetter`].
+//! [`Scorer`] (per-challenge and per-tempo terms, EMAs, strikes), [`WeightSetter`], and
+//! [`pick_miner`] for users' (organic) requests.
 //!
 //! Like the miner core, nothing here reads a clock, opens a socket, touches a file or draws from
 //! an unseeded RNG: time arrives as `now_ms`/`block`, randomness as a caller-seeded
@@ -9,6 +10,7 @@
 
 pub mod audit;
 pub mod challenge;
+pub mod organic;
 pub mod scorer;
 pub mod verifier;
 pub mod weights;
@@ -19,6 +21,7 @@ pub use audit::{
 };
 pub use challenge::{ChallengeConfig, ChallengeError, ChallengeGenerator};
 pub use orchestra_miner::view::LedgerView;
+pub use organic::{DEFAULT_ORGANIC_ATTEMPTS, pick_miner};
 pub use scorer::{ChallengeOutcome, ChallengeScore, Scorer, ScorerConfig, ScorerState};
 pub use verifier::{ProbeRequest, ProposalVerifier, VerifiedProposal};
 pub use weights::{WeightSetter, WeightsToSet, weights_to_set};

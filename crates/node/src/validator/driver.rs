@@ -37,12 +37,12 @@ use orchestra_protocol::ss58;
 use orchestra_protocol::{Body, Hotkey};
 use orchestra_validator::{
     Audit, AuditReport, Auditor, ChallengeGenerator, ChallengeOutcome, LedgerView,
-    ProposalVerifier, Scorer, StepVerdict, WeightSetter,
+    ProposalVerifier, Scorer, StepVerdict, WeightSetter, pick_miner,
 };
 use rand::RngExt;
 use rand_chacha::ChaCha8Rng;
 use serde_json::Value;
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::sync::{Arc, RwLock};
 use std::time::{Duration, Instant};
 use tokio::sync::{mpsc, oneshot};
@@ -126,12 +126,23 @@ struct Job {
     challenge: Challenge,
     block: u64,
     sent: Instant,
-    organic: Option<(
-        oneshot::Sender<Result<OrganicAnswer, OrganicError>>,
-        Instant,
-    )>,
+    organic: Option<Organic>,
     response: Option<Response>,
     audit: Option<Audit>,
+}
+
+/// A user's objective in flight: whom to answer, and what to send to another miner if the one
+/// tried gives no usable response.
+struct Organic {
+    reply: oneshot::Sender<Result<OrganicAnswer, OrganicError>>,
+    /// When the user's request arrived.
+    started: Instant,
+    objective: Objective,
+    target_schema: Value,
+    /// Miners already tried.
+    tried: BTreeSet<u16>,
+    /// Why the last miner tried failed.
+    last_error: Option<String>,
 }
 
 /// A miner the validator can reach.
@@ -459,7 +470,7 @@ impl<C: Chain + Send + Sync + 'static, S: SubnetCalls> Driver<C, S> {
         target: &Target,
         challenge: Challenge,
         block: u64,
-        organic: Option<oneshot::Sender<Result<OrganicAnswer, OrganicError>>>,
+        organic: Option<Organic>,
     ) {
         let job = self.next_job;
         self.next_job += 1;
@@ -483,7 +494,7 @@ impl<C: Chain + Send + Sync + 'static, S: SubnetCalls> Driver<C, S> {
                 challenge,
                 block,
                 sent: started,
-                organic: organic.map(|r| (r, started)),
+                organic,
                 response: None,
                 audit: None,
             },
@@ -652,13 +663,14 @@ impl<C: Chain + Send + Sync + 'static, S: SubnetCalls> Driver<C, S> {
             }
         };
         let Some(r) = response else {
-            if let Some((reply, started)) = j.organic.take() {
-                self.metrics
-                    .organic_done("miner_failed", started.elapsed().as_secs_f64());
-                let _ = reply.send(Err(OrganicError::MinerFailed(
-                    error.unwrap_or_else(|| "invalid response".into()),
-                )));
+            if let Some(mut organic) = j.organic.take() {
                 self.jobs.remove(&job);
+                organic.last_error = Some(error.unwrap_or_else(|| "invalid response".into()));
+                if organic.tried.len() < self.settings.organic_attempts as usize {
+                    self.route_organic(organic);
+                } else {
+                    self.fail_organic(organic);
+                }
             } else {
                 self.finish_missing(job);
             }
@@ -673,7 +685,7 @@ impl<C: Chain + Send + Sync + 'static, S: SubnetCalls> Driver<C, S> {
             &params,
             &mut self.rng,
         );
-        if let Some((reply, started)) = j.organic.take() {
+        if let Some(Organic { reply, started, .. }) = j.organic.take() {
             let report = audit.report();
             let answer = OrganicAnswer {
                 challenge_id: j.challenge.challenge_id.to_string(),
@@ -1080,42 +1092,59 @@ impl<C: Chain + Send + Sync + 'static, S: SubnetCalls> Driver<C, S> {
         target_schema: Value,
         reply: oneshot::Sender<Result<OrganicAnswer, OrganicError>>,
     ) {
-        let targets = self.targets();
-        if targets.is_empty() {
-            self.metrics.organic_done("no_miners", 0.0);
-            let _ = reply.send(Err(OrganicError::NoMiners));
-            return;
-        }
-        // Users' requests go to miners in proportion to their incentive (uniform before any).
-        let total: u64 = targets.values().map(|t| u64::from(t.incentive)).sum();
-        let uid = if total == 0 {
-            let keys: Vec<u16> = targets.keys().copied().collect();
-            keys[self.rng.random_range(0..keys.len())]
-        } else {
-            let mut x = self.rng.random_range(0..total);
-            let mut pick = *targets.keys().next().unwrap_or(&0);
-            for (u, t) in &targets {
-                let w = u64::from(t.incentive);
-                if x < w {
-                    pick = *u;
-                    break;
-                }
-                x -= w;
-            }
-            pick
-        };
-        let Some(target) = targets.get(&uid) else {
-            let _ = reply.send(Err(OrganicError::NoMiners));
-            return;
-        };
-        let challenge = self.generator.organic(
+        self.route_organic(Organic {
+            reply,
+            started: Instant::now(),
             objective,
             target_schema,
+            tried: BTreeSet::new(),
+            last_error: None,
+        });
+    }
+
+    /// Send a user's objective to a miner not tried yet, drawn by incentive (uniform before
+    /// any); answer with the failure when none is left.
+    fn route_organic(&mut self, mut organic: Organic) {
+        let targets = self.targets();
+        let candidates: Vec<(u16, u64)> = targets
+            .iter()
+            .map(|(&uid, t)| (uid, u64::from(t.incentive)))
+            .collect();
+        let picked = pick_miner(&candidates, &organic.tried, &mut self.rng)
+            .and_then(|uid| targets.get(&uid).map(|t| (uid, t.clone())));
+        let Some((uid, target)) = picked else {
+            self.fail_organic(organic);
+            return;
+        };
+        if !organic.tried.is_empty() {
+            self.metrics.organic_retries.inc();
+            tracing::info!(uid, tried = ?organic.tried, error = ?organic.last_error, "organic request: trying another miner");
+        }
+        organic.tried.insert(uid);
+        let challenge = self.generator.organic(
+            organic.objective.clone(),
+            organic.target_schema.clone(),
             self.last_block,
             now_ms(),
             &mut self.rng,
         );
-        self.send(uid, &target.clone(), challenge, ORGANIC_BLOCK, Some(reply));
+        self.send(uid, &target, challenge, ORGANIC_BLOCK, Some(organic));
+    }
+
+    /// Tell the user no miner answered: none reachable, or every one tried failed.
+    fn fail_organic(&self, organic: Organic) {
+        let seconds = organic.started.elapsed().as_secs_f64();
+        let error = match organic.last_error {
+            None => {
+                self.metrics.organic_done("no_miners", seconds);
+                OrganicError::NoMiners
+            }
+            Some(e) => {
+                self.metrics.organic_done("miner_failed", seconds);
+                OrganicError::MinerFailed(e)
+            }
+        };
+        let _ = organic.reply.send(Err(error));
     }
 
     fn publish_status(&self, block: u64) {

@@ -69,6 +69,9 @@ pub struct ValidatorMetrics {
     pub organic: Family<ResultLabels, Counter>,
     /// `orchestra_validator_organic_latency_seconds{result}`: organic request → answer.
     pub organic_latency: LatencyFamily<ResultLabels>,
+    /// `orchestra_validator_organic_retries_total`: organic requests sent on to another miner
+    /// after one gave no usable response.
+    pub organic_retries: Counter,
     /// `orchestra_validator_proposals_total{result}`: Ledger proposals judged (`first`,
     /// `confirmation`, `rejected`, `void`).
     pub proposals: Family<ResultLabels, Counter>,
@@ -104,6 +107,7 @@ impl ValidatorMetrics {
             weights_set: Family::default(),
             organic: Family::default(),
             organic_latency: latency_family(),
+            organic_retries: Counter::default(),
             proposals: Family::default(),
             probes: Family::default(),
             tree_size: Gauge::default(),
@@ -164,6 +168,11 @@ impl ValidatorMetrics {
             "validator_organic_latency_seconds",
             "Time from an organic request to its answer, by result",
             v.organic_latency.clone(),
+        );
+        m.register(
+            "validator_organic_retries",
+            "Organic requests sent on to another miner after one gave no usable response",
+            v.organic_retries.clone(),
         );
         m.register(
             "validator_proposals",

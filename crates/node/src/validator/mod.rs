@@ -122,6 +122,10 @@ pub struct ValidatorArgs {
     /// Lookups per month allowed to `developer` API keys [default: 1000].
     #[arg(long = "api.developer-per-month", value_name = "N")]
     pub developer_per_month: Option<u64>,
+    /// Miners one `POST /v1/objectives` request tries before it fails: a miner that gives no
+    /// usable response is passed over for another [default: 3].
+    #[arg(long = "organic.attempts", value_name = "N")]
+    pub organic_attempts: Option<u32>,
 }
 
 /// The `[validator]` table of the config file.
@@ -156,6 +160,8 @@ pub struct ValidatorSection {
     pub free_per_minute: Option<u64>,
     /// See `--api.developer-per-month`.
     pub developer_per_month: Option<u64>,
+    /// See `--organic.attempts`.
+    pub organic_attempts: Option<u32>,
 }
 
 /// Everything the validator runs with, resolved from flags, file and defaults.
@@ -197,6 +203,8 @@ pub struct Settings {
     pub network_slack_ms: u64,
     /// API key limits.
     pub limits: orchestra_ledger::access::Limits,
+    /// Miners one organic request tries before it fails (at least 1).
+    pub organic_attempts: u32,
 }
 
 /// Why the validator could not start or stopped.
@@ -303,7 +311,16 @@ impl ValidatorArgs {
                     limits_default.developer_per_month,
                 ),
             },
+            organic_attempts: self
+                .organic_attempts
+                .or(file.organic_attempts)
+                .unwrap_or(orchestra_validator::DEFAULT_ORGANIC_ATTEMPTS),
         };
+        if settings.organic_attempts == 0 {
+            return Err(ValidatorError::Invalid(
+                "--organic.attempts: expected at least 1 miner per request, found 0".into(),
+            ));
+        }
         Ok((settings, hotkey, cfg))
     }
 }
@@ -690,10 +707,13 @@ pub async fn serve<C: Chain + Send + Sync + 'static>(
         status: status.clone(),
         schemas: Arc::new(schemas),
         metrics: vm.clone(),
+        // Each miner tried may take its whole deadline before the next is asked.
         timeout: Duration::from_millis(
-            settings.challenge.deadline_ms
+            (settings.challenge.deadline_ms
                 + settings.params.latency_grace_ms
-                + settings.network_slack_ms * 2,
+                + settings.network_slack_ms)
+                .saturating_mul(u64::from(settings.organic_attempts))
+                + settings.network_slack_ms,
         ),
     };
     let routes = Router::new()
@@ -1048,6 +1068,7 @@ mod driver_tests {
             metagraph_refresh_blocks: 10,
             network_slack_ms: 100,
             limits: orchestra_ledger::access::Limits::default(),
+            organic_attempts: orchestra_validator::DEFAULT_ORGANIC_ATTEMPTS,
         };
         // Bob already has a score, so the first closed tempo has weights to commit.
         {
