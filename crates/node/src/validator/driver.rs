@@ -1105,6 +1105,10 @@ impl<C: Chain + Send + Sync + 'static, S: SubnetCalls> Driver<C, S> {
     /// Send a user's objective to a miner not tried yet, drawn by incentive (uniform before
     /// any); answer with the failure when none is left.
     fn route_organic(&mut self, mut organic: Organic) {
+        if organic.reply.is_closed() {
+            // The user's request already timed out (the API answered 504): nobody to answer.
+            return;
+        }
         let targets = self.targets();
         let candidates: Vec<(u16, u64)> = targets
             .iter()
