@@ -48,6 +48,31 @@ fn metric(text: &str, prefix: &str) -> f64 {
         .sum()
 }
 
+/// The validator's Prometheus text.
+async fn validator_metrics(http: &reqwest::Client, devnet: &Devnet) -> String {
+    http.get(format!("{}/metrics", devnet.validator_url))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap()
+}
+
+/// A user's `POST /v1/objectives` with API key `key`.
+async fn post_objective(
+    http: &reqwest::Client,
+    devnet: &Devnet,
+    key: &str,
+    body: &Value,
+) -> reqwest::Result<reqwest::Response> {
+    http.post(format!("{}/v1/objectives", devnet.validator_url))
+        .bearer_auth(key)
+        .json(body)
+        .send()
+        .await
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn devnet_end_to_end() {
     let t0 = Instant::now();
@@ -230,13 +255,7 @@ async fn devnet_end_to_end() {
         "an organic answer (the key is picked up within a second)",
         Duration::from_secs(30),
         || async {
-            let r = http
-                .post(format!("{}/v1/objectives", devnet.validator_url))
-                .bearer_auth(&key)
-                .json(&body)
-                .send()
-                .await
-                .ok()?;
+            let r = post_objective(&http, &devnet, &key, &body).await.ok()?;
             if r.status().is_success() {
                 r.json().await.ok()
             } else {
@@ -250,24 +269,13 @@ async fn devnet_end_to_end() {
         answer["miner_uid"] == h || answer["miner_uid"] == f,
         "{answer}"
     );
-    let refused = http
-        .post(format!("{}/v1/objectives", devnet.validator_url))
-        .bearer_auth("olk_not_a_key")
-        .json(&body)
-        .send()
+    let refused = post_objective(&http, &devnet, "olk_not_a_key", &body)
         .await
         .unwrap();
     assert_eq!(refused.status(), 401);
 
     // 5. The metrics say the same.
-    let text = http
-        .get(format!("{}/metrics", devnet.validator_url))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let text = validator_metrics(&http, &devnet).await;
     assert!(
         metric(
             &text,
@@ -316,26 +324,13 @@ async fn devnet_end_to_end() {
     // least half the time), are sent on to the miner that still answers rather than failing.
     devnet.kill_miner(honest.uid);
     for i in 0..12 {
-        let r = http
-            .post(format!("{}/v1/objectives", devnet.validator_url))
-            .bearer_auth(&key)
-            .json(&body)
-            .send()
-            .await
-            .unwrap();
+        let r = post_objective(&http, &devnet, &key, &body).await.unwrap();
         let status = r.status();
         let answer: Value = r.json().await.unwrap();
         assert!(status.is_success(), "request {i}: {status} {answer}");
         assert_eq!(answer["miner_uid"], f, "request {i}: {answer}");
     }
-    let text = http
-        .get(format!("{}/metrics", devnet.validator_url))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let text = validator_metrics(&http, &devnet).await;
     assert!(
         metric(&text, "orchestra_validator_organic_retries_total") >= 1.0,
         "{text}"

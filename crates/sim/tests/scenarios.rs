@@ -18,6 +18,14 @@ fn sim(args: &[&str]) -> Output {
         .unwrap()
 }
 
+/// `orchestra-sim --quiet [flags…] --out OUT SCENARIO`.
+fn run_to(out: &Path, scenario: &Path, flags: &[&str]) -> Output {
+    let mut args = vec!["--quiet"];
+    args.extend_from_slice(flags);
+    args.extend(["--out", out.to_str().unwrap(), scenario.to_str().unwrap()]);
+    sim(&args)
+}
+
 fn text(b: &[u8]) -> String {
     String::from_utf8_lossy(b).into_owned()
 }
@@ -138,15 +146,7 @@ fn runs_are_byte_identical_whatever_the_thread_count() {
     let a = dir.path().join("a");
     let b = dir.path().join("b");
     for (out, jobs) in [(&a, "1"), (&b, "2")] {
-        let o = sim(&[
-            "--quiet",
-            "--no-charts",
-            "--jobs",
-            jobs,
-            "--out",
-            out.to_str().unwrap(),
-            path.to_str().unwrap(),
-        ]);
+        let o = run_to(out, &path, &["--no-charts", "--jobs", jobs]);
         assert!(
             o.status.code() == Some(0) || o.status.code() == Some(1),
             "{}",
@@ -204,13 +204,7 @@ fn honest_run_splits_as_designed_and_conserves_emission() {
                   [expect]\nhonest_share_min = 0.99\n";
     let path = write(dir.path(), "honest.toml", &small("honest", events));
     let out = dir.path().join("out");
-    let o = sim(&[
-        "--quiet",
-        "--no-charts",
-        "--out",
-        out.to_str().unwrap(),
-        path.to_str().unwrap(),
-    ]);
+    let o = run_to(&out, &path, &["--no-charts"]);
     assert_eq!(
         o.status.code(),
         Some(0),
@@ -313,13 +307,7 @@ fn fabricators_earn_less_than_honest_miners() {
         &small("fab", extra).replace("seeds = 2", "seeds = 5"),
     );
     let out = dir.path().join("out");
-    let o = sim(&[
-        "--quiet",
-        "--no-charts",
-        "--out",
-        out.to_str().unwrap(),
-        path.to_str().unwrap(),
-    ]);
+    let o = run_to(&out, &path, &["--no-charts"]);
     let checks = std::fs::read_to_string(out.join("checks.json")).unwrap();
     assert_eq!(o.status.code(), Some(0), "{checks}\n{}", text(&o.stderr));
     assert!(checks.contains("below_honest:fabricator"), "{checks}");
@@ -344,12 +332,7 @@ fn a_small_sweep_is_reported_in_full() {
     .replace("days = 0.15", "days = 0.05");
     let path = write(dir.path(), "rep.toml", &body);
     let out = dir.path().join("out");
-    let o = sim(&[
-        "--quiet",
-        "--out",
-        out.to_str().unwrap(),
-        path.to_str().unwrap(),
-    ]);
+    let o = run_to(&out, &path, &[]);
     assert!(
         o.status.code() == Some(0) || o.status.code() == Some(1),
         "{}",
@@ -428,12 +411,7 @@ fn organic_requests_move_on_from_miners_that_do_not_answer() {
     let body = small("organic", decliners).replace("days = 0.15", "days = 0.02");
     let path = write(dir.path(), "organic.toml", &body);
     let out = dir.path().join("out");
-    let o = sim(&[
-        "--quiet",
-        "--out",
-        out.to_str().unwrap(),
-        path.to_str().unwrap(),
-    ]);
+    let o = run_to(&out, &path, &[]);
     assert!(o.status.code().is_some(), "{}", text(&o.stderr));
     let runs = std::fs::read_to_string(out.join("runs.csv")).unwrap();
     let mut quality = [Vec::new(), Vec::new()];
