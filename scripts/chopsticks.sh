@@ -24,7 +24,8 @@ if [ ! -x "$dir/node_modules/.bin/chopsticks" ]; then
         || { echo "chopsticks.sh: npm ci failed in $dir" >&2; exit 3; }
 fi
 
-# exec: the caller's pid is Chopsticks itself, so killing it stops the node.
-exec "$dir/node_modules/.bin/chopsticks" \
+# exec: the caller's pid is Chopsticks itself, so killing it stops the node. The preload makes it
+# exit when ORCHESTRA_PARENT_PID (set by orchestra-devnet) is no longer its parent.
+exec node --require "$root/scripts/exit-with-parent.cjs" "$dir/node_modules/.bin/chopsticks" \
     --genesis "$spec" --host 127.0.0.1 --port "$port" \
     --allow-unresolved-imports --build-block-mode Manual

@@ -331,8 +331,14 @@ pub fn denied(d: Denied) -> Response {
     }
 }
 
-/// Resolves on Ctrl-C or SIGTERM (what systemd and container runtimes send): the graceful
-/// shutdown signal of every server binary.
+/// The environment variable a supervisor (`orchestra-devnet`) sets to its own pid when it starts
+/// a server: [`shutdown_signal`] then also resolves once that process is no longer this one's
+/// parent, so a supervisor killed with SIGKILL leaves no children behind.
+pub const PARENT_PID_ENV: &str = "ORCHESTRA_PARENT_PID";
+
+/// Resolves on Ctrl-C or SIGTERM (what systemd and container runtimes send), or when the
+/// supervisor named by [`PARENT_PID_ENV`] has gone: the graceful shutdown signal of every server
+/// binary.
 pub async fn shutdown_signal() {
     let ctrl_c = async {
         let _ = tokio::signal::ctrl_c().await;
@@ -351,7 +357,27 @@ pub async fn shutdown_signal() {
     tokio::select! {
         () = ctrl_c => {},
         () = term => {},
+        () = parent_gone() => tracing::warn!("the supervising process has gone: shutting down"),
     }
+}
+
+/// Resolves once this process's parent is no longer the pid in [`PARENT_PID_ENV`] (it died and
+/// this process was re-parented); never when the variable is unset.
+async fn parent_gone() {
+    #[cfg(unix)]
+    if let Some(pid) = std::env::var(PARENT_PID_ENV)
+        .ok()
+        .and_then(|v| v.trim().parse::<u32>().ok())
+    {
+        let mut tick = tokio::time::interval(std::time::Duration::from_millis(250));
+        loop {
+            tick.tick().await;
+            if std::os::unix::process::parent_id() != pid {
+                return;
+            }
+        }
+    }
+    std::future::pending::<()>().await
 }
 
 /// A JSON error response `{"error": code, "message": …}`.

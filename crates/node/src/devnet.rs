@@ -17,6 +17,7 @@
 
 use orchestra_chain::devnet::{DevNeuron, DevSubnet, new_block, set_storage, subnet_storage};
 use orchestra_chain::{AxonInfo, Chain, SubtensorChain, SubtensorConfig, WaitFor};
+use orchestra_ledger::server::PARENT_PID_ENV;
 use orchestra_protocol::Hotkey;
 use std::net::{Ipv4Addr, TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
@@ -225,8 +226,10 @@ fn spawn(
     spawn_command(name, cmd, work_dir)
 }
 
-/// Start `cmd` with stdout and stderr going to `<work_dir>/<name>.log`.
+/// Start `cmd` with stdout and stderr going to `<work_dir>/<name>.log`, tied to this process: it
+/// stops by itself if this process dies without stopping it (see [`PARENT_PID_ENV`]).
 fn spawn_command(name: &str, mut cmd: Command, work_dir: &Path) -> Result<Proc, DevnetError> {
+    cmd.env(PARENT_PID_ENV, std::process::id().to_string());
     let log = work_dir.join(format!("{name}.log"));
     let out =
         std::fs::File::create(&log).map_err(|e| err(format!("creating {}: {e}", log.display())))?;
