@@ -1,4 +1,5 @@
-//! [`Body`]: a JSON request or response body that is shared, never copied, and hashed at most once.
+//! [`Body`]: a JSON request or response body that is shared rather than copied, and hashed at
+//! most once.
 //!
 //! One sub-call's bodies pass through many hands: the miner hashes the request it sends and the
 //! response it gets back, the subnet hashes both to sign a receipt, the proof carries them, and
