@@ -20,7 +20,7 @@ use orchestra_node::validator::store::StateStore;
 use orchestra_protocol::Hotkey;
 use orchestra_validator::ScorerState;
 use serde_json::Value;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::Duration;
 
@@ -36,17 +36,38 @@ fn observations(status: &Value) -> Vec<u64> {
 }
 
 /// The replica as stored: every record and the head (size, root).
-fn read_ledger(path: &std::path::Path) -> (Vec<ChangeRecord>, u64, String) {
-    let store: Box<dyn Store> = Box::new(SqliteStore::open(path).unwrap());
+fn read_ledger(path: &Path) -> Result<(Vec<ChangeRecord>, u64, String), String> {
+    let store: Box<dyn Store> = Box::new(SqliteStore::open(path).map_err(|e| e.to_string())?);
     let node = LedgerNode::open(
         store,
-        Hotkey::from_uri("//Alice").unwrap(),
+        Hotkey::from_uri("//Alice").map_err(|e| e.to_string())?,
         VerifyParams::default(),
     )
-    .unwrap();
+    .map_err(|e| e.to_string())?;
     let head = node.signed_head().head;
-    let records = node.store().records(0, 100_000).unwrap();
-    (records, head.tree_size, head.root.to_string())
+    let records = node
+        .store()
+        .records(0, 100_000)
+        .map_err(|e| e.to_string())?;
+    Ok((records, head.tree_size, head.root.to_string()))
+}
+
+/// One closed tempo's scores by uid: (orchestration, Ledger).
+type TempoScores = std::collections::BTreeMap<u16, (f64, f64)>;
+
+/// What the validator has saved: its scorer state, last closed tempo and that tempo's scores.
+fn read_state(path: &Path) -> Result<(ScorerState, u64, TempoScores), String> {
+    let store = StateStore::open(path).map_err(|e| e.to_string())?;
+    let state = store
+        .scorer_state()
+        .map_err(|e| e.to_string())?
+        .ok_or("no saved scorer state")?;
+    let tempo = store
+        .last_tempo_closed()
+        .map_err(|e| e.to_string())?
+        .ok_or("no closed tempo")?;
+    let rows = store.tempo_scores(tempo).map_err(|e| e.to_string())?;
+    Ok((state, tempo, rows))
 }
 
 fn signal(pid: u32, sig: &str) {
@@ -94,18 +115,26 @@ async fn scores_and_ledger_survive_kill_9() {
     )
     .await;
 
-    // Freeze, read what is on disk, then kill -9.
+    // Freeze, read what is on disk, then kill -9. Stopped inside a write transaction, the
+    // validator holds its database's lock and the reads here time out: then let it run a moment
+    // to finish and freeze it again.
     let state_dir = devnet.validator_state.clone();
     let pid = devnet.validator_proc().unwrap().child.id();
-    signal(pid, "-STOP");
-    let (saved_state, saved_tempo, saved_rows) = {
-        let store = StateStore::open(&state_dir.join("validator.db")).unwrap();
-        let state: ScorerState = store.scorer_state().unwrap().expect("a saved scorer state");
-        let tempo = store.last_tempo_closed().unwrap().expect("a closed tempo");
-        let rows = store.tempo_scores(tempo).unwrap();
-        (state, tempo, rows)
+    let mut attempts = 0;
+    let ((saved_state, saved_tempo, saved_rows), (records_before, size_before, root_before)) = loop {
+        signal(pid, "-STOP");
+        let read = read_state(&state_dir.join("validator.db"))
+            .and_then(|state| Ok((state, read_ledger(&state_dir.join("ledger.db"))?)));
+        match read {
+            Ok(saved) => break saved,
+            Err(e) => {
+                attempts += 1;
+                assert!(attempts < 5, "reading the frozen validator's files: {e}");
+                signal(pid, "-CONT");
+                std::thread::sleep(Duration::from_millis(200));
+            }
+        }
     };
-    let (records_before, size_before, root_before) = read_ledger(&state_dir.join("ledger.db"));
     assert!(size_before > 12, "the schema change is in the replica");
     assert_eq!(records_before.len() as u64, size_before);
     assert!(saved_state.ema.iter().count() >= 2, "{saved_state:?}");
