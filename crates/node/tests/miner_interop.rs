@@ -7,90 +7,25 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod miner_support;
+#[path = "../../protocol/tests/support/sdk_peer.rs"]
+mod sdk_peer;
 
 use miner_support::*;
 use orchestra_node::auth::{now_ms, now_ns};
 use orchestra_node::miner::MinerSettings;
 use orchestra_protocol::messages::Response;
 use orchestra_protocol::proof;
+use sdk_peer::Peer;
 use serde_json::{Value, json};
-use std::io::{BufRead, BufReader, Write};
 use std::net::SocketAddr;
-use std::path::{Path, PathBuf};
-use std::process::{Child, ChildStdin, ChildStdout, Command, Stdio};
 
-/// The SDK venv's python: `ORCHESTRA_SDK_PYTHON` if set (it must exist), else created by
-/// scripts/py-venv.sh (needs python3 and PyPI).
-fn sdk_python() -> PathBuf {
-    if let Some(p) = std::env::var_os("ORCHESTRA_SDK_PYTHON") {
-        let p = PathBuf::from(p);
-        assert!(
-            p.exists(),
-            "ORCHESTRA_SDK_PYTHON={} does not exist; create the venv with scripts/py-venv.sh DIR",
-            p.display()
-        );
-        return p;
-    }
-    let venv = Path::new(env!("CARGO_TARGET_TMPDIR")).join("venv-bittensor-11.3.0");
-    let out = Command::new("bash")
-        .arg(workspace().join("scripts/py-venv.sh"))
-        .arg(&venv)
-        .output()
-        .expect("run scripts/py-venv.sh");
-    assert!(
-        out.status.success(),
-        "could not create the bittensor==11.3.0 venv (needs python3 and PyPI; or set \
-         ORCHESTRA_SDK_PYTHON):\n{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    PathBuf::from(String::from_utf8(out.stdout).unwrap().trim())
-}
-
-/// The protocol crate's Python btauth peer (one JSON command per line).
-struct Peer {
-    child: Child,
-    stdin: ChildStdin,
-    stdout: BufReader<ChildStdout>,
-}
-
-impl Peer {
-    fn start() -> Peer {
-        let script = workspace().join("crates/protocol/tests/python/btauth_peer.py");
-        let mut child = Command::new(sdk_python())
-            .arg(script)
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .spawn()
-            .expect("start the Python btauth peer");
-        let stdin = child.stdin.take().unwrap();
-        let stdout = BufReader::new(child.stdout.take().unwrap());
-        Peer {
-            child,
-            stdin,
-            stdout,
-        }
-    }
-
-    /// Headers the SDK signs for POST /orchestrate.
-    fn sign(&mut self, uri: &str, body: &[u8], receiver: &str, nonce: i128) -> Value {
-        let cmd = json!({
-            "op": "sign", "uri": uri, "method": "POST", "path": "/orchestrate",
-            "body_hex": hex::encode(body), "receiver": receiver, "nonce": nonce as u64,
-        });
-        writeln!(self.stdin, "{cmd}").unwrap();
-        let mut line = String::new();
-        self.stdout.read_line(&mut line).unwrap();
-        let v: Value =
-            serde_json::from_str(&line).unwrap_or_else(|e| panic!("peer said {line:?}: {e}"));
-        v["headers"].clone()
-    }
-}
-
-impl Drop for Peer {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
+/// Headers the SDK signs for `POST /orchestrate`.
+fn sdk_sign(peer: &mut Peer, uri: &str, body: &[u8], receiver: &str, nonce: i128) -> Value {
+    peer.call(json!({
+        "op": "sign", "uri": uri, "method": "POST", "path": "/orchestrate",
+        "body_hex": hex::encode(body), "receiver": receiver, "nonce": nonce as u64,
+    }))["headers"]
+        .clone()
 }
 
 async fn send(
@@ -126,7 +61,7 @@ async fn python_signed_requests_are_accepted_and_bad_ones_refused() {
     // Accepted: signed by the SDK with //Alice, a permitted validator.
     let c = challenge(&alice, 1, 12_000);
     let body = serde_json::to_vec(&c).unwrap();
-    let headers = peer.sign(ALICE, &body, miner.ss58(), now_ns());
+    let headers = sdk_sign(&mut peer, ALICE, &body, miner.ss58(), now_ns());
     assert_eq!(headers["X-Bittensor-Hotkey"], alice.as_str());
     let r = send(&http, addr, &headers, &body).await;
     assert_eq!(r.status(), 200);
@@ -142,20 +77,38 @@ async fn python_signed_requests_are_accepted_and_bad_ones_refused() {
     // Stale: a nonce 30 s old (the window is 10 s).
     let c = challenge(&alice, 2, 12_000);
     let body = serde_json::to_vec(&c).unwrap();
-    let stale = peer.sign(ALICE, &body, miner.ss58(), now_ns() - 30_000_000_000);
+    let stale = sdk_sign(
+        &mut peer,
+        ALICE,
+        &body,
+        miner.ss58(),
+        now_ns() - 30_000_000_000,
+    );
     assert_eq!(
         code(send(&http, addr, &stale, &body).await).await,
         (401, "stale_request".into())
     );
     // Too far in the future is stale too.
-    let ahead = peer.sign(ALICE, &body, miner.ss58(), now_ns() + 30_000_000_000);
+    let ahead = sdk_sign(
+        &mut peer,
+        ALICE,
+        &body,
+        miner.ss58(),
+        now_ns() + 30_000_000_000,
+    );
     assert_eq!(
         code(send(&http, addr, &ahead, &body).await).await,
         (401, "stale_request".into())
     );
 
     // Wrong receiver: signed for another hotkey.
-    let elsewhere = peer.sign(ALICE, &body, &hotkey("//Charlie").ss58(), now_ns());
+    let elsewhere = sdk_sign(
+        &mut peer,
+        ALICE,
+        &body,
+        &hotkey("//Charlie").ss58(),
+        now_ns(),
+    );
     assert_eq!(
         code(send(&http, addr, &elsewhere, &body).await).await,
         (421, "wrong_receiver".into())
@@ -165,7 +118,7 @@ async fn python_signed_requests_are_accepted_and_bad_ones_refused() {
     let bob = hotkey("//Bob").ss58();
     let c = challenge(&bob, 3, 12_000);
     let body = serde_json::to_vec(&c).unwrap();
-    let bobs = peer.sign("//Bob", &body, miner.ss58(), now_ns());
+    let bobs = sdk_sign(&mut peer, "//Bob", &body, miner.ss58(), now_ns());
     assert_eq!(
         code(send(&http, addr, &bobs, &body).await).await,
         (403, "not_a_validator".into())
@@ -174,7 +127,7 @@ async fn python_signed_requests_are_accepted_and_bad_ones_refused() {
     // A tampered body fails the signature.
     let c = challenge(&alice, 4, 12_000);
     let body = serde_json::to_vec(&c).unwrap();
-    let good = peer.sign(ALICE, &body, miner.ss58(), now_ns());
+    let good = sdk_sign(&mut peer, ALICE, &body, miner.ss58(), now_ns());
     let mut tampered = body.clone();
     tampered.push(b' ');
     assert_eq!(

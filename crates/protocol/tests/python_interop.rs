@@ -4,79 +4,17 @@
 //! Python or the package cannot be had this test fails — it never skips.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+#[path = "support/sdk_peer.rs"]
+mod sdk_peer;
+
 use orchestra_protocol::Hotkey;
 use orchestra_protocol::btauth::{AuthError, AuthHeaders, Verifier, sign};
+use sdk_peer::Peer;
 use serde_json::{Value, json};
-use std::io::{BufRead, BufReader, Write};
-use std::path::{Path, PathBuf};
-use std::process::{Child, ChildStdin, ChildStdout, Command, Stdio};
 
 const ALICE: &str = "5GrwvaEF5zXb26Fz9rcQpDWS57CtERHpNehXCPcNoHGKutQY";
 const BOB: &str = "5FHneW46xGXgs5mUiveU4sbTyGBzmstUspZC92UhjJM694ty";
 const NOW: i128 = 1_764_000_000_000_000_000;
-
-fn workspace() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
-}
-
-/// The venv's python: `ORCHESTRA_SDK_PYTHON` if set, else created by scripts/py-venv.sh.
-fn sdk_python() -> PathBuf {
-    if let Some(p) = std::env::var_os("ORCHESTRA_SDK_PYTHON") {
-        return PathBuf::from(p);
-    }
-    let venv = Path::new(env!("CARGO_TARGET_TMPDIR")).join("venv-bittensor-11.3.0");
-    let out = Command::new("bash")
-        .arg(workspace().join("scripts/py-venv.sh"))
-        .arg(&venv)
-        .output()
-        .expect("run scripts/py-venv.sh");
-    assert!(
-        out.status.success(),
-        "could not create the bittensor==11.3.0 venv (needs python3 and PyPI):\n{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    PathBuf::from(String::from_utf8(out.stdout).unwrap().trim())
-}
-
-/// The Python peer process, answering one JSON line per command.
-struct Peer {
-    child: Child,
-    stdin: ChildStdin,
-    stdout: BufReader<ChildStdout>,
-}
-
-impl Peer {
-    fn start() -> Peer {
-        let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/python/btauth_peer.py");
-        let mut child = Command::new(sdk_python())
-            .arg(script)
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .spawn()
-            .expect("start the Python btauth peer");
-        let stdin = child.stdin.take().unwrap();
-        let stdout = BufReader::new(child.stdout.take().unwrap());
-        Peer {
-            child,
-            stdin,
-            stdout,
-        }
-    }
-
-    fn call(&mut self, cmd: Value) -> Value {
-        writeln!(self.stdin, "{cmd}").unwrap();
-        let mut line = String::new();
-        self.stdout.read_line(&mut line).unwrap();
-        serde_json::from_str(&line).unwrap_or_else(|e| panic!("peer said {line:?}: {e}"))
-    }
-}
-
-impl Drop for Peer {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
 
 fn verify_in_rust(
     headers: &Value,
