@@ -12,34 +12,15 @@ use crate::forge::stream;
 use crate::params::{Knob, KnobKind, ParamError, Params, check_non_empty, check_range};
 use orchestra_miner::Strategy;
 use orchestra_miner::StrategyCtx;
-use orchestra_protocol::ledger::{Change, Entry, Metrics, Proposal, ProposalKind, Status};
+use orchestra_protocol::ledger::{Change, Entry, Metrics, Proposal, ProposalChange, Status};
 use orchestra_protocol::messages::{Challenge, Response};
 use rand::RngExt;
 use rand_chacha::ChaCha8Rng;
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 
-/// A Ledger proposal kind, as a knob value.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum Kind {
-    /// `new_subnet`.
-    NewSubnet,
-    /// `schema_update`.
-    SchemaUpdate,
-    /// `deprecation`.
-    Deprecation,
-    /// `metrics_update`.
-    MetricsUpdate,
-}
-
-/// Every kind, in knob bit order.
-pub const KINDS: &[&str] = &[
-    "new_subnet",
-    "schema_update",
-    "deprecation",
-    "metrics_update",
-];
+/// A Ledger proposal kind, as a knob value (the protocol's one kind tag).
+pub use orchestra_protocol::ledger::ProposalKind as Kind;
 
 /// Most proposals a spammer adds to one response.
 pub const MAX_PER_RESPONSE: u32 = 64;
@@ -84,7 +65,7 @@ impl Params for LedgerSpammerParams {
             min: 1.0,
             max: 15.0,
             default: 15.0,
-            kind: KnobKind::Subset(KINDS),
+            kind: KnobKind::Subset(&Kind::NAMES),
             doc: "proposal kinds drawn from",
         },
     ];
@@ -143,7 +124,7 @@ impl LedgerSpammer {
                 entry.verified_by = Vec::new();
                 return Some(Proposal {
                     netuid,
-                    change: ProposalKind::NewSubnet {
+                    change: ProposalChange::NewSubnet {
                         entry: Box::new(entry),
                     },
                     evidence: Vec::new(),
@@ -154,7 +135,7 @@ impl LedgerSpammer {
                 let i = self.rng.random_range(0..target.endpoints.len());
                 let old = target.endpoints.get(i)?.output_schema.clone();
                 let field = format!("field_{}", self.rng.random_range(0..1_000_000u32));
-                ProposalKind::SchemaUpdate {
+                ProposalChange::SchemaUpdate {
                     changes: vec![Change {
                         path: format!("/endpoints/{i}/output_schema"),
                         old,
@@ -166,7 +147,7 @@ impl LedgerSpammer {
                     }],
                 }
             }
-            Kind::Deprecation => ProposalKind::Deprecation {
+            Kind::Deprecation => ProposalChange::Deprecation {
                 reason: format!(
                     "unreachable ({} failed probes)",
                     self.rng.random_range(8..=10)
@@ -176,7 +157,7 @@ impl LedgerSpammer {
                 let m = target.metrics;
                 let factor = self.rng.random_range(3.0..8.0);
                 let p50 = ((m.p50_latency_ms.max(10) as f64) * factor).round() as u64;
-                ProposalKind::MetricsUpdate {
+                ProposalChange::MetricsUpdate {
                     metrics: Metrics {
                         p50_latency_ms: p50,
                         p95_latency_ms: p50.saturating_mul(2),

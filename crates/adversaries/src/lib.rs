@@ -36,8 +36,9 @@
 //! | `freerider` | orchestration only, no proposals | — | the split |
 //! | `ledger_only` | Ledger only: probes instead of orchestrating | `target` stalest\|objective stalest; `steps` \[1,16\] 1 | routing term, the split |
 //!
-//! The validator-side adversaries (`weight_copier`, `colluding_bloc`) live in the simulator's
-//! chain, not here.
+//! The validator-side adversaries (`weight_copier`, `colluding_bloc`) are
+//! [`ValidatorStrategy`](orchestra_validator::ValidatorStrategy)s of the validator core, built by
+//! [`build_validator`] (see [`validators`]).
 
 pub mod cherry_picker;
 pub mod confirmation_farmer;
@@ -52,6 +53,7 @@ pub mod replayer;
 pub mod stale_router;
 pub mod sybil;
 pub mod track;
+pub mod validators;
 
 pub use cherry_picker::{CherryPicker, CherryPickerParams};
 pub use confirmation_farmer::{ConfirmationFarmer, ConfirmationFarmerParams};
@@ -64,6 +66,10 @@ pub use params::{Knob, KnobKind, ParamError, Params};
 pub use replayer::{Replayer, ReplayerParams};
 pub use stale_router::{StaleRouter, StaleRouterParams};
 pub use sybil::{Sybil, SybilParams, SybilPool};
+pub use validators::{
+    ColludingBloc, ColludingBlocParams, VALIDATOR_NAMES, ValidatorBuildError, WeightCopier,
+    build_validator,
+};
 
 use orchestra_miner::{Honest, Strategy};
 

@@ -16,7 +16,7 @@ use orchestra_adversaries::GroupState;
 use orchestra_ledger::Outcome;
 use orchestra_mechanism::ledger::Verdict;
 use orchestra_miner::LedgerView;
-use orchestra_protocol::ledger::ProposalKind;
+use orchestra_protocol::ledger::ProposalChange;
 use orchestra_validator::{ChallengeOutcome, ProposalVerifier};
 use std::collections::BTreeSet;
 
@@ -95,7 +95,7 @@ fn ledger_spammer_kinds_restrict_what_it_forges() {
     assert!(
         r.ledger_proposals
             .iter()
-            .all(|p| matches!(p.change, ProposalKind::Deprecation { .. }))
+            .all(|p| matches!(p.change, ProposalChange::Deprecation { .. }))
     );
 }
 

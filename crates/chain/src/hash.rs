@@ -4,7 +4,7 @@ use blake2::digest::consts::U32;
 use blake2::{Blake2b, Digest};
 use parity_scale_codec::Encode;
 
-use crate::types::{AccountId, MECHANISM_STRIDE, MechId, NetUid};
+use crate::types::{AccountId, MECHANISM_STRIDE, MechId, NetUid, WeightsCommit, WeightsReveal};
 
 /// The storage index of a mechanism's per-mechanism items (`Incentive`, `LastUpdate`,
 /// `Weights`, `Bonds`, …): `mecid * 4096 + netuid`, or `None` if it overflows `u16` (the chain
@@ -33,6 +33,34 @@ pub fn commit_hash_v2(
 ) -> [u8; 32] {
     let encoded = (hotkey, netuid_index, uids, values, salt, version_key).encode();
     blake2_256(&encoded)
+}
+
+/// The commit `commit_weights` takes for `reveal` by `hotkey`: [`commit_hash_v2`] under the
+/// mechanism's netuid index on runtimes that key commits by it
+/// (`RuntimeShape::indexed_by_netuid_index`), under the bare netuid on older ones.
+pub fn commit_for(
+    hotkey: &AccountId,
+    reveal: &WeightsReveal,
+    indexed_by_netuid_index: bool,
+) -> WeightsCommit {
+    let w = &reveal.weights;
+    let index = if indexed_by_netuid_index {
+        netuid_index(w.netuid, w.mecid).unwrap_or(w.netuid)
+    } else {
+        w.netuid
+    };
+    WeightsCommit {
+        netuid: w.netuid,
+        mecid: w.mecid,
+        hash: commit_hash_v2(
+            hotkey,
+            index,
+            &w.uids,
+            &w.values,
+            &reveal.salt,
+            w.version_key,
+        ),
+    }
 }
 
 #[cfg(test)]

@@ -18,7 +18,7 @@ pub mod subtensor;
 
 pub use chain::{Chain, ChainResult, resolve_ready};
 pub use error::{ChainError, ModuleError};
-pub use hash::{blake2_256, commit_hash_v2, netuid_index};
+pub use hash::{blake2_256, commit_for, commit_hash_v2, netuid_index};
 pub use precheck::{WeightsContext, WeightsRejection, check_weights, normalize_weights};
 pub use types::*;
 

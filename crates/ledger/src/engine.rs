@@ -3,10 +3,10 @@
 
 use crate::log::{TreeHead, record_leaf_hash};
 use crate::merkle::MerkleTree;
-use crate::model::{ApplyError, ChangeKind, ChangeRecord, Credit, LedgerState};
+use crate::model::{ApplyError, ChangeRecord, Credit, LedgerState, ProposalKind};
 use crate::pointer;
 use crate::verify::{ProbeSet, RejectReason, Verdict, VerifyParams, verify};
-use orchestra_protocol::ledger::{Entry, Proposal, ProposalKind, Status};
+use orchestra_protocol::ledger::{Entry, Proposal, ProposalChange, Status};
 use orchestra_protocol::{Hash32, hash_canonical};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
@@ -58,7 +58,7 @@ struct FirstSeen {
     path: String,
     old: Value,
     new: Value,
-    kind: ChangeKind,
+    kind: ProposalKind,
 }
 
 /// State, log commitment and duplicate book of one validator's Ledger replica.
@@ -78,6 +78,27 @@ impl Ledger {
             params,
             ..Ledger::default()
         }
+    }
+
+    /// A Ledger holding `entries` as of `block`, each recorded as a `new_subnet` change first
+    /// verified by `validator`: how a validator's replica (or a devnet's) starts out.
+    pub fn seeded<'a>(
+        params: VerifyParams,
+        entries: impl IntoIterator<Item = &'a Entry>,
+        validator: &str,
+        block: u64,
+    ) -> Result<Self, EngineError> {
+        let mut ledger = Ledger::new(params);
+        let records = entries
+            .into_iter()
+            .enumerate()
+            .map(|(seq, entry)| {
+                crate::mocks::seed_change(entry, validator, block)
+                    .map(|c| c.into_record(seq as u64))
+            })
+            .collect::<Result<Vec<_>, _>>()?;
+        ledger.append_all(&records)?;
+        Ok(ledger)
     }
 
     /// Rebuild from persisted parts (state, leaf hashes, block of the last record).
@@ -314,39 +335,39 @@ fn reject(reason: RejectReason) -> Outcome {
 fn describe(
     current: Option<&Entry>,
     proposal: &Proposal,
-) -> Result<(ChangeKind, String, Value, Value), RejectReason> {
+) -> Result<(ProposalKind, String, Value, Value), RejectReason> {
     let to_value = |v: &dyn erased::Ser| {
         v.value()
             .map_err(|e| RejectReason::Malformed(e.to_string()))
     };
     match (&proposal.change, current) {
-        (ProposalKind::NewSubnet { entry }, _) => {
+        (ProposalChange::NewSubnet { entry }, _) => {
             let mut e = (**entry).clone();
             // Bookkeeping fields are the Ledger's to set, not the proposer's.
             e.version = 0;
             e.last_verified_block = 0;
             e.verified_by = Vec::new();
             Ok((
-                ChangeKind::NewSubnet,
+                ProposalKind::NewSubnet,
                 String::new(),
                 Value::Null,
                 to_value(&e)?,
             ))
         }
         (_, None) => Err(RejectReason::UnknownSubnet),
-        (ProposalKind::MetricsUpdate { metrics }, Some(cur)) => Ok((
-            ChangeKind::MetricsUpdate,
+        (ProposalChange::MetricsUpdate { metrics }, Some(cur)) => Ok((
+            ProposalKind::MetricsUpdate,
             "/metrics".into(),
             to_value(&cur.metrics)?,
             to_value(metrics)?,
         )),
-        (ProposalKind::Deprecation { .. }, Some(cur)) => Ok((
-            ChangeKind::Deprecation,
+        (ProposalChange::Deprecation { .. }, Some(cur)) => Ok((
+            ProposalKind::Deprecation,
             "/status".into(),
             to_value(&cur.status)?,
             to_value(&Status::Deprecated)?,
         )),
-        (ProposalKind::SchemaUpdate { changes }, Some(cur)) => {
+        (ProposalChange::SchemaUpdate { changes }, Some(cur)) => {
             let paths: Vec<&str> = changes.iter().map(|c| c.path.as_str()).collect();
             let prefix = pointer::common_prefix(&paths)
                 .map_err(|e| RejectReason::Malformed(e.to_string()))?;
@@ -359,7 +380,7 @@ fn describe(
             }
             let new =
                 pointer::get(&doc, &prefix).map_err(|e| RejectReason::Malformed(e.to_string()))?;
-            Ok((ChangeKind::SchemaUpdate, prefix, old, new))
+            Ok((ProposalKind::SchemaUpdate, prefix, old, new))
         }
     }
 }

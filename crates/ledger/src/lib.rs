@@ -27,8 +27,10 @@ pub mod server;
 pub mod sqlite;
 pub mod store;
 pub mod verify;
+pub mod view;
 
 pub use engine::{Ledger, Outcome};
-pub use model::{ChangeKind, ChangeRecord, Credit, LedgerState, Ttl};
+pub use model::{ChangeRecord, Credit, LedgerState, ProposalKind, Ttl};
 pub use node::{ChangeInput, LedgerNode};
 pub use verify::{ProbeResult, ProbeSet, RejectReason, Verdict, VerifyParams};
+pub use view::{CompiledSchema, LedgerView, compile_schema};

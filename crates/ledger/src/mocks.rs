@@ -5,11 +5,11 @@
 //! this loader ignores `[behaviour]` but rejects unknown keys inside `[entry]`, so a typo never
 //! silently drops a field.
 
-use crate::model::{ChangeKind, Credit};
+use crate::model::{Credit, ProposalKind};
 use crate::node::ChangeInput;
 use orchestra_protocol::hash_canonical;
 use orchestra_protocol::ledger::{
-    Endpoint, Entry, Metrics, ProbeEvidence, Proposal, ProposalKind, Status,
+    Endpoint, Entry, Metrics, ProbeEvidence, Proposal, ProposalChange, Status,
 };
 use serde::Deserialize;
 use std::path::{Path, PathBuf};
@@ -132,7 +132,7 @@ pub fn seed_change(
 ) -> Result<ChangeInput, orchestra_protocol::hash::CanonicalError> {
     let proposal = Proposal {
         netuid: entry.netuid,
-        change: ProposalKind::NewSubnet {
+        change: ProposalChange::NewSubnet {
             entry: Box::new(entry.clone()),
         },
         evidence: Vec::new(),
@@ -143,7 +143,7 @@ pub fn seed_change(
     Ok(ChangeInput {
         block,
         proposal_id: proposal.content_id()?,
-        kind: ChangeKind::NewSubnet,
+        kind: ProposalKind::NewSubnet,
         netuid: entry.netuid,
         path: String::new(),
         old: serde_json::Value::Null,

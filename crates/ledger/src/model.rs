@@ -77,19 +77,8 @@ pub enum Credit {
     Confirmation,
 }
 
-/// The proposal kinds, as change records name them.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum ChangeKind {
-    /// A subnet was added.
-    NewSubnet,
-    /// Endpoint fields changed.
-    SchemaUpdate,
-    /// The subnet was deprecated.
-    Deprecation,
-    /// The metrics were replaced.
-    MetricsUpdate,
-}
+/// The proposal kinds, as change records name them (the protocol's one kind tag).
+pub use orchestra_protocol::ledger::ProposalKind;
 
 /// One append-only change-log record.
 ///
@@ -108,7 +97,7 @@ pub struct ChangeRecord {
     /// The proposal's content id.
     pub proposal_id: Hash32,
     /// Proposal kind.
-    pub kind: ChangeKind,
+    pub kind: ProposalKind,
     /// Subnet concerned.
     pub netuid: u16,
     /// JSON pointer inside the entry.
@@ -170,7 +159,7 @@ pub enum ApplyError {
         /// The pointer.
         path: String,
         /// The record kind.
-        kind: ChangeKind,
+        kind: ProposalKind,
         /// What was wrong.
         reason: String,
     },
@@ -259,13 +248,13 @@ impl LedgerState {
         }
         let malformed = |reason: String| ApplyError::Malformed { netuid, reason };
         let mut entry = match (record.kind, current) {
-            (ChangeKind::NewSubnet, Some(_)) => {
+            (ProposalKind::NewSubnet, Some(_)) => {
                 return Err(ApplyError::Presence {
                     netuid,
                     reason: "new_subnet for a subnet already in the Ledger",
                 });
             }
-            (ChangeKind::NewSubnet, None) => {
+            (ProposalKind::NewSubnet, None) => {
                 if !record.path.is_empty() || !record.old.is_null() {
                     return Err(path_err(
                         "new_subnet must use path \"\" and old null".into(),
@@ -287,8 +276,8 @@ impl LedgerState {
             }
             (kind, Some(cur)) => {
                 let allowed = match kind {
-                    ChangeKind::MetricsUpdate => record.path == "/metrics",
-                    ChangeKind::Deprecation => record.path == "/status",
+                    ProposalKind::MetricsUpdate => record.path == "/metrics",
+                    ProposalKind::Deprecation => record.path == "/status",
                     _ => pointer::tokens(&record.path)
                         .is_ok_and(|t| t.first().is_some_and(|f| f == "endpoints")),
                 };
@@ -310,7 +299,7 @@ impl LedgerState {
                 if e.netuid != netuid {
                     return Err(malformed("a change may not move an entry".into()));
                 }
-                if kind == ChangeKind::Deprecation && e.status != Status::Deprecated {
+                if kind == ProposalKind::Deprecation && e.status != Status::Deprecated {
                     return Err(malformed("deprecation must set status deprecated".into()));
                 }
                 e
@@ -329,13 +318,13 @@ impl LedgerState {
         };
         let f = self.fields.entry(record.netuid).or_default();
         match record.kind {
-            ChangeKind::NewSubnet => {
+            ProposalKind::NewSubnet => {
                 f.metrics_block = record.block;
                 f.schema_block = record.block;
             }
-            ChangeKind::SchemaUpdate => f.schema_block = record.block,
-            ChangeKind::MetricsUpdate => f.metrics_block = record.block,
-            ChangeKind::Deprecation => {}
+            ProposalKind::SchemaUpdate => f.schema_block = record.block,
+            ProposalKind::MetricsUpdate => f.metrics_block = record.block,
+            ProposalKind::Deprecation => {}
         }
         self.entries.insert(record.netuid, entry);
         Ok(self.entries.get(&record.netuid))

@@ -4,7 +4,7 @@
 use crate::engine::{EngineError, Ledger};
 use crate::log::{ConsistencyProof, InclusionProof, SignedTreeHead, TreeHead};
 use crate::merkle::ProofError;
-use crate::model::{ChangeKind, ChangeRecord, Credit, FieldBlocks, LedgerState};
+use crate::model::{ChangeRecord, Credit, FieldBlocks, LedgerState, ProposalKind};
 use crate::store::{Commit, Store, StoreError};
 use crate::verify::VerifyParams;
 use orchestra_protocol::ledger::Entry;
@@ -22,7 +22,7 @@ pub struct ChangeInput {
     /// Proposal content id.
     pub proposal_id: Hash32,
     /// Kind.
-    pub kind: ChangeKind,
+    pub kind: ProposalKind,
     /// Subnet.
     pub netuid: u16,
     /// JSON pointer.

@@ -6,7 +6,7 @@
 
 use crate::model::is_schema_path;
 use crate::pointer;
-use orchestra_protocol::ledger::{Entry, Metrics, Proposal, ProposalKind, Status};
+use orchestra_protocol::ledger::{Entry, Metrics, Proposal, ProposalChange, Status};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use std::collections::BTreeMap;
@@ -283,17 +283,17 @@ pub fn verify(
         });
     }
     let result = match (&proposal.change, current) {
-        (ProposalKind::NewSubnet { entry }, None) => {
+        (ProposalChange::NewSubnet { entry }, None) => {
             verify_new_subnet(proposal.netuid, entry, probes)
         }
-        (ProposalKind::NewSubnet { .. }, Some(_)) => Err(RejectReason::AlreadyExists),
+        (ProposalChange::NewSubnet { .. }, Some(_)) => Err(RejectReason::AlreadyExists),
         (_, None) => Err(RejectReason::UnknownSubnet),
         (_, Some(cur)) if cur.status == Status::Deprecated => Err(RejectReason::AlreadyDeprecated),
-        (ProposalKind::SchemaUpdate { changes }, Some(cur)) => {
+        (ProposalChange::SchemaUpdate { changes }, Some(cur)) => {
             verify_schema_update(cur, changes, probes)
         }
-        (ProposalKind::Deprecation { .. }, Some(_)) => verify_deprecation(probes, params),
-        (ProposalKind::MetricsUpdate { metrics }, Some(_)) => {
+        (ProposalChange::Deprecation { .. }, Some(_)) => verify_deprecation(probes, params),
+        (ProposalChange::MetricsUpdate { metrics }, Some(_)) => {
             verify_metrics(metrics, probes, params)
         }
     };

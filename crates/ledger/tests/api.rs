@@ -10,7 +10,7 @@ use orchestra_ledger::log::{ConsistencyProof, InclusionProof, SignedTreeHead};
 use orchestra_ledger::mocks;
 use orchestra_ledger::server::{AppState, ServerConfig, router};
 use orchestra_ledger::store::{MemoryStore, Store, Tier};
-use orchestra_ledger::{ChangeKind, Credit, LedgerNode, VerifyParams};
+use orchestra_ledger::{Credit, LedgerNode, ProposalKind, VerifyParams};
 use orchestra_protocol::{Hash32, Hotkey};
 use serde_json::{Value, json};
 use std::net::SocketAddr;
@@ -270,7 +270,7 @@ fn metrics_change(p50: u64, old: &Value) -> Value {
     let mut new = old.clone();
     new["p50_latency_ms"] = json!(p50);
     json!({"changes": [{
-        "block": 120, "proposal_id": Hash32([9; 32]), "kind": ChangeKind::MetricsUpdate,
+        "block": 120, "proposal_id": Hash32([9; 32]), "kind": ProposalKind::MetricsUpdate,
         "netuid": 22, "path": "/metrics", "old": old, "new": new, "proposer": "miner",
         "credit": Credit::First, "verifiers": [ALICE], "evidence_hash": Hash32([0; 32])
     }]})

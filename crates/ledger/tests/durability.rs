@@ -7,7 +7,7 @@ mod common;
 
 use common::*;
 use orchestra_ledger::log::{ConsistencyProof, SignedTreeHead};
-use orchestra_ledger::{ChangeKind, ChangeRecord, Credit, Ledger, VerifyParams};
+use orchestra_ledger::{ChangeRecord, Credit, Ledger, ProposalKind, VerifyParams};
 use orchestra_protocol::{Hash32, Hotkey};
 use serde_json::{Value, json};
 use std::io::{BufRead, BufReader};
@@ -55,7 +55,7 @@ fn new_subnet(netuid: u16) -> Value {
     let e = entry(netuid);
     json!({
         "block": 1_000, "proposal_id": Hash32([(netuid % 251) as u8; 32]),
-        "kind": ChangeKind::NewSubnet, "netuid": netuid, "path": "", "old": null,
+        "kind": ProposalKind::NewSubnet, "netuid": netuid, "path": "", "old": null,
         "new": e, "proposer": "miner", "credit": Credit::First, "verifiers": [ALICE],
         "evidence_hash": Hash32([0; 32])
     })

@@ -8,7 +8,7 @@ use common::*;
 use orchestra_ledger::log::record_leaf_hash;
 use orchestra_ledger::merkle::{MerkleTree, verify_consistency, verify_inclusion};
 use orchestra_ledger::{ChangeRecord, Ledger, ProbeResult, VerifyParams};
-use orchestra_protocol::ledger::{Change, Metrics, Proposal, ProposalKind};
+use orchestra_protocol::ledger::{Change, Metrics, Proposal, ProposalChange};
 use proptest::prelude::*;
 use serde_json::json;
 
@@ -103,7 +103,7 @@ fn run(ops: &[(Op, u64, u64)]) -> (Ledger, Vec<ChangeRecord>) {
             } => (
                 proposal(
                     netuid,
-                    ProposalKind::NewSubnet {
+                    ProposalChange::NewSubnet {
                         entry: Box::new(entry(netuid)),
                     },
                     block,
@@ -126,7 +126,7 @@ fn run(ops: &[(Op, u64, u64)]) -> (Ledger, Vec<ChangeRecord>) {
                 } else {
                     old
                 };
-                let ch = ProposalKind::SchemaUpdate {
+                let ch = ProposalChange::SchemaUpdate {
                     changes: vec![Change {
                         path: "/endpoints/0/output_schema".into(),
                         old,
@@ -141,7 +141,7 @@ fn run(ops: &[(Op, u64, u64)]) -> (Ledger, Vec<ChangeRecord>) {
                 (
                     proposal(
                         netuid,
-                        ProposalKind::Deprecation {
+                        ProposalChange::Deprecation {
                             reason: "down".into(),
                         },
                         block,
@@ -162,7 +162,7 @@ fn run(ops: &[(Op, u64, u64)]) -> (Ledger, Vec<ChangeRecord>) {
                     cost_per_query_rao: 1_000,
                 };
                 (
-                    proposal(netuid, ProposalKind::MetricsUpdate { metrics: m }, block),
+                    proposal(netuid, ProposalChange::MetricsUpdate { metrics: m }, block),
                     probes((0..n).map(|_| ok(probe_ms, response_v1())).collect()),
                 )
             }

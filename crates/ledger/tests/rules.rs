@@ -7,10 +7,10 @@ mod common;
 use common::*;
 use orchestra_ledger::engine::Outcome;
 use orchestra_ledger::mocks;
-use orchestra_ledger::model::{ChangeKind, Ttl};
+use orchestra_ledger::model::{ProposalKind, Ttl};
 use orchestra_ledger::verify::verify;
 use orchestra_ledger::{Credit, Ledger, ProbeSet, RejectReason, Verdict, VerifyParams};
-use orchestra_protocol::ledger::{Change, Entry, Metrics, ProposalKind, Status};
+use orchestra_protocol::ledger::{Change, Entry, Metrics, ProposalChange, Status};
 use serde_json::json;
 
 const ME: &str = "validator";
@@ -26,8 +26,8 @@ fn rejected(v: Verdict) -> RejectReason {
     }
 }
 
-fn schema_update(old: serde_json::Value, new: serde_json::Value) -> ProposalKind {
-    ProposalKind::SchemaUpdate {
+fn schema_update(old: serde_json::Value, new: serde_json::Value) -> ProposalChange {
+    ProposalChange::SchemaUpdate {
         changes: vec![Change {
             path: "/endpoints/0/output_schema".into(),
             old,
@@ -41,7 +41,7 @@ fn seeded() -> Ledger {
     let mut l = Ledger::new(params());
     let p = proposal(
         22,
-        ProposalKind::NewSubnet {
+        ProposalChange::NewSubnet {
             entry: Box::new(entry(22)),
         },
         10,
@@ -63,7 +63,7 @@ fn seeded() -> Ledger {
         }
     );
     let r = r.unwrap();
-    assert_eq!((r.kind, r.path.as_str()), (ChangeKind::NewSubnet, ""));
+    assert_eq!((r.kind, r.path.as_str()), (ProposalKind::NewSubnet, ""));
     l
 }
 
@@ -71,7 +71,7 @@ fn seeded() -> Ledger {
 fn new_subnet_needs_a_conforming_successful_probe() {
     let p = proposal(
         22,
-        ProposalKind::NewSubnet {
+        ProposalChange::NewSubnet {
             entry: Box::new(entry(22)),
         },
         1,
@@ -99,7 +99,7 @@ fn new_subnet_needs_a_conforming_successful_probe() {
     // The entry must describe the proposal's subnet.
     let wrong = proposal(
         23,
-        ProposalKind::NewSubnet {
+        ProposalChange::NewSubnet {
             entry: Box::new(entry(22)),
         },
         1,
@@ -260,7 +260,7 @@ fn schema_update_may_not_touch_bookkeeping_or_metrics() {
     ] {
         let p = proposal(
             22,
-            ProposalKind::SchemaUpdate {
+            ProposalChange::SchemaUpdate {
                 changes: vec![Change {
                     path: path.into(),
                     old: json!(null),
@@ -291,7 +291,7 @@ fn deprecation_needs_fewer_than_3_of_10_probes_to_succeed() {
     let e = entry(22);
     let p = proposal(
         22,
-        ProposalKind::Deprecation {
+        ProposalChange::Deprecation {
             reason: "gone".into(),
         },
         1,
@@ -343,7 +343,7 @@ fn deprecation_applies_and_blocks_further_updates() {
     let mut l = seeded();
     let p = proposal(
         22,
-        ProposalKind::Deprecation {
+        ProposalChange::Deprecation {
             reason: "gone".into(),
         },
         30,
@@ -360,7 +360,7 @@ fn deprecation_applies_and_blocks_further_updates() {
     assert_eq!(l.state().get(22).unwrap().status, Status::Deprecated);
     let again = proposal(
         22,
-        ProposalKind::MetricsUpdate {
+        ProposalChange::MetricsUpdate {
             metrics: entry(22).metrics,
         },
         32,
@@ -394,7 +394,7 @@ fn metrics_update_within_30_percent_with_5_probes() {
         cost_per_query_rao: 1_000_000,
     };
     let lat = |ms: u64| probes((0..5).map(|_| ok(ms, response_v1())).collect());
-    let p = proposal(22, ProposalKind::MetricsUpdate { metrics: m(1_000) }, 1);
+    let p = proposal(22, ProposalChange::MetricsUpdate { metrics: m(1_000) }, 1);
     assert_eq!(
         verify(Some(&e), &p, &lat(1_300), 1, 1, &params()),
         Verdict::Accepted
@@ -428,7 +428,7 @@ fn metrics_update_within_30_percent_with_5_probes() {
 #[test]
 fn duplicates_give_first_then_confirmation_then_nothing() {
     let mut l = seeded();
-    let change = ProposalKind::MetricsUpdate {
+    let change = ProposalChange::MetricsUpdate {
         metrics: Metrics {
             p50_latency_ms: 500,
             p95_latency_ms: 1_500,
@@ -481,7 +481,7 @@ fn duplicates_give_first_then_confirmation_then_nothing() {
         // Rebuild the same sequence to collect records.
         let p0 = proposal(
             22,
-            ProposalKind::NewSubnet {
+            ProposalChange::NewSubnet {
                 entry: Box::new(entry(22)),
             },
             10,
@@ -508,7 +508,7 @@ fn duplicates_give_first_then_confirmation_then_nothing() {
 #[test]
 fn invalid_duplicates_are_slashed_even_inside_the_window() {
     let mut l = seeded();
-    let change = ProposalKind::Deprecation {
+    let change = ProposalChange::Deprecation {
         reason: "down".into(),
     };
     let a = proposal(22, change.clone(), 40);

@@ -11,7 +11,7 @@ use orchestra_ledger::mocks;
 use orchestra_ledger::node::NodeError;
 use orchestra_ledger::sqlite::{APPLICATION_ID, MIGRATIONS, SqliteStore};
 use orchestra_ledger::store::{MemoryStore, Store, StoreError, Tier};
-use orchestra_ledger::{ChangeInput, ChangeKind, Credit, LedgerNode, VerifyParams};
+use orchestra_ledger::{ChangeInput, Credit, LedgerNode, ProposalKind, VerifyParams};
 use orchestra_protocol::{Hash32, Hotkey};
 use serde_json::json;
 use std::path::Path;
@@ -36,7 +36,7 @@ fn metrics_change(node: &LedgerNode<impl Store>, netuid: u16, p50: u64, block: u
     ChangeInput {
         block,
         proposal_id: Hash32([p50 as u8; 32]),
-        kind: ChangeKind::MetricsUpdate,
+        kind: ProposalKind::MetricsUpdate,
         netuid,
         path: "/metrics".into(),
         old: serde_json::to_value(cur).unwrap(),

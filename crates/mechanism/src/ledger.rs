@@ -9,33 +9,9 @@ use std::collections::{BTreeMap, BTreeSet, VecDeque};
 use serde::{Deserialize, Serialize};
 
 use crate::orchestration::{clamp_finite, clamp01};
-use crate::params::{MechanismParams, ProposalCredits};
+use crate::params::MechanismParams;
 
-/// The kind of a Ledger proposal (MECHANISM.md §5).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum ProposalKind {
-    /// A subnet not yet in the Ledger.
-    NewSubnet,
-    /// A change of an endpoint's schema.
-    SchemaUpdate,
-    /// An endpoint or subnet that stopped working.
-    Deprecation,
-    /// New latency/reliability/price metrics.
-    MetricsUpdate,
-}
-
-impl ProposalKind {
-    /// The discovery credit unit of this kind.
-    pub fn unit(self, credits: &ProposalCredits) -> f64 {
-        match self {
-            Self::NewSubnet => credits.new_subnet,
-            Self::SchemaUpdate => credits.schema_update,
-            Self::Deprecation => credits.deprecation,
-            Self::MetricsUpdate => credits.metrics_update,
-        }
-    }
-}
+pub use orchestra_protocol::ledger::ProposalKind;
 
 /// A validator's verdict on one proposal.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
@@ -142,7 +118,7 @@ pub fn discovery_credits(
     let total: f64 = verdicts
         .into_iter()
         .map(|(kind, verdict)| {
-            let unit = kind.unit(&params.credits);
+            let unit = params.credits.unit(kind);
             match verdict {
                 Verdict::First => unit,
                 Verdict::Confirmation => params.confirmation_factor * unit,

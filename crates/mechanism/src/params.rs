@@ -175,6 +175,19 @@ pub struct ProposalCredits {
     pub metrics_update: f64,
 }
 
+impl ProposalCredits {
+    /// The discovery credit unit of a proposal of `kind`.
+    pub fn unit(&self, kind: orchestra_protocol::ledger::ProposalKind) -> f64 {
+        use orchestra_protocol::ledger::ProposalKind;
+        match kind {
+            ProposalKind::NewSubnet => self.new_subnet,
+            ProposalKind::SchemaUpdate => self.schema_update,
+            ProposalKind::Deprecation => self.deprecation,
+            ProposalKind::MetricsUpdate => self.metrics_update,
+        }
+    }
+}
+
 impl Default for ProposalCredits {
     fn default() -> Self {
         Self {

@@ -17,7 +17,7 @@
 use crate::assemble::infer_schema;
 use crate::execution::Observation;
 use crate::view::LedgerView;
-use orchestra_protocol::ledger::{Change, Metrics, ProbeEvidence, Proposal, ProposalKind};
+use orchestra_protocol::ledger::{Change, Metrics, ProbeEvidence, Proposal, ProposalChange};
 use orchestra_protocol::messages::PipelineStep;
 use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, VecDeque};
@@ -195,7 +195,7 @@ impl ProposalDetector {
         self.proposed.insert(key, block);
         Some(Proposal {
             netuid: obs.netuid,
-            change: ProposalKind::SchemaUpdate {
+            change: ProposalChange::SchemaUpdate {
                 changes: vec![Change {
                     path: format!("/endpoints/{index}/output_schema"),
                     old: ep.output_schema.clone(),
@@ -244,7 +244,7 @@ impl ProposalDetector {
         self.samples.remove(&netuid);
         Some(Proposal {
             netuid,
-            change: ProposalKind::MetricsUpdate { metrics },
+            change: ProposalChange::MetricsUpdate { metrics },
             evidence,
             observed_block,
         })
@@ -272,7 +272,7 @@ impl ProposalDetector {
         self.samples.remove(&netuid);
         Some(Proposal {
             netuid,
-            change: ProposalKind::Deprecation {
+            change: ProposalChange::Deprecation {
                 reason: format!("{successes} of the last {n} calls succeeded"),
             },
             evidence,

@@ -105,19 +105,7 @@ pub struct SubCallReply {
     pub receipt: Option<Receipt>,
 }
 
-/// Why a sub-call produced no usable response.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, thiserror::Error)]
-pub enum SubCallFailure {
-    /// No answer before the timeout.
-    #[error("timed out")]
-    Timeout,
-    /// Could not reach the endpoint (connection, DNS, 5xx …).
-    #[error("unavailable: {0}")]
-    Unavailable(String),
-    /// The endpoint answered with an error or an unusable body.
-    #[error("rejected: {0}")]
-    Rejected(String),
-}
+pub use orchestra_protocol::messages::SubCallFailure;
 
 /// The result of a sub-call as the driver reports it.
 pub type SubCallOutcome = Result<SubCallReply, SubCallFailure>;

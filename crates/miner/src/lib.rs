@@ -16,7 +16,6 @@ pub mod miner;
 pub mod planner;
 pub mod router;
 pub mod strategy;
-pub mod view;
 
 pub use detector::{DetectorConfig, ProposalDetector};
 pub use execution::{
@@ -24,9 +23,10 @@ pub use execution::{
     SubCallFailure, SubCallOutcome, SubCallReply,
 };
 pub use miner::{Miner, MinerConfig, MinerError, Session, SessionState};
+/// The Ledger view every core routes and audits against (re-exported for strategy authors).
+pub use orchestra_ledger::view::{self, CompiledSchema, LedgerView, compile_schema};
 pub use planner::{Planner, PlanningError, RoutedPlan};
 pub use router::{Route, Router, RouterConfig};
 pub use strategy::{
     Answer, CallAction, Honest, Strategy, StrategyCtx, honest_answer, seal_response,
 };
-pub use view::{CompiledSchema, LedgerView, compile_schema};

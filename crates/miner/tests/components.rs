@@ -9,7 +9,7 @@ use orchestra_miner::{
     Planner, ProposalDetector, Router, RouterConfig, SubCall, SubCallFailure, SubCallOutcome,
 };
 use orchestra_protocol::hash::Hash32;
-use orchestra_protocol::ledger::{ProposalKind, Status};
+use orchestra_protocol::ledger::{ProposalChange, Status};
 use orchestra_protocol::messages::{Challenge, Objective, PipelineStep, Response};
 use orchestra_protocol::proof;
 use rand::SeedableRng;
@@ -373,7 +373,7 @@ fn detector_emits_schema_update_when_a_live_response_no_longer_fits() {
         BLOCK,
     );
     assert_eq!(out.len(), 1);
-    let ProposalKind::SchemaUpdate { changes } = &out[0].change else {
+    let ProposalChange::SchemaUpdate { changes } = &out[0].change else {
         panic!("{:?}", out[0]);
     };
     assert_eq!(changes[0].path, "/endpoints/0/output_schema");
@@ -426,7 +426,7 @@ fn detector_emits_metrics_update_when_p50_drifts_past_the_threshold() {
         proposals.extend(out);
     }
     assert_eq!(proposals.len(), 1);
-    let ProposalKind::MetricsUpdate { metrics } = &proposals[0].change else {
+    let ProposalChange::MetricsUpdate { metrics } = &proposals[0].change else {
         panic!("{:?}", proposals[0]);
     };
     assert_eq!(metrics.p50_latency_ms, 460);
@@ -469,7 +469,7 @@ fn detector_emits_deprecation_when_a_subnet_stops_answering() {
         ));
     }
     assert_eq!(out.len(), 1);
-    assert!(matches!(out[0].change, ProposalKind::Deprecation { .. }));
+    assert!(matches!(out[0].change, ProposalChange::Deprecation { .. }));
     assert_eq!(out[0].netuid, 24);
 }
 

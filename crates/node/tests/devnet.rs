@@ -16,7 +16,7 @@ mod devnet_support;
 use devnet_support::{binaries, wait_for};
 use orchestra_ledger::access::hash_key;
 use orchestra_ledger::log::InclusionProof;
-use orchestra_ledger::model::{ChangeKind, ChangeRecord};
+use orchestra_ledger::model::{ChangeRecord, ProposalKind};
 use orchestra_ledger::sqlite::SqliteStore;
 use orchestra_ledger::store::{Store, Tier};
 use orchestra_node::devnet::{Devnet, DevnetConfig};
@@ -135,7 +135,7 @@ async fn devnet_end_to_end() {
             let records: Vec<ChangeRecord> = serde_json::from_value(log["records"].clone()).ok()?;
             records
                 .into_iter()
-                .find(|r| r.kind == ChangeKind::SchemaUpdate && r.netuid == 22)
+                .find(|r| r.kind == ProposalKind::SchemaUpdate && r.netuid == 22)
         },
     )
     .await;

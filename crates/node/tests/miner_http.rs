@@ -11,7 +11,7 @@ use miner_support::*;
 use orchestra_node::auth::{now_ms, now_ns};
 use orchestra_node::miner::MinerSettings;
 use orchestra_protocol::btauth::{AuthHeaders, Verifier};
-use orchestra_protocol::ledger::ProposalKind;
+use orchestra_protocol::ledger::ProposalChange;
 use orchestra_protocol::messages::Response;
 use orchestra_protocol::proof;
 use serde_json::{Value, json};
@@ -160,14 +160,14 @@ async fn a_schema_switch_produces_a_schema_update_proposal() {
         if let Some(p) = resp
             .ledger_proposals
             .iter()
-            .find(|p| p.netuid == netuid && matches!(p.change, ProposalKind::SchemaUpdate { .. }))
+            .find(|p| p.netuid == netuid && matches!(p.change, ProposalChange::SchemaUpdate { .. }))
         {
             found = Some(p.clone());
             break;
         }
     }
     let p = found.expect("a schema_update proposal after the switch");
-    let ProposalKind::SchemaUpdate { changes } = &p.change else {
+    let ProposalChange::SchemaUpdate { changes } = &p.change else {
         unreachable!()
     };
     assert!(

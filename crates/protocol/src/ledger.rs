@@ -118,7 +118,7 @@ pub struct Change {
 /// What a proposal asks the Ledger to do.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "kind", rename_all = "snake_case", deny_unknown_fields)]
-pub enum ProposalKind {
+pub enum ProposalChange {
     /// Add a subnet that is not in the Ledger.
     NewSubnet {
         /// The full entry.
@@ -141,15 +141,65 @@ pub enum ProposalKind {
     },
 }
 
-impl ProposalKind {
+impl ProposalChange {
+    /// The kind of change.
+    pub fn kind(&self) -> ProposalKind {
+        match self {
+            ProposalChange::NewSubnet { .. } => ProposalKind::NewSubnet,
+            ProposalChange::SchemaUpdate { .. } => ProposalKind::SchemaUpdate,
+            ProposalChange::Deprecation { .. } => ProposalKind::Deprecation,
+            ProposalChange::MetricsUpdate { .. } => ProposalKind::MetricsUpdate,
+        }
+    }
+
     /// The kind's name as it appears on the wire.
     pub fn name(&self) -> &'static str {
-        match self {
-            ProposalKind::NewSubnet { .. } => "new_subnet",
-            ProposalKind::SchemaUpdate { .. } => "schema_update",
-            ProposalKind::Deprecation { .. } => "deprecation",
-            ProposalKind::MetricsUpdate { .. } => "metrics_update",
-        }
+        self.kind().name()
+    }
+}
+
+/// The kind of a Ledger proposal (MECHANISM.md §5): the one tag every layer uses — the
+/// `kind` field of a [`ProposalChange`] on the wire, change-log records, scoring credits and
+/// adversary knobs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ProposalKind {
+    /// A subnet not yet in the Ledger.
+    NewSubnet,
+    /// A change of an endpoint's schema fields.
+    SchemaUpdate,
+    /// A subnet that stopped working.
+    Deprecation,
+    /// New latency/reliability/price metrics.
+    MetricsUpdate,
+}
+
+impl ProposalKind {
+    /// Every kind, in wire order.
+    pub const ALL: [ProposalKind; 4] = [
+        ProposalKind::NewSubnet,
+        ProposalKind::SchemaUpdate,
+        ProposalKind::Deprecation,
+        ProposalKind::MetricsUpdate,
+    ];
+
+    /// Every kind's wire name, in the order of [`ProposalKind::ALL`].
+    pub const NAMES: [&'static str; 4] = [
+        "new_subnet",
+        "schema_update",
+        "deprecation",
+        "metrics_update",
+    ];
+
+    /// The kind's name as it appears on the wire.
+    pub fn name(self) -> &'static str {
+        Self::NAMES[self as usize]
+    }
+}
+
+impl std::fmt::Display for ProposalKind {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.name())
     }
 }
 
@@ -179,7 +229,7 @@ pub struct Proposal {
     /// The subnet concerned.
     pub netuid: u16,
     /// What to change.
-    pub change: ProposalKind,
+    pub change: ProposalChange,
     /// Probes backing the claim.
     #[serde(default)]
     pub evidence: Vec<ProbeEvidence>,
@@ -191,7 +241,7 @@ pub struct Proposal {
 #[derive(Serialize)]
 struct ProposalContent<'a> {
     netuid: u16,
-    change: &'a ProposalKind,
+    change: &'a ProposalChange,
 }
 
 impl Proposal {
@@ -209,10 +259,23 @@ impl Proposal {
 mod tests {
     use super::*;
 
+    #[test]
+    fn kind_names_are_the_wire_names() {
+        for (kind, name) in ProposalKind::ALL.into_iter().zip(ProposalKind::NAMES) {
+            assert_eq!(kind.name(), name);
+            assert_eq!(serde_json::to_value(kind).unwrap(), serde_json::json!(name));
+        }
+        let change = ProposalChange::Deprecation {
+            reason: "gone".into(),
+        };
+        let wire = serde_json::to_value(&change).unwrap();
+        assert_eq!(wire["kind"], serde_json::json!(change.kind().name()));
+    }
+
     fn metrics_update(p50: u64, observed_block: u64) -> Proposal {
         Proposal {
             netuid: 22,
-            change: ProposalKind::MetricsUpdate {
+            change: ProposalChange::MetricsUpdate {
                 metrics: Metrics {
                     p50_latency_ms: p50,
                     p95_latency_ms: 900,

@@ -312,6 +312,21 @@ impl Response {
     }
 }
 
+/// Why a call to a subnet endpoint (a miner's sub-call, a validator's audit re-execution or
+/// probe) produced no usable response.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, thiserror::Error)]
+pub enum SubCallFailure {
+    /// No answer before the timeout.
+    #[error("timed out")]
+    Timeout,
+    /// Could not reach the endpoint (connection, DNS, 5xx …).
+    #[error("unavailable: {0}")]
+    Unavailable(String),
+    /// The endpoint answered with an error or an unusable body.
+    #[error("rejected: {0}")]
+    Rejected(String),
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

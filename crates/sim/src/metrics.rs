@@ -682,30 +682,45 @@ fn accuracy(truth: &BTreeMap<u16, Entry>, ledger: Option<&LedgerState>, live: us
     )
 }
 
-/// Whether the Ledger's entry `known` reflects a truth change of `kind`.
-pub fn reflects(kind: &str, truth: Option<&Entry>, known: Option<&Entry>) -> bool {
+/// A change of a subnet's truth that the Ledger should come to reflect (what detection lags are
+/// measured on).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TruthChange {
+    /// A subnet launched.
+    NewSubnet,
+    /// A subnet was deprecated.
+    Deprecation,
+    /// An endpoint's output schema changed.
+    SchemaChange,
+    /// The price changed.
+    PriceChange,
+    /// The latency changed.
+    LatencyChange,
+}
+
+/// Whether the Ledger's entry `known` reflects `change` of the truth `truth`.
+pub fn reflects(change: TruthChange, truth: Option<&Entry>, known: Option<&Entry>) -> bool {
     let (Some(t), Some(k)) = (truth, known) else {
         return false;
     };
-    match kind {
-        "new_subnet" => true,
-        "deprecation" => k.status == Status::Deprecated,
-        "schema_change" => t.endpoints.iter().all(|te| {
+    match change {
+        TruthChange::NewSubnet => true,
+        TruthChange::Deprecation => k.status == Status::Deprecated,
+        TruthChange::SchemaChange => t.endpoints.iter().all(|te| {
             k.endpoints
                 .iter()
                 .any(|ke| ke.name == te.name && ke.output_schema == te.output_schema)
         }),
-        "price_change" => within(
+        TruthChange::PriceChange => within(
             k.metrics.cost_per_query_rao as f64,
             t.metrics.cost_per_query_rao as f64,
             0.3,
         ),
-        "latency_change" => within(
+        TruthChange::LatencyChange => within(
             k.metrics.p50_latency_ms as f64,
             t.metrics.p50_latency_ms as f64,
             0.3,
         ),
-        _ => true,
     }
 }
 

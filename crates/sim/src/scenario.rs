@@ -148,19 +148,6 @@ impl MinerGroup {
     }
 }
 
-/// How a validator group behaves.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum ValidatorBehaviour {
-    /// Runs the validator core as shipped.
-    #[default]
-    Honest,
-    /// Sets last epoch's consensus weights instead of its own scores.
-    WeightCopier,
-    /// Boosts a favourite miner group (see `favourite`).
-    ColludingBloc,
-}
-
 /// `[[validators]]`: a group of validators.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -176,10 +163,15 @@ pub struct ValidatorGroup {
     /// Exponent of the zipf distribution.
     #[serde(default = "default_zipf")]
     pub zipf_s: f64,
-    /// Behaviour.
+    /// Behaviour: a validator strategy name (`honest`, `weight_copier`, `colluding_bloc`;
+    /// `orchestra_adversaries::VALIDATOR_NAMES`).
+    #[serde(default = "default_behaviour")]
+    pub behaviour: String,
+    /// The strategy's parameters.
     #[serde(default)]
-    pub behaviour: ValidatorBehaviour,
-    /// For `colluding_bloc`: the miner group label it boosts.
+    pub params: toml::Table,
+    /// A miner group label the strategy boosts (given to it as that group's coldkey,
+    /// `favourite_coldkey`; `colluding_bloc` needs one).
     #[serde(default)]
     pub favourite: Option<String>,
     /// Miners challenged per round (`k`).
@@ -190,6 +182,9 @@ pub struct ValidatorGroup {
     pub challenge_every_blocks: u64,
 }
 
+fn default_behaviour() -> String {
+    "honest".into()
+}
 fn default_stake() -> f64 {
     10_000.0
 }
@@ -1011,22 +1006,14 @@ pub(crate) fn validate(
                 "0".into(),
             );
         }
-        match (&g.behaviour, &g.favourite) {
-            (ValidatorBehaviour::ColludingBloc, None) => {
-                return at(
-                    &format!("validators[{i}].favourite"),
-                    "the miner group a colluding bloc boosts",
-                    "nothing".into(),
-                );
-            }
-            (_, Some(f)) if !labels.contains_key(f) => {
-                return at(
-                    &format!("validators[{i}].favourite"),
-                    "a miner group label",
-                    format!("{f:?}"),
-                );
-            }
-            _ => {}
+        if let Some(f) = &g.favourite
+            && !labels.contains_key(f)
+        {
+            return at(
+                &format!("validators[{i}].favourite"),
+                "a miner group label",
+                format!("{f:?}"),
+            );
         }
     }
     if total_miners + total_validators > 4096 {

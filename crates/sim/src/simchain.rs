@@ -25,6 +25,8 @@ pub struct SimNeuron {
     pub hotkey: String,
     /// Its 32-byte public key (derived from the name in the simulator).
     pub account: AccountId,
+    /// The coldkey owning it, if modelled (one per miner group).
+    pub coldkey: Option<AccountId>,
     /// Stake, rao.
     pub stake: u64,
     /// Block it registered at.
@@ -77,16 +79,25 @@ pub struct SimChain {
     state: Mutex<ChainState>,
 }
 
-/// Committed weights: (reveal block, uid, mechanism, weights).
-type Pending = (u64, u16, usize, Vec<(u16, u16)>);
+/// A commit-reveal v2 commit: who, on which mechanism, the hash, and the epoch it was made in.
+#[derive(Debug, Clone)]
+struct Commit {
+    uid: u16,
+    mecid: u8,
+    hash: [u8; 32],
+    epoch: u64,
+}
+
+/// Epochs between a commit and its reveal (`RevealPeriodEpochs`, the chain's default).
+pub const REVEAL_PERIOD_EPOCHS: u64 = 1;
 
 #[derive(Debug, Default)]
 struct ChainState {
     block: u64,
     neurons: Vec<SimNeuron>,
     last_step: u64,
-    /// Commit-reveal: weights set now become visible at the block given.
-    pending: Vec<Pending>,
+    /// Commit-reveal v2 commits awaiting their reveal.
+    commits: Vec<Commit>,
     last_outputs: Vec<EpochOutput>,
 }
 
@@ -106,13 +117,21 @@ impl SimChain {
         self.state.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    /// Register a neuron; returns its uid.
-    pub fn register(&self, hotkey: String, account: AccountId, stake: u64, block: u64) -> u16 {
+    /// Register a neuron owned by `coldkey`; returns its uid.
+    pub fn register(
+        &self,
+        hotkey: String,
+        account: AccountId,
+        stake: u64,
+        coldkey: Option<AccountId>,
+        block: u64,
+    ) -> u16 {
         let mut s = self.lock();
         let uid = s.neurons.len() as u16;
         s.neurons.push(SimNeuron {
             hotkey,
             account,
+            coldkey,
             stake,
             registered_at: block,
             last_update: vec![block; self.mechanisms],
@@ -124,13 +143,21 @@ impl SimChain {
     }
 
     /// Replace the neuron at `uid` by a fresh registration (deregistration and re-use of the uid).
-    pub fn replace(&self, uid: u16, hotkey: String, account: AccountId, block: u64) {
+    pub fn replace(
+        &self,
+        uid: u16,
+        hotkey: String,
+        account: AccountId,
+        coldkey: Option<AccountId>,
+        block: u64,
+    ) {
         let mut s = self.lock();
         let mechanisms = self.mechanisms;
         if let Some(n) = s.neurons.get_mut(usize::from(uid)) {
             *n = SimNeuron {
                 hotkey,
                 account,
+                coldkey,
                 stake: 0,
                 registered_at: block,
                 last_update: vec![block; mechanisms],
@@ -142,20 +169,15 @@ impl SimChain {
         // Bonds and weights pointing at the old neuron are masked by registration block.
     }
 
-    /// Advance to `block`, revealing committed weights that are due.
+    /// Advance to `block`.
     pub fn set_block(&self, block: u64) {
-        let mut s = self.lock();
-        s.block = block;
-        let (due, keep): (Vec<_>, Vec<_>) = std::mem::take(&mut s.pending)
-            .into_iter()
-            .partition(|p| p.0 <= block);
-        s.pending = keep;
-        for (_, uid, mech, w) in due {
-            if let Some(n) = s.neurons.get_mut(usize::from(uid)) {
-                n.weights[mech] = w;
-                n.last_update[mech] = block;
-            }
-        }
+        self.lock().block = block;
+    }
+
+    /// The epoch (tempo) index of `block`: the simulated chain runs its epoch on every
+    /// multiple of the tempo.
+    pub fn epoch_index(&self, block: u64) -> u64 {
+        block / self.config.tempo.max(1)
     }
 
     /// Stake of `uid`, rao (0 for an unknown uid).
@@ -283,7 +305,7 @@ impl SimChain {
                 .map(|(i, n)| Neuron {
                     uid: i as u16,
                     hotkey: n.account,
-                    coldkey: None,
+                    coldkey: n.coldkey,
                     stake: n.stake,
                     validator_permit: n.permit,
                     active: out.and_then(|o| o.active.get(i)).copied().unwrap_or(true),
@@ -315,6 +337,19 @@ fn tx() -> TxOutcome {
         block_hash: [0; 32],
         finalized: true,
         events: Vec::new(),
+    }
+}
+
+/// A module error as subtensor raises it for `call`.
+fn refused(call: &str, name: &str) -> ChainError {
+    ChainError::Dispatch {
+        call: call.into(),
+        block_hash: [0; 32],
+        error: Box::new(orchestra_chain::ModuleError {
+            pallet: "SubtensorModule".into(),
+            name: name.into(),
+            docs: String::new(),
+        }),
     }
 }
 
@@ -383,7 +418,7 @@ impl Chain for SimSigner<'_> {
             bonds_moving_average: c.bonds_moving_average,
             serving_rate_limit: 0,
             commit_reveal_enabled: Some(c.commit_reveal),
-            reveal_period_epochs: Some(1),
+            reveal_period_epochs: Some(REVEAL_PERIOD_EPOCHS),
             liquid_alpha_on: Some(c.liquid_alpha),
             yuma3_on: Some(c.yuma == YumaVariant::Yuma3),
             mechanism_count: self.chain.mechanisms as u8,
@@ -398,38 +433,94 @@ impl Chain for SimSigner<'_> {
                 w.mecid
             ))));
         }
+        if self.chain.config.commit_reveal {
+            return ready(Err(refused("set_weights", "CommitRevealEnabled")));
+        }
         let mut s = self.chain.lock();
         let block = s.block;
-        let pairs: Vec<(u16, u16)> = w
-            .uids
-            .iter()
-            .copied()
-            .zip(w.values.iter().copied())
-            .collect();
-        if self.chain.config.commit_reveal {
-            s.pending
-                .push((block + self.chain.config.tempo, self.uid, m, pairs));
-            if let Some(n) = s.neurons.get_mut(usize::from(self.uid)) {
-                // A commit counts as activity.
-                n.last_update[m] = block;
-            }
-        } else if let Some(n) = s.neurons.get_mut(usize::from(self.uid)) {
-            n.weights[m] = pairs;
+        if let Some(n) = s.neurons.get_mut(usize::from(self.uid)) {
+            n.weights[m] = w
+                .uids
+                .iter()
+                .copied()
+                .zip(w.values.iter().copied())
+                .collect();
             n.last_update[m] = block;
         }
         ready(Ok(tx()))
     }
 
-    fn commit_weights(&self, _c: &WeightsCommit) -> Ready<ChainResult<TxOutcome>> {
-        ready(Err(ChainError::Unsupported(
-            "explicit commits: set `commit_reveal` in [chain]".into(),
-        )))
+    fn commit_weights(&self, c: &WeightsCommit) -> Ready<ChainResult<TxOutcome>> {
+        if !self.chain.config.commit_reveal {
+            return ready(Err(refused("commit_weights", "CommitRevealDisabled")));
+        }
+        if usize::from(c.mecid) >= self.chain.mechanisms {
+            return ready(Err(ChainError::Unsupported(format!(
+                "weights for mechanism {}",
+                c.mecid
+            ))));
+        }
+        let mut s = self.chain.lock();
+        let epoch = self.chain.epoch_index(s.block);
+        // Commits whose reveal epoch has passed can never be revealed (the chain drops them).
+        s.commits
+            .retain(|k| k.epoch + REVEAL_PERIOD_EPOCHS >= epoch);
+        s.commits.push(Commit {
+            uid: self.uid,
+            mecid: c.mecid,
+            hash: c.hash,
+            epoch,
+        });
+        ready(Ok(tx()))
     }
 
-    fn reveal_weights(&self, _r: &WeightsReveal) -> Ready<ChainResult<TxOutcome>> {
-        ready(Err(ChainError::Unsupported(
-            "explicit reveals: set `commit_reveal` in [chain]".into(),
-        )))
+    fn reveal_weights(&self, r: &WeightsReveal) -> Ready<ChainResult<TxOutcome>> {
+        let w = &r.weights;
+        let m = usize::from(w.mecid);
+        if m >= self.chain.mechanisms || w.uids.len() != w.values.len() {
+            return ready(Err(ChainError::Unsupported(format!(
+                "weights for mechanism {}",
+                w.mecid
+            ))));
+        }
+        let mut s = self.chain.lock();
+        let Some(account) = s.neurons.get(usize::from(self.uid)).map(|n| n.account) else {
+            return ready(Err(refused(
+                "reveal_weights",
+                "HotKeyNotRegisteredInSubNet",
+            )));
+        };
+        let hash = orchestra_chain::commit_for(&account, r, true).hash;
+        let Some(at) = s
+            .commits
+            .iter()
+            .position(|k| k.uid == self.uid && k.mecid == w.mecid && k.hash == hash)
+        else {
+            return ready(Err(refused(
+                "reveal_weights",
+                "InvalidRevealCommitHashNotMatch",
+            )));
+        };
+        let epoch = self.chain.epoch_index(s.block);
+        let due = s.commits[at].epoch + REVEAL_PERIOD_EPOCHS;
+        if epoch < due {
+            return ready(Err(refused("reveal_weights", "RevealTooEarly")));
+        }
+        s.commits.remove(at);
+        if epoch > due {
+            return ready(Err(refused("reveal_weights", "ExpiredWeightCommit")));
+        }
+        let block = s.block;
+        if let Some(n) = s.neurons.get_mut(usize::from(self.uid)) {
+            n.weights[m] = w
+                .uids
+                .iter()
+                .copied()
+                .zip(w.values.iter().copied())
+                .collect();
+            n.last_update[m] = block;
+        }
+        ready(Ok(tx()))
     }
 
     fn serve_axon(&self, _a: &AxonServe) -> Ready<ChainResult<TxOutcome>> {

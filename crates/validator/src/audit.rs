@@ -19,13 +19,13 @@
 //!   (a forged receipt is fabrication). A receipt by a hotkey the validator does not know for
 //!   that subnet is ignored (the step is drawn like any other).
 
+use orchestra_ledger::view::{CompiledSchema, LedgerView};
 use orchestra_mechanism::MechanismParams;
 use orchestra_mechanism::orchestration::{audit_draw, within_grace};
-use orchestra_miner::execution::SubCallFailure;
-use orchestra_miner::view::{CompiledSchema, LedgerView};
 use orchestra_protocol::Body;
 use orchestra_protocol::hash::Hash32;
 use orchestra_protocol::keys::{Scheme, VerifyingKey};
+use orchestra_protocol::messages::SubCallFailure;
 use orchestra_protocol::messages::{Challenge, PipelineStep, Receipt, Response, receipt_message};
 use orchestra_protocol::proof::{ProofError, verify};
 use orchestra_protocol::ss58;

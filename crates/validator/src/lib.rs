@@ -12,6 +12,8 @@ pub mod audit;
 pub mod challenge;
 pub mod organic;
 pub mod scorer;
+pub mod strategy;
+pub mod validator;
 pub mod verifier;
 pub mod weights;
 
@@ -20,8 +22,17 @@ pub use audit::{
     receipt_valid,
 };
 pub use challenge::{ChallengeConfig, ChallengeError, ChallengeGenerator};
-pub use orchestra_miner::view::LedgerView;
+pub use orchestra_ledger::view::LedgerView;
 pub use organic::{DEFAULT_ORGANIC_ATTEMPTS, pick_miner};
 pub use scorer::{ChallengeOutcome, ChallengeScore, Scorer, ScorerConfig, ScorerState};
+pub use strategy::{HonestValidator, ValidatorStrategy, WeightsCtx};
+pub use validator::{
+    AnchorRequest, AuditTransmit, ChainInfo, ChallengeTransmit, MinerInfo, OrganicFailure,
+    ScoredChallenge, Validator, ValidatorConfig, ValidatorError, ValidatorEvent, ValidatorRngs,
+    ValidatorState, WeightsDecision,
+};
 pub use verifier::{ProbeRequest, ProposalVerifier, VerifiedProposal};
-pub use weights::{WeightSetter, WeightsToSet, weights_to_set};
+pub use weights::{
+    PendingReveal, WeightRules, WeightSchedule, WeightScheduleState, WeightSetter, WeightsAction,
+    WeightsToSet, weights_to_set,
+};

@@ -18,12 +18,12 @@
 //! Ledger node bit for bit.
 
 use orchestra_ledger::model::ChangeRecord;
+use orchestra_ledger::view::LedgerView;
 use orchestra_ledger::{Credit, Ledger, LedgerState, Outcome, ProbeResult, ProbeSet};
-use orchestra_mechanism::ledger::{ProposalKind as KindTag, ProposalRecord, Verdict};
-use orchestra_miner::view::LedgerView;
+use orchestra_mechanism::ledger::{ProposalRecord, Verdict};
 use orchestra_protocol::Body;
 use orchestra_protocol::hash::Hash32;
-use orchestra_protocol::ledger::{Entry, Proposal, ProposalKind};
+use orchestra_protocol::ledger::{Entry, Proposal, ProposalChange};
 use serde_json::Value;
 use std::collections::{BTreeMap, VecDeque};
 
@@ -89,15 +89,6 @@ pub struct ProposalVerifier {
     next_probe: u64,
 }
 
-fn kind_tag(k: &ProposalKind) -> KindTag {
-    match k {
-        ProposalKind::NewSubnet { .. } => KindTag::NewSubnet,
-        ProposalKind::SchemaUpdate { .. } => KindTag::SchemaUpdate,
-        ProposalKind::Deprecation { .. } => KindTag::Deprecation,
-        ProposalKind::MetricsUpdate { .. } => KindTag::MetricsUpdate,
-    }
-}
-
 /// The endpoint index a JSON pointer like `/endpoints/3/output_schema` touches.
 fn endpoint_index(path: &str) -> Option<usize> {
     let mut it = path.split('/').skip(1);
@@ -159,13 +150,13 @@ impl ProposalVerifier {
         let params = self.ledger.params();
         let current: Option<&Entry> = self.ledger.state().get(proposal.netuid);
         match (&proposal.change, current) {
-            (ProposalKind::NewSubnet { entry }, _) => entry
+            (ProposalChange::NewSubnet { entry }, _) => entry
                 .endpoints
                 .iter()
                 .map(|e| (e.name.clone(), e.minimal_input.clone()))
                 .collect(),
             (_, None) => Vec::new(),
-            (ProposalKind::SchemaUpdate { changes }, Some(cur)) => {
+            (ProposalChange::SchemaUpdate { changes }, Some(cur)) => {
                 let mut touched: BTreeMap<usize, Value> = BTreeMap::new();
                 for c in changes {
                     if let Some(i) = endpoint_index(&c.path)
@@ -187,7 +178,7 @@ impl ProposalVerifier {
                     .filter_map(|(i, input)| cur.endpoints.get(i).map(|e| (e.name.clone(), input)))
                     .collect()
             }
-            (ProposalKind::Deprecation { .. }, Some(cur)) => {
+            (ProposalChange::Deprecation { .. }, Some(cur)) => {
                 if cur.endpoints.is_empty() {
                     return Vec::new();
                 }
@@ -198,7 +189,7 @@ impl ProposalVerifier {
                     })
                     .collect()
             }
-            (ProposalKind::MetricsUpdate { .. }, Some(cur)) => {
+            (ProposalChange::MetricsUpdate { .. }, Some(cur)) => {
                 let named = proposal
                     .evidence
                     .first()
@@ -328,7 +319,7 @@ impl ProposalVerifier {
         let record = verdict.map(|verdict| ProposalRecord {
             miner: p.uid,
             netuid: p.proposal.netuid,
-            kind: kind_tag(&p.proposal.change),
+            kind: p.proposal.change.kind(),
             verdict,
             lag_blocks: p.arrival_block.saturating_sub(earliest),
         });

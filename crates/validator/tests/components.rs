@@ -5,7 +5,7 @@
 mod support;
 
 use orchestra_ledger::{Ledger, LedgerState, Outcome, ProbeResult, VerifyParams};
-use orchestra_mechanism::ledger::{ProposalKind as KindTag, ProposalRecord, Verdict};
+use orchestra_mechanism::ledger::{ProposalRecord, Verdict};
 use orchestra_mechanism::weights::WeightLimits;
 use orchestra_mechanism::{CombinationMode, MechanismParams};
 use orchestra_miner::local::drive;
@@ -15,7 +15,7 @@ use orchestra_miner::{
 use orchestra_protocol::Body;
 use orchestra_protocol::hash::{Hash32, hash_canonical};
 use orchestra_protocol::keys::Hotkey;
-use orchestra_protocol::ledger::{Metrics, Proposal, ProposalKind};
+use orchestra_protocol::ledger::{Metrics, Proposal, ProposalChange};
 use orchestra_protocol::messages::{Challenge, Receipt, Response, receipt_message};
 use orchestra_validator::{
     AuditReport, Auditor, AuditorConfig, ChallengeConfig, ChallengeGenerator, ChallengeOutcome,
@@ -365,7 +365,7 @@ fn proposal_verifier_probes_then_applies_the_ledger_rules() {
     let proposal = r
         .ledger_proposals
         .iter()
-        .find(|p| matches!(p.change, ProposalKind::SchemaUpdate { .. }))
+        .find(|p| matches!(p.change, ProposalChange::SchemaUpdate { .. }))
         .cloned()
         .unwrap();
     assert_eq!(proposal.netuid, 22);
@@ -408,7 +408,7 @@ fn proposal_verifier_probes_then_applies_the_ledger_rules() {
     // the window) is neither credited nor slashed.
     let false_metrics = Proposal {
         netuid: 28,
-        change: ProposalKind::MetricsUpdate {
+        change: ProposalChange::MetricsUpdate {
             metrics: Metrics {
                 p50_latency_ms: 2_000,
                 p95_latency_ms: 4_000,
@@ -471,7 +471,7 @@ fn scorer_folds_tempos_and_weight_setter_emits_per_mode() {
         scorer.record_proposal(ProposalRecord {
             miner: 2,
             netuid: 22,
-            kind: KindTag::SchemaUpdate,
+            kind: orchestra_protocol::ledger::ProposalKind::SchemaUpdate,
             verdict: Verdict::First,
             lag_blocks: 0,
         });
@@ -482,13 +482,23 @@ fn scorer_folds_tempos_and_weight_setter_emits_per_mode() {
         assert!(scores[&1].0 > 0.0 && scores[&1].1 == 0.0);
         assert!(scores[&2].0 == 0.0 && scores[&2].1 > 0.0);
 
-        let mut setter = WeightSetter::new(WeightLimits::default(), 360);
-        let w = setter.poll_weights(BLOCK, &scorer).unwrap().unwrap();
+        // Every second tempo.
+        let mut setter = WeightSetter::new(WeightLimits::default(), 2);
+        let w = setter.poll_weights(7, BLOCK, &scorer).unwrap().unwrap();
+        assert_eq!(w.block, BLOCK);
         assert!(
-            setter.poll_weights(BLOCK + 359, &scorer).unwrap().is_none(),
-            "once per tempo"
+            setter
+                .poll_weights(8, BLOCK + 360, &scorer)
+                .unwrap()
+                .is_none(),
+            "not due in the next tempo"
         );
-        assert!(setter.poll_weights(BLOCK + 360, &scorer).unwrap().is_some());
+        assert!(
+            setter
+                .poll_weights(9, BLOCK + 720, &scorer)
+                .unwrap()
+                .is_some()
+        );
         match mode {
             CombinationMode::Mechanisms => {
                 assert_eq!(w.weights.len(), 2);

@@ -12,7 +12,7 @@
 //! factory on the simulator's `Inputs` under a name, then use that name in `[[miners]]`.
 
 use orchestra_miner::{Strategy, StrategyCtx};
-use orchestra_protocol::ledger::ProposalKind;
+use orchestra_protocol::ledger::ProposalChange;
 use orchestra_protocol::messages::{Challenge, Response};
 use orchestra_sim::engine::StrategyFactory;
 use orchestra_sim::runner::{RunnerOptions, run_scenario};
@@ -37,7 +37,7 @@ impl Strategy for SchemaOnly {
     ) -> Option<Response> {
         response
             .ledger_proposals
-            .retain(|p| matches!(p.change, ProposalKind::SchemaUpdate { .. }));
+            .retain(|p| matches!(p.change, ProposalChange::SchemaUpdate { .. }));
         Some(response)
     }
 }

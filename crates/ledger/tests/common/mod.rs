@@ -4,7 +4,7 @@
 
 use orchestra_ledger::{ProbeResult, ProbeSet};
 use orchestra_protocol::ledger::{
-    Access, Endpoint, Entry, Metrics, Proposal, ProposalKind, Status,
+    Access, Endpoint, Entry, Metrics, Proposal, ProposalChange, Status,
 };
 use serde_json::{Value, json};
 use std::io::{Read, Write};
@@ -82,7 +82,7 @@ pub fn probes(results: Vec<ProbeResult>) -> ProbeSet {
     ProbeSet::new().with("search", results)
 }
 
-pub fn proposal(netuid: u16, change: ProposalKind, observed_block: u64) -> Proposal {
+pub fn proposal(netuid: u16, change: ProposalChange, observed_block: u64) -> Proposal {
     Proposal {
         netuid,
         change,

@@ -38,12 +38,11 @@ use orchestra_ledger::store::Store;
 use orchestra_ledger::{LedgerNode, VerifyParams};
 use orchestra_mechanism::MechanismParams;
 use orchestra_mechanism::templates::ObjectiveTemplate;
-use orchestra_miner::execution::SubCallFailure;
 use orchestra_protocol::Hotkey;
 use orchestra_protocol::messages::Objective;
+use orchestra_protocol::messages::SubCallFailure;
 use orchestra_validator::{
-    Auditor, AuditorConfig, ChallengeConfig, ChallengeGenerator, LedgerView, ProposalVerifier,
-    Scorer, ScorerConfig, ScorerState,
+    ChallengeConfig, LedgerView, ScorerState, Validator, ValidatorConfig, ValidatorRngs,
 };
 use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
@@ -673,26 +672,34 @@ pub async fn serve<C: Chain + Send + Sync + 'static>(
     let store = StateStore::open(&settings.state_dir.join("validator.db"))?;
 
     // The core, as the simulator builds it.
-    let generator = ChallengeGenerator::new(me.clone(), templates.clone(), settings.challenge)
-        .map_err(|e| ValidatorError::Setup(e.to_string()))?;
-    let mut scorer = Scorer::new(settings.params.clone(), ScorerConfig::default(), &templates);
-    let restored = store.scorer_state()?;
+    let config = ValidatorConfig {
+        challenge: settings.challenge,
+        challenge_every_blocks: settings.challenge_every_blocks,
+        organic_attempts: settings.organic_attempts,
+        anchor_every_blocks: settings.anchor_every_blocks,
+        network_slack_ms: settings.network_slack_ms,
+        ..ValidatorConfig::new(me.clone(), settings.params.clone())
+    };
+    let mut core = Validator::new(
+        config,
+        templates.clone(),
+        replica,
+        ValidatorRngs::from_seed(rand::random::<[u8; 32]>()),
+    )
+    .map_err(|e| ValidatorError::Setup(e.to_string()))?;
+    let restored = store.validator_state()?;
     if let Some(state) = &restored {
-        scorer.restore(state.clone());
-        tracing::info!(miners = scorer.scores().len(), "scores restored from disk");
+        core.restore(state.clone());
+        tracing::info!(miners = core.scores().len(), "state restored from disk");
     }
-    let verifier = ProposalVerifier::new(me.clone(), replica);
-    let view = Arc::new(RwLock::new(Arc::new(verifier.view())));
-    let auditor = Auditor::new(AuditorConfig::default());
-    let mut seed = [0u8; 32];
-    seed.copy_from_slice(&rand::random::<[u8; 32]>());
-    let rng = ChaCha8Rng::from_seed(seed);
+    let view = Arc::new(RwLock::new(core.view().clone()));
+    let rng = ChaCha8Rng::from_seed(rand::random::<[u8; 32]>());
 
     let registry = Metrics::new();
     let vm = metrics::ValidatorMetrics::register(&registry);
     let status = Arc::new(RwLock::new(Status {
         hotkey: me.clone(),
-        restored,
+        restored: restored.map(|s| s.scorer),
         ledger_tree_size: ledger.with_node(|n| n.signed_head().head.tree_size),
         ..Status::default()
     }));
@@ -758,7 +765,8 @@ pub async fn serve<C: Chain + Send + Sync + 'static>(
         vm,
         status,
         view,
-        (generator, auditor, scorer, verifier, rng),
+        core,
+        rng,
         (tx, rx),
     )?;
 
@@ -1073,8 +1081,12 @@ mod driver_tests {
         // Bob already has a score, so the first closed tempo has weights to commit.
         {
             let mut store = StateStore::open(&dir.path().join("validator.db")).unwrap();
-            let mut state =
-                Scorer::new(MechanismParams::default(), ScorerConfig::default(), []).state();
+            let mut state = orchestra_validator::Scorer::new(
+                MechanismParams::default(),
+                orchestra_validator::ScorerConfig::default(),
+                [],
+            )
+            .state();
             let terms = OrchestrationTerms {
                 hash_verified: 1.0,
                 schema_valid: 1.0,
@@ -1084,7 +1096,7 @@ mod driver_tests {
                 fidelity: 0.0,
             };
             state.ema.observe_orchestration(1, &terms, 0.5);
-            store.save_scorer(&state).unwrap();
+            store.save_legacy_scorer(&state).unwrap();
         }
         let chain = Arc::new(FakeChain::default());
         chain.block.store(1, Ordering::SeqCst);
@@ -1147,7 +1159,7 @@ mod driver_tests {
         let store = StateStore::open(&dir.path().join("validator.db")).unwrap();
         let pending = store.pending_reveals().unwrap();
         assert!(
-            pending.iter().all(|(_, _, r)| r.salt != reveal.salt),
+            pending.iter().all(|p| p.salt != reveal.salt),
             "the revealed commit is no longer pending"
         );
         let statuses: Vec<String> = store

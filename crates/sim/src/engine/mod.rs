@@ -10,28 +10,29 @@
 //! through [`orchestra_miner::local::drive`], so the run needs no executor and no event queue
 //! per sub-call, and is reproducible byte for byte.
 
-use crate::metrics::{ChallengeStats, EpochInputs, Metrics, Row};
+mod events;
+
+use crate::metrics::{ChallengeStats, EpochInputs, Metrics, Row, TruthChange, ValidatorScores};
 use crate::rng::{seed as derive_seed, stream};
-use crate::scenario::{
-    EventKind, LoadProfile, ScenarioSpec, StakeDistribution, ValidatorBehaviour,
-};
-use crate::simchain::{Payout, SimChain};
+use crate::scenario::{EventKind, LoadProfile, ScenarioSpec, StakeDistribution};
+use crate::simchain::{NETUID, Payout, REVEAL_PERIOD_EPOCHS, SimChain};
 use crate::world::World;
-use orchestra_adversaries::GroupState;
-use orchestra_chain::{Chain, WeightsSubmission, resolve_ready};
+use events::{Action, Scheduled, schedule, subnet_event_name, truth_change};
+use orchestra_adversaries::{GroupState, ValidatorBuildError};
+use orchestra_chain::{Chain, WeightsReveal, WeightsSubmission, resolve_ready};
 use orchestra_ledger::{Ledger, VerifyParams};
-use orchestra_mechanism::combine::emission_split_u16;
+use orchestra_mechanism::combine::{MechanismWeights, emission_split_u16};
 use orchestra_mechanism::params::CombinationMode;
 use orchestra_mechanism::templates::ObjectiveTemplate;
 use orchestra_mechanism::weights::WeightLimits;
-use orchestra_miner::{LedgerView, Miner, MinerConfig, Planner, local::drive};
-use orchestra_mocks::{MockSet, SubnetEvent};
+use orchestra_miner::{Honest, LedgerView, Miner, MinerConfig, Planner, Strategy, local::drive};
+use orchestra_mocks::MockSet;
 use orchestra_protocol::ledger::Entry;
 use orchestra_protocol::messages::{Challenge, Response};
 use orchestra_protocol::ss58;
 use orchestra_validator::{
-    Auditor, AuditorConfig, ChallengeConfig, ChallengeGenerator, ChallengeOutcome,
-    ProposalVerifier, Scorer, ScorerConfig, WeightSetter, pick_miner,
+    ChainInfo, ChallengeConfig, ChallengeOutcome, MinerInfo, Validator, ValidatorConfig,
+    ValidatorEvent, ValidatorRngs, ValidatorStrategy, WeightRules, WeightsAction,
 };
 use rand::{Rng, RngExt};
 use rand_chacha::ChaCha8Rng;
@@ -137,36 +138,6 @@ pub enum RunError {
     Core(String),
 }
 
-/// A scenario event scheduled at a block.
-#[derive(Debug, Clone)]
-struct Scheduled {
-    block: u64,
-    seq: usize,
-    action: Action,
-}
-
-#[derive(Debug, Clone)]
-enum Action {
-    Subnet {
-        netuid: u16,
-        event: SubnetEvent,
-        kind: &'static str,
-    },
-    Launch(u16),
-    ValidatorsDown {
-        validators: Vec<u32>,
-        until: u64,
-    },
-    Churn {
-        group: usize,
-        leave: u32,
-        join: u32,
-    },
-    AttackStop {
-        group: usize,
-    },
-}
-
 struct MinerActor {
     uid: u16,
     group: usize,
@@ -174,26 +145,18 @@ struct MinerActor {
     rng: ChaCha8Rng,
     world_rng: ChaCha8Rng,
     active: bool,
-    stale_view: Option<Arc<LedgerView>>,
 }
 
+/// One validator: the production core plus what the simulated world keeps for it.
 struct ValidatorActor {
     uid: u16,
-    behaviour: ValidatorBehaviour,
-    favourite: Option<usize>,
-    generator: ChallengeGenerator,
-    auditor: Auditor,
-    scorer: Scorer,
-    verifier: ProposalVerifier,
-    setter: WeightSetter,
-    rng_challenges: ChaCha8Rng,
-    rng_audits: ChaCha8Rng,
+    stake: u64,
+    core: Validator,
+    /// The validator's calls into the world (audit re-executions, probes).
     rng_world: ChaCha8Rng,
-    every: u64,
-    phase: u64,
+    /// While `block < down_until` the validator is offline: it sees no blocks, gets no users'
+    /// requests, and its weight extrinsics are lost.
     down_until: u64,
-    view: Arc<LedgerView>,
-    view_size: u64,
 }
 
 /// The output of one run.
@@ -211,6 +174,12 @@ pub struct RunOutput {
 fn identity(name: &str) -> (String, [u8; 32]) {
     let account = *blake3::hash(name.as_bytes()).as_bytes();
     (ss58::encode(&account, ss58::BITTENSOR_PREFIX), account)
+}
+
+/// The coldkey owning every miner of group `label` (ss58 and public key): one operator per
+/// group.
+fn group_coldkey(label: &str) -> (String, [u8; 32]) {
+    identity(&format!("coldkey/{label}"))
 }
 
 /// Check what only the engine can: strategy parameters, and that every netuid, endpoint and
@@ -233,6 +202,18 @@ pub fn validate(
                 expected,
                 found,
             }) = inputs.build_strategy(i, g, &mut GroupState::default(), 0)
+            {
+                return Err(err(&key, &expected, &found));
+            }
+        }
+        let labels: Vec<String> = spec.miners.iter().map(|g| g.label().to_string()).collect();
+        let coldkeys: Vec<String> = labels.iter().map(|l| group_coldkey(l).0).collect();
+        for (i, g) in spec.validators.iter().enumerate() {
+            if let Err(RunError::Scenario {
+                key,
+                expected,
+                found,
+            }) = validator_strategy(i, g, &labels, &coldkeys)
             {
                 return Err(err(&key, &expected, &found));
             }
@@ -334,9 +315,10 @@ struct Engine<'a> {
     miner_index: BTreeMap<u16, usize>,
     group_states: Vec<GroupState>,
     group_labels: Vec<String>,
+    group_coldkeys: Vec<(String, [u8; 32])>,
     schedule: Vec<Scheduled>,
+    /// The Ledger view miners route with (validator 0's, as of its last rebuild).
     canonical: Arc<LedgerView>,
-    canonical_size: u64,
     metrics: Metrics,
     log: blake3::Hasher,
     rng_load: ChaCha8Rng,
@@ -346,8 +328,16 @@ struct Engine<'a> {
     total_blocks: u64,
     mechanisms: usize,
     last_payout: Option<Payout>,
-    /// Truth changes not yet reflected in the canonical Ledger: (netuid, kind, block).
-    pending_truth: Vec<(u16, &'static str, u64)>,
+    /// Truth changes not yet reflected in the canonical Ledger: (netuid, change, block).
+    pending_truth: Vec<(u16, TruthChange, u64)>,
+}
+
+/// How one challenge ended for the driver loop: a user's request's quality, once known.
+enum Drained {
+    /// Nothing to report.
+    Nothing,
+    /// A user's request finished with this quality (0 when no miner answered).
+    Organic(f64),
 }
 
 impl<'a> Engine<'a> {
@@ -408,13 +398,14 @@ impl<'a> Engine<'a> {
         let split =
             (mechanisms == 2).then(|| emission_split_u16(params.orchestration_share).to_vec());
         let chain = SimChain::new(cfg.clone(), mechanisms, split);
+        let group_labels: Vec<String> = spec.miners.iter().map(|g| g.label().to_string()).collect();
+        let group_coldkeys: Vec<(String, [u8; 32])> =
+            group_labels.iter().map(|l| group_coldkey(l)).collect();
 
         // Validators first (uids 0..V), then miners.
-        let verify_params = VerifyParams::default();
         let mut validators = Vec::new();
         let mut vindex = 0u32;
-        let group_labels: Vec<String> = spec.miners.iter().map(|g| g.label().to_string()).collect();
-        for g in &spec.validators {
+        for (gi, g) in spec.validators.iter().enumerate() {
             for k in 0..g.count {
                 let name = format!("validator/{vindex}");
                 let (hotkey, account) = identity(&name);
@@ -422,55 +413,41 @@ impl<'a> Engine<'a> {
                     StakeDistribution::Equal => g.stake_tao,
                     StakeDistribution::Zipf => g.stake_tao / f64::from(k + 1).powf(g.zipf_s),
                 };
-                let uid = chain.register(hotkey.clone(), account, (stake_tao * 1e9) as u64, 0);
-                let generator = ChallengeGenerator::new(
-                    hotkey.clone(),
-                    inputs.templates.clone(),
-                    ChallengeConfig {
+                let stake = (stake_tao * 1e9) as u64;
+                let uid = chain.register(hotkey.clone(), account, stake, None, 0);
+                let ledger = Ledger::seeded(VerifyParams::default(), entries.values(), &hotkey, 0)
+                    .map_err(|e| RunError::Core(format!("seeding the Ledger: {e}")))?;
+                let every = g.challenge_every_blocks.max(1);
+                let config = ValidatorConfig {
+                    challenge: ChallengeConfig {
                         sample_size: g.sample as usize,
                         ..ChallengeConfig::default()
                     },
-                )
-                .map_err(|e| RunError::Core(e.to_string()))?;
-                let mut ledger = Ledger::new(verify_params);
-                let records = genesis_records(&entries, &hotkey)?;
-                ledger
-                    .append_all(&records)
-                    .map_err(|e| RunError::Core(format!("seeding the Ledger: {e}")))?;
-                let verifier = ProposalVerifier::new(hotkey.clone(), ledger);
-                let view = Arc::new(verifier.view());
-                let view_size = verifier.ledger().head().tree_size;
-                let mut auditor = Auditor::new(AuditorConfig::default());
+                    challenge_every_blocks: every,
+                    challenge_phase: derive_seed(seed, &name, "phase") % every,
+                    organic_attempts: spec.load.attempts,
+                    ..ValidatorConfig::new(hotkey.clone(), params.clone())
+                };
+                let rngs = ValidatorRngs {
+                    challenges: stream(seed, &name, "challenges"),
+                    audits: stream(seed, &name, "audits"),
+                    salts: stream(seed, &name, "salts"),
+                };
+                let coldkeys: Vec<String> = group_coldkeys.iter().map(|(c, _)| c.clone()).collect();
+                let strategy = validator_strategy(gi, g, &group_labels, &coldkeys)?;
+                let mut core = Validator::new(config, inputs.templates.clone(), ledger, rngs)
+                    .map_err(|e| RunError::Core(e.to_string()))?
+                    .with_strategy(strategy);
+                // What a validator reads from the subnets' metagraphs: their receipt keys.
                 for (&netuid, key) in world.hotkeys() {
-                    auditor.set_subnet_hotkeys(netuid, BTreeSet::from([key.clone()]));
+                    core.set_subnet_hotkeys(netuid, BTreeSet::from([key.clone()]));
                 }
-                let favourite = g
-                    .favourite
-                    .as_ref()
-                    .and_then(|f| group_labels.iter().position(|l| l == f));
                 validators.push(ValidatorActor {
                     uid,
-                    behaviour: g.behaviour,
-                    favourite,
-                    generator,
-                    auditor,
-                    scorer: Scorer::new(params.clone(), ScorerConfig::default(), &inputs.templates),
-                    verifier,
-                    setter: WeightSetter::new(
-                        WeightLimits {
-                            self_uid: Some(uid),
-                            ..WeightLimits::default()
-                        },
-                        cfg.tempo,
-                    ),
-                    rng_challenges: stream(seed, &name, "challenges"),
-                    rng_audits: stream(seed, &name, "audits"),
+                    stake,
+                    core,
                     rng_world: stream(seed, &name, "world"),
-                    every: g.challenge_every_blocks,
-                    phase: derive_seed(seed, &name, "phase") % g.challenge_every_blocks,
                     down_until: 0,
-                    view,
-                    view_size,
                 });
                 vindex += 1;
             }
@@ -491,6 +468,7 @@ impl<'a> Engine<'a> {
                     spec,
                     gi,
                     &name,
+                    &group_coldkeys[gi],
                     seed,
                     &mut group_states[gi],
                     0,
@@ -502,14 +480,13 @@ impl<'a> Engine<'a> {
 
         let canonical = validators
             .first()
-            .map(|v| v.view.clone())
+            .map(|v| v.core.view().clone())
             .ok_or_else(|| RunError::Core("no validators".into()))?;
-        let canonical_size = validators.first().map_or(0, |v| v.view_size);
         let total_blocks = ((spec.scenario.days * 86_400_000.0) / cfg.block_ms as f64)
             .round()
             .max(1.0) as u64;
         let schedule = schedule(spec, &group_labels, cfg.block_ms)?;
-        Ok(Engine {
+        let mut engine = Engine {
             spec,
             seed,
             inputs,
@@ -520,9 +497,9 @@ impl<'a> Engine<'a> {
             miner_index,
             group_states,
             group_labels: group_labels.clone(),
+            group_coldkeys,
             schedule,
             canonical,
-            canonical_size,
             metrics: Metrics::new(spec, group_labels),
             log: blake3::Hasher::new(),
             rng_load: stream(seed, "load", "arrivals"),
@@ -533,7 +510,9 @@ impl<'a> Engine<'a> {
             mechanisms,
             last_payout: None,
             pending_truth: Vec::new(),
-        })
+        };
+        engine.publish_chain();
+        Ok(engine)
     }
 
     fn now_ms(&self, block: u64) -> u64 {
@@ -548,6 +527,7 @@ impl<'a> Engine<'a> {
         let tempo = self.spec.chain.tempo;
         let mut next_event = 0;
         for block in 1..=self.total_blocks {
+            let now = self.now_ms(block);
             self.chain.set_block(block);
             self.world.next_block();
             while next_event < self.schedule.len() && self.schedule[next_event].block <= block {
@@ -557,26 +537,36 @@ impl<'a> Engine<'a> {
             }
             self.organic(block);
             for v in 0..self.validators.len() {
-                let due = {
-                    let va = &self.validators[v];
-                    va.down_until <= block && (block + va.phase).is_multiple_of(va.every)
-                };
-                if due {
-                    self.round(v, block);
+                if self.validators[v].down_until <= block {
+                    self.validators[v].core.handle_block(block, now);
+                    self.drive(v, block, None);
+                    // Anchors land on the simulated chain (which keeps no Commitments pallet
+                    // state: nothing reads them back).
+                    let va = &mut self.validators[v];
+                    while let Some(a) = va.core.poll_anchor() {
+                        let signer = self.chain.as_signer(va.uid);
+                        let _ = resolve_ready(signer.anchor_commitment(NETUID, &a.data));
+                    }
                 }
                 self.verify_proposals(v, block);
             }
             if block.is_multiple_of(10) {
                 self.check_truth(block);
             }
-            // Ledger views (routing for miners, schemas for auditors) are rebuilt every 50
-            // blocks (10 minutes) rather than on every accepted change: rebuilding compiles
-            // schemas, and a node would poll its replica on a similar period.
+            // Audit views (and the miners' routing view) are rebuilt every 50 blocks (10
+            // minutes) rather than on every accepted change: rebuilding compiles schemas, and a
+            // node polling its replica would do much the same.
             if block.is_multiple_of(50) {
-                self.refresh_canonical();
+                for va in &mut self.validators {
+                    va.core.refresh_view();
+                }
+                if let Some(first) = self.validators.first() {
+                    self.canonical = first.core.view().clone();
+                }
             }
+            let parts = self.tempo(block)?;
             if block.is_multiple_of(tempo) {
-                self.end_epoch(block)?;
+                self.end_epoch(block, &parts)?;
                 if let Some(sink) = sink.as_mut() {
                     sink(self.metrics.take_rows());
                 }
@@ -597,19 +587,13 @@ impl<'a> Engine<'a> {
     fn apply(&mut self, block: u64, action: Action) {
         let epoch = self.epoch_of(block);
         match action {
-            Action::Subnet {
-                netuid,
-                event,
-                kind,
-            } => {
+            Action::Subnet { netuid, event } => {
+                let kind = subnet_event_name(&event);
                 let detail = format!("subnet {netuid}: {event:?}");
                 match self.world.apply(netuid, &event) {
                     Ok(()) => {
-                        if matches!(
-                            kind,
-                            "schema_change" | "deprecation" | "price_change" | "latency_change"
-                        ) {
-                            self.pending_truth.push((netuid, kind, block));
+                        if let Some(change) = truth_change(&event) {
+                            self.pending_truth.push((netuid, change, block));
                         }
                         self.events_out
                             .push((block, epoch, kind.to_string(), detail));
@@ -621,7 +605,8 @@ impl<'a> Engine<'a> {
             }
             Action::Launch(netuid) => {
                 if self.world.launch(netuid) {
-                    self.pending_truth.push((netuid, "new_subnet", block));
+                    self.pending_truth
+                        .push((netuid, TruthChange::NewSubnet, block));
                 }
                 self.events_out.push((
                     block,
@@ -645,6 +630,7 @@ impl<'a> Engine<'a> {
             }
             Action::Churn { group, leave, join } => {
                 self.churn(block, group, leave, join);
+                self.publish_chain();
                 self.events_out.push((
                     block,
                     epoch,
@@ -657,10 +643,9 @@ impl<'a> Engine<'a> {
                 for m in self.miners.iter_mut().filter(|m| m.group == group) {
                     let hotkey = m.miner.hotkey().to_string();
                     m.miner = Miner::new(hotkey, planner.clone(), MinerConfig::default());
-                    m.stale_view = None;
                 }
                 self.attack_stop_epoch = Some(epoch);
-                self.metrics.set_group_strategy(group, "honest");
+                self.metrics.set_group_strategy(group, Honest.name());
                 self.events_out.push((
                     block,
                     epoch,
@@ -683,9 +668,6 @@ impl<'a> Engine<'a> {
             if let Some(&i) = self.miner_index.get(uid) {
                 self.miners[i].active = false;
             }
-            for v in &mut self.validators {
-                v.scorer.remove_miner(*uid);
-            }
         }
         let planner = Planner::new(&self.inputs.templates);
         for j in 0..join {
@@ -699,6 +681,7 @@ impl<'a> Engine<'a> {
                 self.spec,
                 group,
                 &name,
+                &self.group_coldkeys[group],
                 self.seed,
                 &mut self.group_states[group],
                 block,
@@ -706,7 +689,13 @@ impl<'a> Engine<'a> {
                 Ok(mut actor) => {
                     if let Some(uid) = reuse {
                         let (hotkey, account) = identity(&name);
-                        self.chain.replace(uid, hotkey, account, block);
+                        self.chain.replace(
+                            uid,
+                            hotkey,
+                            account,
+                            Some(self.group_coldkeys[group].1),
+                            block,
+                        );
                         actor.uid = uid;
                         if let Some(&i) = self.miner_index.get(&uid) {
                             self.miners[i] = actor;
@@ -726,34 +715,65 @@ impl<'a> Engine<'a> {
         }
     }
 
-    fn active_miners(&self) -> Vec<u16> {
-        self.miners
+    /// Tell every validator what the metagraph now shows: the active miners (users' requests
+    /// follow last epoch's incentive; uniform before the first epoch), last consensus, the
+    /// subnet's commit-reveal setting.
+    fn publish_chain(&mut self) {
+        let incentive = self.last_payout.as_ref().map(|p| &p.server);
+        let miners: Vec<MinerInfo> = self
+            .miners
             .iter()
             .filter(|m| m.active)
-            .map(|m| m.uid)
-            .collect()
+            .map(|m| MinerInfo {
+                uid: m.uid,
+                hotkey: m.miner.hotkey().to_string(),
+                coldkey: Some(self.group_coldkeys[m.group].0.clone()),
+                incentive: match incentive {
+                    Some(i) => i.get(usize::from(m.uid)).copied().unwrap_or(0),
+                    None => 1,
+                },
+            })
+            .collect();
+        let consensus: Vec<Vec<u16>> = (0..self.mechanisms)
+            .map(|m| self.chain.last_consensus(m))
+            .collect();
+        let rules = WeightRules {
+            commit_reveal: self.spec.chain.commit_reveal,
+            reveal_period: REVEAL_PERIOD_EPOCHS,
+        };
+        for va in &mut self.validators {
+            va.core.handle_chain(ChainInfo {
+                miners: miners.clone(),
+                my_uid: Some(va.uid),
+                limits: WeightLimits::default(),
+                rules,
+                consensus: consensus.clone(),
+            });
+        }
     }
 
-    /// Run one challenge through miner `uid` and validator `v`'s auditor; returns the response
-    /// and when it arrived.
+    /// Run one challenge through miner `uid`: its answer (or why none), when it arrived, and
+    /// what its sub-calls cost.
     fn execute(
         &mut self,
         uid: u16,
         challenge: &Challenge,
         block: u64,
-    ) -> (Option<Response>, u64, u64) {
+    ) -> (Result<Response, String>, u64, u64) {
         let Some(&mi) = self.miner_index.get(&uid) else {
-            return (None, challenge.issued_at_ms, 0);
+            return (
+                Err(format!("no miner at uid {uid}")),
+                challenge.issued_at_ms,
+                0,
+            );
         };
         let start = challenge.issued_at_ms + NETWORK_MS;
         let m = &mut self.miners[mi];
-        let view = m
-            .stale_view
-            .clone()
-            .unwrap_or_else(|| self.canonical.clone());
+        let view = self.canonical.clone();
         let world = &mut self.world;
-        let Ok(mut session) = m.miner.start(challenge, &view, block, start, &mut m.rng) else {
-            return (None, start, 0);
+        let mut session = match m.miner.start(challenge, &view, block, start, &mut m.rng) {
+            Ok(s) => s,
+            Err(e) => return (Err(e.to_string()), start, 0),
         };
         let mut cost = 0u64;
         let world_rng = &mut m.world_rng;
@@ -768,102 +788,87 @@ impl<'a> Engine<'a> {
             cost += c;
             (outcome, latency)
         });
-        let response = m.miner.finish(session, &view, block, end).ok().flatten();
+        let response = match m.miner.finish(session, &view, block, end) {
+            Ok(Some(r)) => Ok(r),
+            Ok(None) => Err("the miner declined".to_string()),
+            Err(e) => Err(e.to_string()),
+        };
         (response, end + NETWORK_MS, cost)
     }
 
-    fn round(&mut self, v: usize, block: u64) {
-        let now = self.now_ms(block);
-        let miners = self.active_miners();
-        let round = {
-            let va = &mut self.validators[v];
-            va.generator
-                .round(&miners, block, now, &mut va.rng_challenges)
-        };
-        for (uid, challenge) in round {
-            self.challenge(v, uid, &challenge, block, false);
-        }
-    }
-
-    /// Run one challenge (synthetic, or a user's when `organic`) and score it. Returns the
-    /// organic answer's quality (score ÷ its maximum) when `organic` and the miner answered.
-    fn challenge(
-        &mut self,
-        v: usize,
-        uid: u16,
-        challenge: &Challenge,
-        block: u64,
-        organic: bool,
-    ) -> Option<f64> {
-        let (response, received_at, cost) = self.execute(uid, challenge, block);
-        let group = self.miner_index.get(&uid).map(|&i| self.miners[i].group);
-        if let Some(g) = group {
-            self.metrics.add_cost(uid, g, cost);
-        }
-        // Other miners see the response (what copycats and confirmation farmers feed on).
-        if let Some(r) = &response {
-            for m in self.miners.iter_mut().filter(|m| m.uid != uid && m.active) {
-                m.miner.observe_peer(challenge, r);
+    /// Deliver validator `v`'s challenges to the miners and their answers back, run its audit
+    /// re-executions against the world, and account for what it scored. Returns the quality of
+    /// user request `organic` once it is done.
+    fn drive(&mut self, v: usize, block: u64, organic: Option<u64>) -> Option<f64> {
+        let mut done = None;
+        while let Some(t) = self.validators[v].core.poll_challenge() {
+            let (result, received_at, cost) = self.execute(t.uid, &t.challenge, block);
+            if let Some(&i) = self.miner_index.get(&t.uid) {
+                let g = self.miners[i].group;
+                self.metrics.add_cost(t.uid, g, cost);
             }
-        }
-        let world = &mut self.world;
-        let va = &mut self.validators[v];
-        let params = va.scorer.params().clone();
-        let report = response.as_ref().map(|r| {
-            let mut audit = va.auditor.begin(
-                challenge,
-                r,
-                received_at,
-                &va.view,
-                &params,
-                &mut va.rng_audits,
-            );
-            while let Some(call) = audit.poll_call(received_at) {
-                let (outcome, _, _) = world.subcall(
-                    call.netuid,
-                    &call.endpoint,
-                    &call.request,
+            // Other miners see the response (what copycats and confirmation farmers feed on).
+            if let Ok(r) = &result {
+                for m in self
+                    .miners
+                    .iter_mut()
+                    .filter(|m| m.uid != t.uid && m.active)
+                {
+                    m.miner.observe_peer(&t.challenge, r);
+                }
+            }
+            let va = &mut self.validators[v];
+            va.core
+                .handle_response(t.job, result, received_at, &mut self.rng_organic);
+            while let Some(a) = va.core.poll_audit(received_at) {
+                let (outcome, _, _) = self.world.subcall(
+                    a.call.netuid,
+                    &a.call.endpoint,
+                    &a.call.request,
                     received_at,
                     &mut va.rng_world,
                 );
-                audit.on_call_result(call.audit_id, outcome.map(|reply| reply.response));
+                va.core.handle_audit_result(
+                    a.job,
+                    a.call.audit_id,
+                    outcome.map(|reply| reply.response),
+                );
             }
-            audit.finish()
-        });
-        let latency = received_at.saturating_sub(challenge.issued_at_ms);
-        let strike = report.as_ref().is_some_and(|r| r.audit_failed());
-        let verified = report.as_ref().is_some_and(|r| r.hash_verified());
-        if organic {
-            return match (&response, &report) {
-                (Some(r), Some(rep)) => {
-                    let terms = va
-                        .scorer
-                        .terms(challenge, r, received_at, rep.hash_verified());
-                    Some(terms.score(&params) / params.orchestration_share.max(f64::EPSILON))
+            while let Some(event) = self.validators[v].core.poll_event() {
+                if let Drained::Organic(q) = self.account(event, organic) {
+                    done = Some(q);
                 }
-                _ => None,
-            };
-        }
-        let score = va
-            .scorer
-            .score_challenge(uid, challenge, response.as_ref(), report.as_ref());
-        let success = score.outcome == ChallengeOutcome::Scored && verified && score.score > 0.0;
-        self.metrics.challenge(ChallengeStats {
-            success,
-            latency_ms: latency,
-            strike,
-        });
-        self.log.update(&challenge.challenge_id.0);
-        self.log.update(&uid.to_le_bytes());
-        self.log.update(&score.score.to_bits().to_le_bytes());
-        self.log.update(&received_at.to_le_bytes());
-        if let Some(r) = &response {
-            let proposer = r.miner.clone();
-            for p in &r.ledger_proposals {
-                va.verifier.submit(uid, &proposer, p.clone(), block);
             }
         }
-        None
+        done
+    }
+
+    /// Metrics and the event log for one validator event.
+    fn account(&mut self, event: ValidatorEvent, organic: Option<u64>) -> Drained {
+        match event {
+            ValidatorEvent::Scored(s) => {
+                let success = s.score.outcome == ChallengeOutcome::Scored
+                    && s.verified()
+                    && s.score.score > 0.0;
+                self.metrics.challenge(ChallengeStats {
+                    success,
+                    latency_ms: s.received_at_ms.saturating_sub(s.issued_at_ms),
+                    strike: s.struck(),
+                });
+                self.log.update(&s.challenge_id.0);
+                self.log.update(&s.uid.to_le_bytes());
+                self.log.update(&s.score.score.to_bits().to_le_bytes());
+                self.log.update(&s.received_at_ms.to_le_bytes());
+                Drained::Nothing
+            }
+            ValidatorEvent::OrganicAudited {
+                request, quality, ..
+            } if Some(request) == organic => Drained::Organic(quality),
+            ValidatorEvent::OrganicFailed { request, .. } if Some(request) == organic => {
+                Drained::Organic(0.0)
+            }
+            _ => Drained::Nothing,
+        }
     }
 
     fn organic(&mut self, block: u64) {
@@ -895,58 +900,30 @@ impl<'a> Engine<'a> {
             let online: Vec<usize> = (0..self.validators.len())
                 .filter(|&v| self.validators[v].down_until <= block)
                 .collect();
-            let miners = self.active_miners();
-            if online.is_empty() || miners.is_empty() {
+            if online.is_empty() || !self.miners.iter().any(|m| m.active) {
                 return;
             }
+            // A user picks a validator and an objective; the validator routes it (its retry
+            // policy included) — users' traffic keeps its own random stream.
             let v = online[self.rng_organic.random_range(0..online.len())];
             let now = self.now_ms(block);
             let (objective, schema) = {
                 let (t, objective) = self.validators[v]
-                    .generator
+                    .core
+                    .generator()
                     .objective(&mut self.rng_organic);
                 (objective, t.target_schema.clone())
             };
-            // The validator's retry policy: a miner that gives no response is passed over for
-            // another it has not tried, up to `load.attempts` miners.
-            let candidates = self.organic_candidates(&miners);
-            let mut tried = BTreeSet::new();
-            let mut quality = 0.0;
-            while tried.len() < self.spec.load.attempts as usize {
-                let Some(uid) = pick_miner(&candidates, &tried, &mut self.rng_organic) else {
-                    break;
-                };
-                tried.insert(uid);
-                let challenge = self.validators[v].generator.organic(
-                    objective.clone(),
-                    schema.clone(),
-                    block,
-                    now,
-                    &mut self.rng_organic,
-                );
-                if let Some(q) = self.challenge(v, uid, &challenge, block, true) {
-                    quality = q;
-                    break;
-                }
-            }
+            let request = self.validators[v].core.handle_organic(
+                objective,
+                schema,
+                block,
+                now,
+                &mut self.rng_organic,
+            );
+            let quality = self.drive(v, block, Some(request)).unwrap_or(0.0);
             self.metrics.organic(quality);
         }
-    }
-
-    /// Users' requests go to miners in proportion to last epoch's incentive (uniform before):
-    /// each active miner weighted by its server emission.
-    fn organic_candidates(&self, miners: &[u16]) -> Vec<(u16, u64)> {
-        let incentive = self.last_payout.as_ref().map(|p| &p.server);
-        miners
-            .iter()
-            .map(|&u| {
-                let w = match incentive {
-                    Some(i) => i.get(usize::from(u)).copied().unwrap_or(0),
-                    None => 1,
-                };
-                (u, w)
-            })
-            .collect()
     }
 
     fn verify_proposals(&mut self, v: usize, block: u64) {
@@ -954,10 +931,10 @@ impl<'a> Engine<'a> {
         let mut accepted = Vec::new();
         {
             let va = &mut self.validators[v];
-            if va.verifier.pending() == 0 {
+            if va.core.pending_proposals() == 0 {
                 return;
             }
-            while let Some(probe) = va.verifier.poll_probe() {
+            while let Some(probe) = va.core.poll_probe() {
                 let outcome = self.world.call(
                     probe.netuid,
                     &probe.endpoint,
@@ -972,44 +949,28 @@ impl<'a> Engine<'a> {
                     latency_ms: latency,
                     response: outcome.response().cloned(),
                 };
-                va.verifier.on_probe_result(probe.probe_id, result);
+                va.core.handle_probe_result(probe.probe_id, result);
             }
-            while let Some(verdict) = va.verifier.poll_verdict(block) {
+            while let Some(verdict) = va.core.poll_verdict() {
                 if let Some(record) = verdict.record {
                     self.metrics.proposal(&record);
-                    va.scorer.record_proposal(record);
                     if let Some(change) = verdict.change {
                         accepted.push((change, record));
                     }
                 }
             }
         }
-        // Peers resync from the verifying validator's change log, and credit the proposer from
-        // it as the verifier did: Ledger credit comes from the shared log, so every validator
-        // scores it alike and Yuma's consensus does not clip it. (Slashes stay with the validator
+        // Validators share their change logs: peers resync from the verifying validator's log
+        // and credit the proposer from it as the verifier did, so every validator scores Ledger
+        // work alike and Yuma's consensus does not clip it. (Slashes stay with the validator
         // that saw the proposal: rejected proposals never reach the log.)
         for (change, record) in accepted {
             for (w, peer) in self.validators.iter_mut().enumerate() {
-                if w != v && peer.verifier.apply_remote(&change).is_ok() {
-                    peer.scorer.record_proposal(record);
+                if w != v {
+                    // A peer whose replica cannot take the record keeps its own view.
+                    let _ = peer.core.handle_peer_change(&change, Some(record));
                 }
             }
-        }
-    }
-
-    fn refresh_canonical(&mut self) {
-        for va in &mut self.validators {
-            let size = va.verifier.ledger().head().tree_size;
-            if size != va.view_size {
-                va.view = Arc::new(va.verifier.view_reusing(&va.view));
-                va.view_size = size;
-            }
-        }
-        if let Some(first) = self.validators.first()
-            && first.view_size != self.canonical_size
-        {
-            self.canonical = first.view.clone();
-            self.canonical_size = first.view_size;
         }
     }
 
@@ -1021,12 +982,12 @@ impl<'a> Engine<'a> {
         let Some(first) = self.validators.first() else {
             return;
         };
-        let state = first.verifier.state();
+        let state = first.core.ledger_state();
         let mut done = Vec::new();
-        for (i, (netuid, kind, at)) in self.pending_truth.iter().enumerate() {
+        for (i, (netuid, change, at)) in self.pending_truth.iter().enumerate() {
             let truth = self.world.truth(*netuid);
             let known = state.get(*netuid);
-            if crate::metrics::reflects(kind, truth.as_ref(), known) {
+            if crate::metrics::reflects(*change, truth.as_ref(), known) {
                 self.metrics.detected(block - at);
                 done.push(i);
             }
@@ -1036,73 +997,78 @@ impl<'a> Engine<'a> {
         }
     }
 
-    fn end_epoch(&mut self, block: u64) -> Result<(), RunError> {
-        let epoch = self.epoch_of(block) - 1;
-        let miners = self.active_miners();
-        let consensus: Vec<Vec<u16>> = (0..self.mechanisms)
-            .map(|m| self.chain.last_consensus(m))
-            .collect();
-        let mut parts: Vec<crate::metrics::ValidatorScores> = Vec::new();
+    /// Tell every validator the chain's tempo index; a validator whose tempo closed hands over
+    /// its scores and weight extrinsics, which land on the chain (unless it is offline). The
+    /// scores of closed tempos, with each validator's stake, are returned for the epoch's
+    /// metrics.
+    fn tempo(&mut self, block: u64) -> Result<Vec<ValidatorScores>, RunError> {
+        let index = self.chain.epoch_index(block);
+        let now = self.now_ms(block);
+        let mut parts = Vec::new();
         for va in &mut self.validators {
-            va.scorer.end_tempo(&miners);
-            let stake_weight = self.chain.stake(va.uid);
-            parts.push((stake_weight, va.scorer.scores()));
-            if va.down_until > block {
-                continue;
-            }
-            let weights = match va.setter.poll_weights(block, &va.scorer) {
-                Ok(Some(w)) => w.weights,
-                _ => continue,
-            };
-            let signer = self.chain.as_signer(va.uid);
-            for mw in weights {
-                let m = usize::from(mw.mechanism);
-                let (uids, values) = match va.behaviour {
-                    ValidatorBehaviour::Honest => (mw.uids, mw.values),
-                    ValidatorBehaviour::WeightCopier => {
-                        match consensus.get(m).filter(|c| c.iter().any(|&x| x > 0)) {
-                            Some(c) => c
-                                .iter()
-                                .enumerate()
-                                .filter(|(_, x)| **x > 0)
-                                .map(|(u, x)| (u as u16, *x))
-                                .unzip(),
-                            None => (mw.uids, mw.values),
-                        }
-                    }
-                    ValidatorBehaviour::ColludingBloc => {
-                        let fav: BTreeSet<u16> = self
-                            .miners
-                            .iter()
-                            .filter(|x| Some(x.group) == va.favourite)
-                            .map(|x| x.uid)
-                            .collect();
-                        let uids: Vec<u16> = fav.iter().copied().collect();
-                        let values = vec![u16::MAX; uids.len()];
-                        if uids.is_empty() {
-                            (mw.uids, mw.values)
-                        } else {
-                            (uids, values)
-                        }
-                    }
-                };
-                self.log.update(&va.uid.to_le_bytes());
-                for (u, x) in uids.iter().zip(&values) {
-                    self.log.update(&u.to_le_bytes());
-                    self.log.update(&x.to_le_bytes());
+            va.core.handle_tempo(index, block, now);
+            while let Some(event) = va.core.poll_event() {
+                if let ValidatorEvent::TempoClosed { scores, .. } = event {
+                    parts.push((va.stake, scores));
                 }
-                let submission = WeightsSubmission {
-                    netuid: crate::simchain::NETUID,
-                    mecid: mw.mechanism,
-                    uids,
-                    values,
+            }
+            while let Some(action) = va.core.poll_weights() {
+                let id = action.id();
+                if va.down_until > block {
+                    va.core.handle_weights_result(id, false);
+                    continue;
+                }
+                let signer = self.chain.as_signer(va.uid);
+                let submission = |w: &MechanismWeights| WeightsSubmission {
+                    netuid: NETUID,
+                    mecid: w.mechanism,
+                    uids: w.uids.clone(),
+                    values: w.values.clone(),
                     version_key: 0,
                 };
-                if let Some(Err(e)) = resolve_ready(signer.set_weights(&submission)) {
-                    return Err(RunError::Core(format!("set_weights: {e}")));
+                if let WeightsAction::Set { weights, .. } | WeightsAction::Commit { weights, .. } =
+                    &action
+                {
+                    self.log.update(&va.uid.to_le_bytes());
+                    for (u, x) in weights.uids.iter().zip(&weights.values) {
+                        self.log.update(&u.to_le_bytes());
+                        self.log.update(&x.to_le_bytes());
+                    }
+                }
+                let result = match &action {
+                    WeightsAction::Set { weights, .. } => {
+                        resolve_ready(signer.set_weights(&submission(weights)))
+                    }
+                    WeightsAction::Commit { weights, salt, .. } => {
+                        let reveal = WeightsReveal {
+                            weights: submission(weights),
+                            salt: salt.clone(),
+                        };
+                        let hotkey = signer.signer().unwrap_or_default();
+                        let commit = orchestra_chain::commit_for(&hotkey, &reveal, true);
+                        resolve_ready(signer.commit_weights(&commit))
+                    }
+                    WeightsAction::Reveal { weights, salt, .. } => {
+                        resolve_ready(signer.reveal_weights(&WeightsReveal {
+                            weights: submission(weights),
+                            salt: salt.clone(),
+                        }))
+                    }
+                };
+                match result {
+                    Some(Ok(_)) => va.core.handle_weights_result(id, true),
+                    // The simulated chain refuses only what the real one would: a core that
+                    // submits such an extrinsic is wrong, and the run says so.
+                    Some(Err(e)) => return Err(RunError::Core(format!("weights: {e}"))),
+                    None => va.core.handle_weights_result(id, false),
                 }
             }
         }
+        Ok(parts)
+    }
+
+    fn end_epoch(&mut self, block: u64, parts: &[ValidatorScores]) -> Result<(), RunError> {
+        let epoch = self.epoch_of(block) - 1;
         let payout = self
             .chain
             .epoch(block)
@@ -1110,7 +1076,10 @@ impl<'a> Engine<'a> {
         for x in payout.server.iter().chain(&payout.validator) {
             self.log.update(&x.to_le_bytes());
         }
-        let ledger_state = self.validators.first().map(|v| v.verifier.state().clone());
+        let ledger_state = self
+            .validators
+            .first()
+            .map(|v| v.core.ledger_state().clone());
         let truth: BTreeMap<u16, Entry> = self
             .world
             .live()
@@ -1129,19 +1098,14 @@ impl<'a> Engine<'a> {
             payout: &payout,
             uid_group: &uid_group,
             validator_uids: &validator_uids,
-            scores: &parts,
+            scores: parts,
             truth: &truth,
             ledger: ledger_state.as_ref(),
             live: self.world.live().len(),
             alpha_price_rao: self.spec.chain.alpha_price_rao,
         });
         self.last_payout = Some(payout);
-        // Miners that follow the Ledger see it as of now; stale routers keep their first view.
-        for m in &mut self.miners {
-            if m.stale_view.is_none() && m.miner.strategy_name() == "stale_router" {
-                m.stale_view = Some(self.canonical.clone());
-            }
-        }
+        self.publish_chain();
         Ok(())
     }
 }
@@ -1154,6 +1118,54 @@ fn scenario_err(key: &str, expected: &str, found: &str) -> RunError {
     }
 }
 
+/// Validator group `gi`'s strategy: its `behaviour` with its `params`, and, when the group
+/// names a `favourite` miner group, that group's coldkey as `favourite_coldkey`.
+fn validator_strategy(
+    gi: usize,
+    g: &crate::scenario::ValidatorGroup,
+    labels: &[String],
+    coldkeys: &[String],
+) -> Result<Box<dyn ValidatorStrategy>, RunError> {
+    let mut params = g.params.clone();
+    if let Some(f) = &g.favourite {
+        let Some(i) = labels.iter().position(|l| l == f) else {
+            return Err(scenario_err(
+                &format!("validators[{gi}].favourite"),
+                "a miner group label",
+                &format!("{f:?}"),
+            ));
+        };
+        params.insert(
+            "favourite_coldkey".into(),
+            toml::Value::String(coldkeys[i].clone()),
+        );
+    }
+    orchestra_adversaries::build_validator(&g.behaviour, &params).map_err(|e| match e {
+        ValidatorBuildError::Param(p) if p.key == "favourite_coldkey" => scenario_err(
+            &format!("validators[{gi}].favourite"),
+            if g.favourite.is_some() {
+                "no favourite: this behaviour boosts no miner group"
+            } else {
+                "the miner group this behaviour boosts"
+            },
+            &g.favourite.clone().unwrap_or_else(|| "nothing".into()),
+        ),
+        ValidatorBuildError::Param(p) => scenario_err(
+            &format!("validators[{gi}].params.{}", p.key),
+            &p.expected,
+            &p.found,
+        ),
+        other @ ValidatorBuildError::UnknownStrategy { .. } => scenario_err(
+            &format!("validators[{gi}].behaviour"),
+            &format!(
+                "one of {}",
+                orchestra_adversaries::VALIDATOR_NAMES.join(", ")
+            ),
+            &other.to_string(),
+        ),
+    })
+}
+
 #[allow(clippy::too_many_arguments)]
 fn new_miner(
     inputs: &Inputs,
@@ -1162,6 +1174,7 @@ fn new_miner(
     spec: &ScenarioSpec,
     group: usize,
     name: &str,
+    coldkey: &(String, [u8; 32]),
     seed: u64,
     state: &mut GroupState,
     block: u64,
@@ -1169,7 +1182,7 @@ fn new_miner(
     let g = &spec.miners[group];
     let strategy = inputs.build_strategy(group, g, state, derive_seed(seed, name, "strategy"))?;
     let (hotkey, account) = identity(name);
-    let uid = chain.register(hotkey.clone(), account, 0, block);
+    let uid = chain.register(hotkey.clone(), account, 0, Some(coldkey.1), block);
     let miner = Miner::new(hotkey, planner.clone(), MinerConfig::default()).with_strategy(strategy);
     Ok(MinerActor {
         uid,
@@ -1178,142 +1191,7 @@ fn new_miner(
         rng: stream(seed, name, "strategy"),
         world_rng: stream(seed, name, "world"),
         active: true,
-        stale_view: None,
     })
-}
-
-/// Ledger records that seed a validator's replica with the listed subnets, as of genesis.
-fn genesis_records(
-    entries: &BTreeMap<u16, Entry>,
-    validator: &str,
-) -> Result<Vec<orchestra_ledger::ChangeRecord>, RunError> {
-    entries
-        .values()
-        .enumerate()
-        .map(|(seq, entry)| {
-            let c = orchestra_ledger::mocks::seed_change(entry, validator, 0)
-                .map_err(|e| RunError::Core(e.to_string()))?;
-            Ok(orchestra_ledger::ChangeRecord {
-                seq: seq as u64,
-                block: c.block,
-                proposal_id: c.proposal_id,
-                kind: c.kind,
-                netuid: c.netuid,
-                path: c.path,
-                old: c.old,
-                new: c.new,
-                proposer: c.proposer,
-                credit: c.credit,
-                verifiers: c.verifiers,
-                evidence_hash: c.evidence_hash,
-            })
-        })
-        .collect()
-}
-
-fn schedule(
-    spec: &ScenarioSpec,
-    labels: &[String],
-    block_ms: u64,
-) -> Result<Vec<Scheduled>, RunError> {
-    let block_of = |day: f64| ((day * 86_400_000.0) / block_ms as f64).round().max(1.0) as u64;
-    let hours_blocks = |h: f64| ((h * 3_600_000.0) / block_ms as f64).round().max(1.0) as u64;
-    let mut out = Vec::new();
-    for (i, e) in spec.events.iter().enumerate() {
-        let block = block_of(e.at_day);
-        let kind = e
-            .kind()
-            .map_err(|(k, x, f)| scenario_err(&format!("events[{i}].{k}"), &x, &f))?;
-        let group_of = |g: &str| {
-            labels.iter().position(|l| l == g).ok_or_else(|| {
-                scenario_err(&format!("events[{i}].group"), "a miner group label", g)
-            })
-        };
-        let mut push = |block: u64, action: Action| {
-            let seq = out.len();
-            out.push(Scheduled { block, seq, action });
-        };
-        match kind {
-            EventKind::SchemaChange {
-                netuid,
-                endpoint,
-                version,
-            } => push(
-                block,
-                Action::Subnet {
-                    netuid,
-                    event: SubnetEvent::SchemaChange { endpoint, version },
-                    kind: "schema_change",
-                },
-            ),
-            EventKind::Outage { netuid, hours } => {
-                push(
-                    block,
-                    Action::Subnet {
-                        netuid,
-                        event: SubnetEvent::OutageStart,
-                        kind: "outage_start",
-                    },
-                );
-                push(
-                    block + hours_blocks(hours),
-                    Action::Subnet {
-                        netuid,
-                        event: SubnetEvent::OutageEnd,
-                        kind: "outage_end",
-                    },
-                );
-            }
-            EventKind::NewSubnet { netuid } => push(block, Action::Launch(netuid)),
-            EventKind::Deprecation { netuid } => push(
-                block,
-                Action::Subnet {
-                    netuid,
-                    event: SubnetEvent::Deprecate,
-                    kind: "deprecation",
-                },
-            ),
-            EventKind::PriceChange { netuid, multiplier } => push(
-                block,
-                Action::Subnet {
-                    netuid,
-                    event: SubnetEvent::PriceMultiplier { multiplier },
-                    kind: "price_change",
-                },
-            ),
-            EventKind::LatencyChange { netuid, multiplier } => push(
-                block,
-                Action::Subnet {
-                    netuid,
-                    event: SubnetEvent::LatencyMultiplier { multiplier },
-                    kind: "latency_change",
-                },
-            ),
-            EventKind::ValidatorDown { validators, hours } => push(
-                block,
-                Action::ValidatorsDown {
-                    validators,
-                    until: block + hours_blocks(hours),
-                },
-            ),
-            EventKind::MinerChurn { group, leave, join } => push(
-                block,
-                Action::Churn {
-                    group: group_of(&group)?,
-                    leave,
-                    join,
-                },
-            ),
-            EventKind::AttackStop { group } => push(
-                block,
-                Action::AttackStop {
-                    group: group_of(&group)?,
-                },
-            ),
-        }
-    }
-    out.sort_by_key(|s| (s.block, s.seq));
-    Ok(out)
 }
 
 /// A Poisson draw (Knuth's method; λ per block is small).

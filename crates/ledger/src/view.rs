@@ -1,7 +1,7 @@
 //! [`LedgerView`]: the read-only snapshot of the Subnet Ledger a core routes, detects and audits
 //! against.
 //!
-//! A concrete snapshot rather than a trait so that [`Strategy`](crate::Strategy) stays
+//! A concrete snapshot rather than a trait so that the miner's `Strategy` trait stays
 //! dyn-compatible and so that compiled output-schema validators can be cached next to the entries
 //! they belong to: the simulator drives thousands of challenges per second, and compiling a JSON
 //! Schema per sub-response would dominate the hot path. A driver builds one view per Ledger version
@@ -165,7 +165,7 @@ impl LedgerView {
     }
 
     /// The input schema of endpoint `index` of `netuid`, if it declares properties: what a
-    /// request to it is shaped to (see [`crate::assemble::shape_request`]). Shared, so routes can
+    /// request to it is shaped to (see `orchestra_miner::assemble::shape_request`). Shared, so routes can
     /// carry it without copying the schema.
     pub fn input_shape(&self, netuid: u16, index: usize) -> Option<&Arc<serde_json::Value>> {
         self.input_shapes.get(&(netuid, index))
