@@ -9,6 +9,7 @@ use orchestra_chain::{
     Neuron, RuntimeShape, StakeItem, TempoSchedule, TxOutcome, WeightsCommit, WeightsReveal,
     WeightsSubmission,
 };
+use orchestra_validator::WeightsAction;
 use orchestra_yuma::{
     EpochInput, EpochOutput, NeuronInput, YumaError, defaults, run_mechanisms, split_block_emission,
 };
@@ -205,6 +206,45 @@ impl SimChain {
             .get(mechanism)
             .map(|o| o.consensus.clone())
             .unwrap_or_default()
+    }
+
+    /// The weights `uid` has on chain for `mechanism` (what the next epoch will use).
+    pub fn weights_of(&self, uid: u16, mechanism: usize) -> Vec<(u16, u16)> {
+        self.lock()
+            .neurons
+            .get(usize::from(uid))
+            .and_then(|n| n.weights.get(mechanism).cloned())
+            .unwrap_or_default()
+    }
+
+    /// Submit validator `uid`'s weight extrinsic as its node would: a plain set, a
+    /// commit-reveal v2 commit (hashed with its hotkey under the mechanism's netuid index), or
+    /// a reveal.
+    pub fn submit_weights(&self, uid: u16, action: &WeightsAction) -> ChainResult<TxOutcome> {
+        let signer = self.as_signer(uid);
+        let submission = WeightsSubmission {
+            netuid: NETUID,
+            mecid: action.weights().mechanism,
+            uids: action.weights().uids.clone(),
+            values: action.weights().values.clone(),
+            version_key: 0,
+        };
+        let ready = match action {
+            WeightsAction::Set { .. } => signer.set_weights(&submission),
+            WeightsAction::Commit { salt, .. } => {
+                let reveal = WeightsReveal {
+                    weights: submission,
+                    salt: salt.clone(),
+                };
+                let hotkey = signer.signer().unwrap_or_default();
+                signer.commit_weights(&orchestra_chain::commit_for(&hotkey, &reveal, true))
+            }
+            WeightsAction::Reveal { salt, .. } => signer.reveal_weights(&WeightsReveal {
+                weights: submission,
+                salt: salt.clone(),
+            }),
+        };
+        ready.into_inner()
     }
 
     /// A validator's view of the chain for signing as `uid`.

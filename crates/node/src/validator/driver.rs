@@ -26,7 +26,7 @@ use orchestra_ledger::ProbeResult;
 use orchestra_ledger::server::AppState;
 use orchestra_mechanism::weights::WeightLimits;
 use orchestra_protocol::btauth::{AuthHeaders, Verifier};
-use orchestra_protocol::messages::{Objective, Response, SubCallFailure};
+use orchestra_protocol::messages::{Challenge, Objective, Response, SubCallFailure};
 use orchestra_protocol::ss58;
 use orchestra_protocol::{Body, Hotkey};
 use orchestra_validator::{
@@ -99,6 +99,68 @@ pub enum Event {
     },
 }
 
+/// Sends challenges to miners: `POST /orchestrate` over btauth/1-signed HTTP in production
+/// ([`HttpMiners`]); the driver's equivalence test answers in process.
+pub trait MinerCalls: Send + Sync + 'static {
+    /// Send `challenge` to the miner with hotkey `hotkey` at `url`; its verified, parsed answer
+    /// and when it arrived (ms), or why there is none.
+    fn challenge(
+        &self,
+        url: &str,
+        hotkey: &str,
+        challenge: Arc<Challenge>,
+        timeout: Duration,
+    ) -> impl std::future::Future<Output = Result<(Response, u64), String>> + Send;
+}
+
+/// [`MinerCalls`] over HTTP: the challenge signed for the miner, the answer checked to be
+/// signed by it for this validator.
+#[derive(Clone)]
+pub struct HttpMiners {
+    http: reqwest::Client,
+    hotkey: Arc<Hotkey>,
+    verifier: Arc<Verifier>,
+}
+
+impl HttpMiners {
+    /// Calls signed by `hotkey`.
+    pub fn new(hotkey: Arc<Hotkey>) -> Result<Self, String> {
+        let http = reqwest::Client::builder()
+            .pool_idle_timeout(Duration::from_secs(30))
+            .build()
+            .map_err(|e| format!("HTTP client: {e}"))?;
+        Ok(HttpMiners {
+            verifier: Arc::new(Verifier::new(hotkey.ss58())),
+            http,
+            hotkey,
+        })
+    }
+}
+
+impl MinerCalls for HttpMiners {
+    async fn challenge(
+        &self,
+        url: &str,
+        hotkey: &str,
+        challenge: Arc<Challenge>,
+        timeout: Duration,
+    ) -> Result<(Response, u64), String> {
+        let body = serde_json::to_vec(&*challenge).map_err(|e| e.to_string())?;
+        let url = format!("{}/orchestrate", url.trim_end_matches('/'));
+        let r = post_challenge(
+            &self.http,
+            &self.hotkey,
+            &self.verifier,
+            &url,
+            hotkey,
+            body,
+            timeout,
+        )
+        .await?;
+        Ok((r, now_ms()))
+    }
+}
+
 /// A user waiting for an answer.
 struct Waiting {
     reply: oneshot::Sender<Result<OrganicAnswer, OrganicError>>,
@@ -107,11 +169,11 @@ struct Waiting {
 }
 
 /// The core and everything the loop owns.
-pub struct Driver<C: Chain, S: SubnetCalls> {
+pub struct Driver<C: Chain, S: SubnetCalls, M: MinerCalls = HttpMiners> {
     pub(super) settings: Settings,
     pub(super) chain: Arc<C>,
     pub(super) subnets: Arc<S>,
-    pub(super) http: reqwest::Client,
+    pub(super) miners: Arc<M>,
     pub(super) hotkey: Arc<Hotkey>,
     pub(super) ledger: Arc<AppState>,
     pub(super) store: StateStore,
@@ -123,7 +185,6 @@ pub struct Driver<C: Chain, S: SubnetCalls> {
     pub(super) rng: ChaCha8Rng,
     pub(super) tx: mpsc::Sender<Event>,
     pub(super) rx: mpsc::Receiver<Event>,
-    response_verifier: Arc<Verifier>,
     /// Miner URLs by uid, from the metagraph's axons and `--miner` overrides.
     urls: BTreeMap<u16, String>,
     /// When each challenge in flight was sent.
@@ -145,13 +206,14 @@ fn ss58_of(account: &[u8; 32]) -> String {
     ss58::encode(account, ss58::BITTENSOR_PREFIX)
 }
 
-impl<C: Chain + Send + Sync + 'static, S: SubnetCalls> Driver<C, S> {
+impl<C: Chain + Send + Sync + 'static, S: SubnetCalls, M: MinerCalls> Driver<C, S, M> {
     /// Assemble a driver around `core` (built and restored by [`super::serve`]).
     #[allow(clippy::too_many_arguments)]
     pub(super) fn new(
         settings: Settings,
         chain: Arc<C>,
         subnets: Arc<S>,
+        miners: Arc<M>,
         hotkey: Arc<Hotkey>,
         ledger: Arc<AppState>,
         store: StateStore,
@@ -161,17 +223,12 @@ impl<C: Chain + Send + Sync + 'static, S: SubnetCalls> Driver<C, S> {
         core: Validator,
         rng: ChaCha8Rng,
         channel: (mpsc::Sender<Event>, mpsc::Receiver<Event>),
-    ) -> Result<Self, super::ValidatorError> {
-        let response_verifier = Arc::new(Verifier::new(hotkey.ss58()));
-        let http = reqwest::Client::builder()
-            .pool_idle_timeout(Duration::from_secs(30))
-            .build()
-            .map_err(|e| super::ValidatorError::Setup(format!("HTTP client: {e}")))?;
-        Ok(Driver {
+    ) -> Self {
+        Driver {
             settings,
             chain,
             subnets,
-            http,
+            miners,
             hotkey,
             ledger,
             store,
@@ -182,7 +239,6 @@ impl<C: Chain + Send + Sync + 'static, S: SubnetCalls> Driver<C, S> {
             rng,
             tx: channel.0,
             rx: channel.1,
-            response_verifier,
             urls: BTreeMap::new(),
             sent: BTreeMap::new(),
             waiting: BTreeMap::new(),
@@ -193,7 +249,7 @@ impl<C: Chain + Send + Sync + 'static, S: SubnetCalls> Driver<C, S> {
             tempo: 0,
             version_key: 0,
             unsaved: false,
-        })
+        }
     }
 
     /// Run until `shutdown` resolves; the core's state is saved on the way out.
@@ -581,37 +637,27 @@ impl<C: Chain + Send + Sync + 'static, S: SubnetCalls> Driver<C, S> {
             );
             return;
         };
-        let url = format!("{}/orchestrate", url.trim_end_matches('/'));
-        let body = match serde_json::to_vec(&*t.challenge) {
-            Ok(b) => b,
-            Err(e) => {
-                tracing::error!(error = %e, "serialising a challenge failed");
-                self.core
-                    .handle_response(t.job, Err(e.to_string()), now_ms(), &mut self.rng);
-                return;
-            }
-        };
-        if t.organic.is_none() {
-            tracing::debug!(uid = t.uid, job = t.job, "challenge sent");
-        }
+        let url = url.clone();
         if let Some(request) = t.organic {
             self.organic_jobs.insert(t.job, request);
         }
         self.sent.insert(t.job, Instant::now());
-        let http = self.http.clone();
-        let hotkey = self.hotkey.clone();
-        let verifier = self.response_verifier.clone();
+        let miners = self.miners.clone();
         let tx = self.tx.clone();
         let timeout = Duration::from_millis(t.timeout_ms);
         tokio::spawn(async move {
-            let result = post_challenge(&http, &hotkey, &verifier, &url, &t.hotkey, body, timeout)
+            let (result, received_at_ms) = match miners
+                .challenge(&url, &t.hotkey, t.challenge, timeout)
                 .await
-                .map(Box::new);
+            {
+                Ok((r, at)) => (Ok(Box::new(r)), at),
+                Err(e) => (Err(e), now_ms()),
+            };
             let _ = tx
                 .send(Event::Response {
                     job: t.job,
                     result,
-                    received_at_ms: now_ms(),
+                    received_at_ms,
                 })
                 .await;
         });
@@ -879,6 +925,30 @@ impl<C: Chain + Send + Sync + 'static, S: SubnetCalls> Driver<C, S> {
             s.in_flight = self.core.in_flight();
         }
         self.metrics.tree_size.set(size as i64);
+    }
+}
+
+#[cfg(test)]
+impl<C: Chain + Send + Sync + 'static, S: SubnetCalls, M: MinerCalls> Driver<C, S, M> {
+    /// One tick of the loop: read the block, feed the core, hand out its work.
+    pub(super) async fn step_block(&mut self) {
+        self.on_tick().await;
+        self.pump();
+    }
+
+    /// Process IO results until nothing is in flight and the loop has been quiet for a while.
+    pub(super) async fn settle(&mut self) {
+        let give_up = Instant::now() + Duration::from_secs(60);
+        loop {
+            match tokio::time::timeout(Duration::from_millis(200), self.rx.recv()).await {
+                Ok(Some(ev)) => {
+                    self.on_event(ev);
+                    self.pump();
+                }
+                _ if self.core.in_flight() == 0 => return,
+                _ => assert!(Instant::now() < give_up, "IO did not settle in 60 s"),
+            }
+        }
     }
 }
 

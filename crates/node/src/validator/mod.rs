@@ -18,6 +18,8 @@
 //!   through `tracing`.
 
 pub mod driver;
+#[cfg(test)]
+mod equivalence;
 pub mod metrics;
 pub mod store;
 
@@ -755,11 +757,14 @@ pub async fn serve<C: Chain + Send + Sync + 'static>(
     .map_err(|e| ValidatorError::Invalid(e.to_string()))?;
     let client = SubnetClient::new(reqwest::Client::new(), Some(Arc::new(hotkey.clone())));
     let subnets = Arc::new(HttpSubnets::new(client, directory, view.clone()));
+    let hotkey = Arc::new(hotkey);
+    let miners = Arc::new(driver::HttpMiners::new(hotkey.clone()).map_err(ValidatorError::Setup)?);
     let driver = driver::Driver::new(
         settings,
         chain,
         subnets,
-        Arc::new(hotkey),
+        miners,
+        hotkey,
         ledger.clone(),
         store,
         vm,
@@ -768,7 +773,7 @@ pub async fn serve<C: Chain + Send + Sync + 'static>(
         core,
         rng,
         (tx, rx),
-    )?;
+    );
 
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
     let flusher = {

@@ -19,9 +19,9 @@ use crate::simchain::{NETUID, Payout, REVEAL_PERIOD_EPOCHS, SimChain};
 use crate::world::World;
 use events::{Action, Scheduled, schedule, subnet_event_name, truth_change};
 use orchestra_adversaries::{GroupState, ValidatorBuildError};
-use orchestra_chain::{Chain, WeightsReveal, WeightsSubmission, resolve_ready};
+use orchestra_chain::{Chain, resolve_ready};
 use orchestra_ledger::{Ledger, VerifyParams};
-use orchestra_mechanism::combine::{MechanismWeights, emission_split_u16};
+use orchestra_mechanism::combine::emission_split_u16;
 use orchestra_mechanism::params::CombinationMode;
 use orchestra_mechanism::templates::ObjectiveTemplate;
 use orchestra_mechanism::weights::WeightLimits;
@@ -1018,14 +1018,6 @@ impl<'a> Engine<'a> {
                     va.core.handle_weights_result(id, false);
                     continue;
                 }
-                let signer = self.chain.as_signer(va.uid);
-                let submission = |w: &MechanismWeights| WeightsSubmission {
-                    netuid: NETUID,
-                    mecid: w.mechanism,
-                    uids: w.uids.clone(),
-                    values: w.values.clone(),
-                    version_key: 0,
-                };
                 if let WeightsAction::Set { weights, .. } | WeightsAction::Commit { weights, .. } =
                     &action
                 {
@@ -1035,32 +1027,11 @@ impl<'a> Engine<'a> {
                         self.log.update(&x.to_le_bytes());
                     }
                 }
-                let result = match &action {
-                    WeightsAction::Set { weights, .. } => {
-                        resolve_ready(signer.set_weights(&submission(weights)))
-                    }
-                    WeightsAction::Commit { weights, salt, .. } => {
-                        let reveal = WeightsReveal {
-                            weights: submission(weights),
-                            salt: salt.clone(),
-                        };
-                        let hotkey = signer.signer().unwrap_or_default();
-                        let commit = orchestra_chain::commit_for(&hotkey, &reveal, true);
-                        resolve_ready(signer.commit_weights(&commit))
-                    }
-                    WeightsAction::Reveal { weights, salt, .. } => {
-                        resolve_ready(signer.reveal_weights(&WeightsReveal {
-                            weights: submission(weights),
-                            salt: salt.clone(),
-                        }))
-                    }
-                };
-                match result {
-                    Some(Ok(_)) => va.core.handle_weights_result(id, true),
+                match self.chain.submit_weights(va.uid, &action) {
+                    Ok(_) => va.core.handle_weights_result(id, true),
                     // The simulated chain refuses only what the real one would: a core that
                     // submits such an extrinsic is wrong, and the run says so.
-                    Some(Err(e)) => return Err(RunError::Core(format!("weights: {e}"))),
-                    None => va.core.handle_weights_result(id, false),
+                    Err(e) => return Err(RunError::Core(format!("weights: {e}"))),
                 }
             }
         }
