@@ -2,8 +2,7 @@
 //! `kind` and every key some kind takes) and typed once, while the file is deserialised, into an
 //! [`EventSpec`] holding an [`EventKind`]: a `kind` that does not exist, a key the kind does not
 //! take or a key it needs that is missing is refused there, as an [`EventError`] that the loader
-//! places at the event's line. Consumers match on [`EventKind`]; no string names a kind after
-//! this module.
+//! places at the event's line. Consumers match on [`EventKind`], never on the kind's name.
 
 use super::validate::error_at;
 use crate::located::{LocatedError, SourceDoc};
