@@ -108,7 +108,8 @@ pub struct SubCall {
     pub request_hash: Hash32,
     /// 1 for the first attempt of this step, then 2, 3, … across retries and fallbacks.
     pub attempt: u32,
-    /// When it was issued (the `now_ms` given to `poll_subcall`).
+    /// When it was issued: the `now_ms` given to `poll_subcall` (or a later time already seen,
+    /// see the module docs).
     pub started_at_ms: u64,
     /// After this the call counts as timed out.
     pub timeout_at_ms: u64,
