@@ -11,11 +11,11 @@
 mod support;
 
 use orchestra_mechanism::MechanismParams;
-use orchestra_miner::SubCallFailure;
+
 use orchestra_protocol::hash::Hash32;
 use orchestra_protocol::keys::Hotkey;
 use orchestra_protocol::messages::{
-    Challenge, Objective, Plan, PlanStep, Receipt, Response, receipt_message,
+    Challenge, Objective, Plan, PlanStep, Receipt, Response, SubCallFailure, receipt_message,
 };
 use orchestra_protocol::proof::ProofBuilder;
 use orchestra_validator::{Auditor, AuditorConfig, LedgerView, StepVerdict};
