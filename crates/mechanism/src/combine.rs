@@ -9,6 +9,17 @@
 //!   one to pay, and weights cannot express burning).
 //! - `mechanisms`: two vectors, `O` for mechanism 0 and `L` for mechanism 1, with the emission split
 //!   `[s, 1−s]` (see [`emission_split_u16`]); each mechanism runs its own Yuma.
+//!
+//! # Invariants
+//!
+//! Checked with `debug_assert!` (every debug build and test; free in release):
+//! - `normalized`: every part is non-negative, the orchestration parts sum to `s` and the Ledger
+//!   parts to `1 − s` — or to 0 when that side has nothing to pay — so the weights sum to 1, to
+//!   `s` or `1 − s` (one side empty), or to 0 (nothing to pay);
+//! - the u16 split sums to 65535;
+//! - quantised vectors have strictly ascending uids, no zero value and the largest exactly 65535
+//!   (so each is a whole, max-upscaled distribution), or are left out when there is nothing to
+//!   set.
 
 use std::collections::BTreeMap;
 
@@ -51,17 +62,33 @@ pub fn normalized_parts(scores: &BTreeMap<u16, (f64, f64)>, s: f64) -> BTreeMap<
     let s = crate::orchestration::clamp01(s);
     let sum_o: f64 = scores.values().map(|&(o, _)| clamp_finite(o)).sum();
     let sum_l: f64 = scores.values().map(|&(_, l)| clamp_finite(l)).sum();
+    let pays = |sum: f64| sum > 0.0 && sum.is_finite();
     let part = |x: f64, sum: f64, share: f64| {
-        if sum > 0.0 && sum.is_finite() {
+        if pays(sum) {
             share * clamp_finite(x) / sum
         } else {
             0.0
         }
     };
-    scores
+    let parts: BTreeMap<u16, (f64, f64)> = scores
         .iter()
         .map(|(&u, &(o, l))| (u, (part(o, sum_o, s), part(l, sum_l, 1.0 - s))))
-        .collect()
+        .collect();
+    if cfg!(debug_assertions) {
+        let total_o: f64 = parts.values().map(|p| p.0).sum();
+        let total_l: f64 = parts.values().map(|p| p.1).sum();
+        let close = |x: f64, want: f64| (x - want).abs() <= 1e-9;
+        debug_assert!(
+            parts.values().all(|&(o, l)| o >= 0.0 && l >= 0.0),
+            "a negative weight part"
+        );
+        debug_assert!(
+            close(total_o, if pays(sum_o) { s } else { 0.0 })
+                && close(total_l, if pays(sum_l) { 1.0 - s } else { 0.0 }),
+            "parts sum to {total_o} + {total_l} for s = {s}"
+        );
+    }
+    parts
 }
 
 /// Combines `(O_i, L_i)` per miner according to `params.combination`.
@@ -97,7 +124,9 @@ pub fn combine(scores: &BTreeMap<u16, (f64, f64)>, params: &MechanismParams) -> 
 /// The `[s, 1 − s]` split as subtensor's u16 proportions summing to 65535.
 pub fn emission_split_u16(s: f64) -> [u16; 2] {
     let first = (crate::orchestration::clamp01(s) * f64::from(u16::MAX)).round_ties_even() as u16;
-    [first, u16::MAX - first]
+    let split = [first, u16::MAX - first];
+    debug_assert_eq!(u32::from(split[0]) + u32::from(split[1]), 65_535);
+    split
 }
 
 impl CombinedWeights {
@@ -115,11 +144,20 @@ impl CombinedWeights {
         let mut out = Vec::new();
         for (mechanism, w) in vectors {
             match weights_for_chain(w, limits) {
-                Ok((uids, values)) => out.push(MechanismWeights {
-                    mechanism,
-                    uids,
-                    values,
-                }),
+                Ok((uids, values)) => {
+                    debug_assert!(
+                        uids.len() == values.len()
+                            && uids.windows(2).all(|p| p[0] < p[1])
+                            && values.iter().all(|&v| v > 0)
+                            && values.iter().max() == Some(&u16::MAX),
+                        "mechanism {mechanism}: not a max-upscaled vector: {uids:?} {values:?}"
+                    );
+                    out.push(MechanismWeights {
+                        mechanism,
+                        uids,
+                        values,
+                    })
+                }
                 Err(WeightsError::AllZero) => {}
                 Err(e) => return Err(e),
             }

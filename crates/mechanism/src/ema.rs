@@ -9,13 +9,19 @@
 //! - A **fabrication strike** (failed audit, §3) records an all-zero orchestration observation for
 //!   the challenge and then multiplies every orchestration term EMA by `strike_penalty`, which
 //!   multiplies the orchestration score `O` by `strike_penalty` because `O` is linear in the terms.
+//!
+//! # Invariants
+//!
+//! Checked with `debug_assert!` after every change to a miner (every debug build and test; free
+//! in release): every term EMA is in `[0, 1]`, each observation counts once, and a strike never
+//! raises an EMA.
 
 use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
 use crate::ledger::LedgerTerms;
-use crate::orchestration::{OrchestrationTerms, clamp01};
+use crate::orchestration::{OrchestrationTerms, clamp01, unit};
 use crate::params::MechanismParams;
 
 /// One miner's term EMAs and observation counts.
@@ -42,6 +48,16 @@ impl MinerEma {
     /// The miner's Ledger score `L` from its EMAs.
     pub fn ledger_score(&self, params: &MechanismParams) -> f64 {
         self.ledger.score(params)
+    }
+
+    /// Every term EMA in `[0, 1]` (debug builds).
+    fn debug_check(&self) {
+        for t in self.orchestration.as_array() {
+            unit("orchestration EMA", t);
+        }
+        for t in self.ledger.as_array() {
+            unit("Ledger EMA", t);
+        }
     }
 }
 
@@ -75,6 +91,7 @@ impl EmaBook {
             alpha,
         ));
         m.orchestration_observations += 1;
+        m.debug_check();
     }
 
     /// Folds one tempo's Ledger terms into `uid`'s EMAs.
@@ -82,6 +99,7 @@ impl EmaBook {
         let m = self.miners.entry(uid).or_default();
         m.ledger = LedgerTerms::from_array(ema_step(m.ledger.as_array(), terms.as_array(), alpha));
         m.ledger_observations += 1;
+        m.debug_check();
     }
 
     /// A failed audit: observes an all-zero challenge, then multiplies the orchestration EMAs by
@@ -90,9 +108,19 @@ impl EmaBook {
         self.observe_orchestration(uid, &OrchestrationTerms::ZERO, params.ema_alpha);
         let m = self.miners.entry(uid).or_default();
         let penalty = clamp01(params.strike_penalty);
+        let before = m.orchestration;
         m.orchestration =
             OrchestrationTerms::from_array(m.orchestration.as_array().map(|t| t * penalty));
         m.strikes += 1;
+        m.debug_check();
+        debug_assert!(
+            m.orchestration
+                .as_array()
+                .iter()
+                .zip(before.as_array())
+                .all(|(after, before)| *after <= before),
+            "a strike raised an EMA"
+        );
     }
 
     /// A slashed Ledger proposal: multiplies the orchestration EMAs by
@@ -100,8 +128,18 @@ impl EmaBook {
     pub fn proposal_strike(&mut self, uid: u16, params: &MechanismParams) {
         let m = self.miners.entry(uid).or_default();
         let penalty = clamp01(params.proposal_strike_penalty);
+        let before = m.orchestration;
         m.orchestration =
             OrchestrationTerms::from_array(m.orchestration.as_array().map(|t| t * penalty));
+        m.debug_check();
+        debug_assert!(
+            m.orchestration
+                .as_array()
+                .iter()
+                .zip(before.as_array())
+                .all(|(after, before)| *after <= before),
+            "a strike raised an EMA"
+        );
     }
 
     /// Forgets a miner (deregistered, or its uid was recycled).

@@ -3,12 +3,20 @@
 //! The pure term functions ([`update_accuracy`], [`discovery_credits`], [`normalize_discovery`],
 //! [`freshness`], [`coverage`]) take counts and verdicts; [`LedgerWindow`] keeps the last `W` tempos
 //! of verdicts and routed-step counts and computes every miner's [`LedgerTerms`] from them.
+//!
+//! # Invariants
+//!
+//! Checked with `debug_assert!` (every debug build and test; free in release): every term is in
+//! `[0, 1]` (checked on the value computed, before any final clamp, wherever the arithmetic
+//! guarantees it); demand shares are non-negative and sum to 1, or are all 0 when nothing was
+//! routed; [`LedgerTerms::score`] lies in `[0, Σ effective weights]`, i.e. `[0, 1 − s]` for
+//! non-negative term weights.
 
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
 
 use serde::{Deserialize, Serialize};
 
-use crate::orchestration::{clamp_finite, clamp01};
+use crate::orchestration::{clamp_finite, clamp01, debug_assert_score_within, unit};
 use crate::params::MechanismParams;
 
 pub use orchestra_protocol::ledger::ProposalKind;
@@ -89,14 +97,16 @@ impl LedgerTerms {
     /// The weighted Ledger score `L = Σ effective_w(t) · term(t)`, in `[0, 1 − s]`.
     pub fn score(&self, params: &MechanismParams) -> f64 {
         let w = params.effective_ledger_weights();
-        clamp_finite(
+        let score = clamp_finite(
             self.sanitized()
                 .as_array()
                 .iter()
                 .zip(w)
                 .map(|(t, w)| t * w)
                 .sum(),
-        )
+        );
+        debug_assert_score_within(score, &w);
+        score
     }
 }
 
@@ -106,7 +116,10 @@ pub fn update_accuracy(accepted: u64, rejected: u64) -> f64 {
     if accepted == 0 && rejected == 0 {
         return 0.0;
     }
-    (accepted as f64 + 1.0) / (accepted as f64 + rejected as f64 + 2.0)
+    unit(
+        "update_accuracy",
+        (accepted as f64 + 1.0) / (accepted as f64 + rejected as f64 + 2.0),
+    )
 }
 
 /// Net discovery credits of one miner's verdicts: each first proposal earns its kind's unit, each
@@ -161,13 +174,14 @@ pub fn freshness(lags_blocks: &[u64], tau_blocks: f64) -> f64 {
         .iter()
         .map(|&lag| (-(lag as f64) / tau_blocks).exp())
         .sum();
-    clamp01(sum / lags_blocks.len() as f64)
+    // A mean of values in [0, 1] (up to the rounding of the sum, hence the clamp).
+    clamp01(unit("freshness", (sum / lags_blocks.len() as f64).min(1.0)))
 }
 
 /// Demand per subnet: its share of all routed steps in the window.
 pub fn demand_shares(routed_steps: &BTreeMap<u16, u64>) -> BTreeMap<u16, f64> {
     let total: u64 = routed_steps.values().sum();
-    routed_steps
+    let shares: BTreeMap<u16, f64> = routed_steps
         .iter()
         .map(|(&netuid, &n)| {
             (
@@ -179,7 +193,19 @@ pub fn demand_shares(routed_steps: &BTreeMap<u16, u64>) -> BTreeMap<u16, f64> {
                 },
             )
         })
-        .collect()
+        .collect();
+    if cfg!(debug_assertions) {
+        let sum: f64 = shares.values().map(|&d| unit("demand share", d)).sum();
+        debug_assert!(
+            if total == 0 {
+                sum == 0.0
+            } else {
+                (sum - 1.0).abs() <= 1e-9
+            },
+            "demand shares sum to {sum}"
+        );
+    }
+    shares
 }
 
 /// `coverage`: Σ demand of the `covered` subnets ÷ Σ demand (0 if there is no demand).
@@ -193,7 +219,13 @@ pub fn coverage(demand: &BTreeMap<u16, f64>, covered: &BTreeSet<u16>) -> f64 {
         .filter(|(n, _)| covered.contains(n))
         .map(|(_, &d)| clamp_finite(d))
         .sum();
-    clamp01(hit / total)
+    let share = hit / total;
+    if total.is_finite() {
+        // A sum over a subset of the same non-negative terms, in the same order, cannot exceed
+        // the whole sum.
+        unit("coverage", share);
+    }
+    clamp01(share)
 }
 
 /// One tempo of Ledger activity.
@@ -284,6 +316,9 @@ impl LedgerWindow {
                     freshness: freshness(&lags, params.freshness_tau_blocks),
                     coverage: coverage(&demand, &covered),
                 };
+                for t in terms.as_array() {
+                    unit("Ledger term", t);
+                }
                 (m, terms)
             })
             .collect()

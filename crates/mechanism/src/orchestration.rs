@@ -3,6 +3,15 @@
 //! Every term lies in `[0, 1]`; [`OrchestrationTerms::sanitized`] maps NaN to 0 and clamps, so a
 //! malformed input can never push a NaN towards the weights. A response that is missing, later than
 //! the deadline by more than the grace period, or fails btauth/1 scores [`OrchestrationTerms::ZERO`].
+//!
+//! # Invariants
+//!
+//! Checked with `debug_assert!` (every debug build and test; free in release):
+//! - every term function returns a value in `[0, 1]` (never NaN) — checked on the value computed,
+//!   before any final clamp, wherever the arithmetic itself guarantees the range;
+//! - [`OrchestrationTerms::score`] lies in `[0, Σ effective weights]`, which is `[0, s]`
+//!   (`s` = `orchestration_share`) whenever the term weights are non-negative, as
+//!   [`MechanismParams::validate`] requires.
 
 use std::collections::BTreeSet;
 
@@ -82,14 +91,33 @@ impl OrchestrationTerms {
     /// (see [`MechanismParams::effective_orchestration_weights`]).
     pub fn score(&self, params: &MechanismParams) -> f64 {
         let w = params.effective_orchestration_weights();
-        clamp_finite(
+        let score = clamp_finite(
             self.sanitized()
                 .as_array()
                 .iter()
                 .zip(w)
                 .map(|(t, w)| t * w)
                 .sum(),
-        )
+        );
+        debug_assert_score_within(score, &w);
+        score
+    }
+}
+
+/// `x`, checked in debug builds to lie in `[0, 1]` (the range of every term).
+pub(crate) fn unit(term: &str, x: f64) -> f64 {
+    debug_assert!((0.0..=1.0).contains(&x), "{term} = {x}, outside [0, 1]");
+    x
+}
+
+/// A weighted score `Σ w·t` of terms in `[0, 1]` lies in `[0, Σ w]` when no weight is negative.
+pub(crate) fn debug_assert_score_within(score: f64, weights: &[f64]) {
+    if cfg!(debug_assertions) && weights.iter().all(|w| *w >= 0.0) {
+        let max: f64 = weights.iter().sum();
+        debug_assert!(
+            (0.0..=max * (1.0 + 1e-12)).contains(&score),
+            "score {score} outside [0, {max}]"
+        );
     }
 }
 
@@ -112,7 +140,7 @@ pub fn hash_verified(verified: bool) -> f64 {
 /// so any error then gives 0.
 pub fn schema_valid_from_counts(errors: usize, leaf_fields: usize) -> f64 {
     let leaves = leaf_fields.max(1) as f64;
-    1.0 - (errors as f64 / leaves).min(1.0)
+    unit("schema_valid", 1.0 - (errors as f64 / leaves).min(1.0))
 }
 
 /// Number of JSON Schema (2020-12) validation errors of `data` against `schema`.
@@ -144,7 +172,7 @@ pub fn completeness(schema: &Value, data: &Value) -> f64 {
         .iter()
         .filter(|p| crate::schema::path_satisfied(data, p))
         .count();
-    present as f64 / paths.len() as f64
+    unit("completeness", present as f64 / paths.len() as f64)
 }
 
 /// F1 score of two capability sets: `2·|U∩R| / (|U| + |R|)`; 1 if both are empty.
@@ -153,7 +181,10 @@ pub fn f1<T: Ord>(used: &BTreeSet<T>, reference: &BTreeSet<T>) -> f64 {
     if denom == 0 {
         return 1.0;
     }
-    2.0 * used.intersection(reference).count() as f64 / denom as f64
+    unit(
+        "f1",
+        2.0 * used.intersection(reference).count() as f64 / denom as f64,
+    )
 }
 
 /// `routing = F1(used, reference) × min(1, ref_cost / cost)^γ`.
@@ -177,7 +208,11 @@ pub fn routing<T: Ord>(
     } else {
         0.0
     };
-    clamp01(f1(used, reference) * cost_factor.powf(gamma))
+    // F1 and the cost factor are in [0, 1] and γ ≥ 0, so the product is too.
+    clamp01(unit(
+        "routing",
+        f1(used, reference) * cost_factor.powf(gamma),
+    ))
 }
 
 /// `latency`: 1 if `total_ms ≤ deadline_ms`; after that 0 in [`LatencyMode::Step`], or
@@ -192,7 +227,7 @@ pub fn latency(total_ms: u64, deadline_ms: u64, mode: LatencyMode) -> f64 {
         LatencyMode::LinearDecay if deadline_ms == 0 => 0.0,
         LatencyMode::LinearDecay => {
             let over = (total_ms - deadline_ms) as f64;
-            clamp01(1.0 - over / deadline_ms as f64)
+            unit("latency", clamp01(1.0 - over / deadline_ms as f64))
         }
     }
 }
@@ -239,6 +274,7 @@ pub fn fidelity<'a>(data: &Value, sub_responses: impl IntoIterator<Item = &'a Va
             traceable += 1;
         }
     });
+    debug_assert!(traceable <= total);
     fidelity_from_counts(traceable, total)
 }
 

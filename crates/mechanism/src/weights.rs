@@ -17,6 +17,12 @@
 //! and non-negative, which can turn a negative input into a valid vector; [`conform`] rejects such
 //! input up front. [`sanitize_scores`] + [`weights_for_chain`] is the NaN-proof entry point the
 //! validator uses.
+//!
+//! # Invariants
+//!
+//! Checked with `debug_assert!` (every debug build and test; free in release): [`l1_normalize`]
+//! sums to 1 up to rounding, or is all 0 when nothing is positive; the vectors
+//! [`crate::combine::CombinedWeights::quantize`] returns are max-upscaled (see there).
 
 use std::collections::BTreeMap;
 
@@ -217,19 +223,23 @@ pub fn sanitize_scores(scores: &BTreeMap<u16, f64>) -> BTreeMap<u16, f64> {
 pub fn l1_normalize(scores: &BTreeMap<u16, f64>) -> BTreeMap<u16, f64> {
     let clean = sanitize_scores(scores);
     let total = py_sum(clean.values().copied());
-    clean
+    let pays = total > 0.0 && total.is_finite();
+    let normalized: BTreeMap<u16, f64> = clean
         .into_iter()
-        .map(|(u, w)| {
-            (
-                u,
-                if total > 0.0 && total.is_finite() {
-                    w / total
-                } else {
-                    0.0
-                },
-            )
-        })
-        .collect()
+        .map(|(u, w)| (u, if pays { w / total } else { 0.0 }))
+        .collect();
+    if cfg!(debug_assertions) {
+        let sum = py_sum(normalized.values().copied());
+        debug_assert!(
+            if pays {
+                (sum - 1.0).abs() <= 1e-9
+            } else {
+                sum == 0.0
+            },
+            "L1-normalised weights sum to {sum}"
+        );
+    }
+    normalized
 }
 
 /// Scores per uid → the `(uids, values)` to send: sanitise, L1-normalise, drop non-positive

@@ -1,7 +1,7 @@
 //! [`Execution`]: the sans-IO state machine that runs one routed plan.
 //!
 //! ```text
-//! let mut exec = Execution::new(&challenge, miner_ss58, routed_plan, config, now_ms)?;
+//! let mut exec = Execution::new(&challenge, miner_ss58, routed_plan, config)?;
 //! loop {
 //!     while let Some(call) = exec.poll_subcall(now_ms) { driver.send(call) }
 //!     // … a result arrives, or the time poll_timeout() asked for comes …
@@ -16,8 +16,33 @@
 //! ranked route, as long as the call can still finish before the challenge's deadline (less a
 //! margin). Every successful call goes into the hash-locked proof the moment it completes, so the
 //! proof is in completion order, which is what check 3 (dependencies finish before dependents
-//! start) needs. Failed calls are not committed. The response's plan lists only the steps that
-//! succeeded, with dependencies on failed steps rewired to their own dependencies.
+//! start) needs. Failed calls are not committed, nor is a reply the proof could not commit
+//! exactly (a cost above 2^53 − 1 rao, which canonical JSON cannot print exactly): it counts as
+//! rejected. The response's plan lists only the steps that succeeded, with dependencies on failed
+//! steps rewired to their own dependencies.
+//!
+//! Time only moves forward: a `now_ms` earlier than one already seen (a wall clock stepped back)
+//! is taken as the latest time seen, so a dependent never starts before its dependencies
+//! finished in the proof.
+//!
+//! # Invariants
+//!
+//! Checked with `debug_assert!` after every input (so in every debug build and test, free in
+//! release), and exercised by `tests/subcall_outcomes.rs` with arbitrary outcome sequences:
+//!
+//! - Each step moves only along `Waiting → Ready | Failed`, `Ready → InFlight | Failed`,
+//!   `InFlight → Done | Ready (retry) | Failed`; `Done` and `Failed` are final, so a step
+//!   completes at most once. Roots start `Ready`, the others `Waiting`.
+//! - A step is `InFlight` exactly when one call for it is in flight, on its current route; no
+//!   call is in flight once every step has settled.
+//! - Every call issued ends exactly once: `observations + in flight = calls issued`. Results for
+//!   calls not in flight (unknown, duplicate, already timed out) change nothing.
+//! - A step is issued only when all its dependencies have settled and one of them succeeded, and
+//!   never before a succeeded dependency finished; a `Waiting` step has an unsettled dependency.
+//! - `Done(p)` steps and pipeline entries correspond one to one (entry `p` is that step's call),
+//!   so in the pipeline every dependency comes before, and finished before, its dependents.
+//! - No more than `max_attempts_per_route` attempts on one route.
+//! - [`finish`](Execution::finish) leaves no step unsettled and no call in flight.
 
 use crate::assemble;
 use crate::planner::RoutedPlan;
@@ -83,7 +108,8 @@ pub struct SubCall {
     pub request_hash: Hash32,
     /// 1 for the first attempt of this step, then 2, 3, … across retries and fallbacks.
     pub attempt: u32,
-    /// When it was issued (the `now_ms` given to `poll_subcall`).
+    /// When it was issued: the `now_ms` given to `poll_subcall` (or a later time already seen,
+    /// see the module docs).
     pub started_at_ms: u64,
     /// After this the call counts as timed out.
     pub timeout_at_ms: u64,
@@ -193,6 +219,17 @@ impl Status {
     fn settled(self) -> bool {
         matches!(self, Status::Done(_) | Status::Failed)
     }
+
+    /// The transition table of the module docs' "Invariants".
+    fn may_become(self, to: Status) -> bool {
+        use Status::*;
+        matches!(
+            (self, to),
+            (Waiting, Ready | Failed)
+                | (Ready, InFlight | Failed)
+                | (InFlight, Done(_) | Ready | Failed)
+        )
+    }
 }
 
 #[derive(Debug, Clone)]
@@ -231,6 +268,8 @@ pub struct Execution {
     next_call_id: u64,
     spent_rao: u64,
     finish_by_ms: u64,
+    /// The latest `now_ms` seen: time as the execution uses it never goes back.
+    clock_ms: u64,
     config: ExecutionConfig,
 }
 
@@ -285,7 +324,7 @@ impl Execution {
             .saturating_sub(config.finish_margin_ms)
             .max(challenge.issued_at_ms);
         let proof = ProofBuilder::new(challenge, miner);
-        Ok(Execution {
+        let exec = Execution {
             lock: proof.lock0(),
             proof,
             challenge: challenge.clone(),
@@ -299,8 +338,29 @@ impl Execution {
             next_call_id: 0,
             spent_rao: 0,
             finish_by_ms,
+            clock_ms: 0,
             config,
-        })
+        };
+        exec.debug_check();
+        Ok(exec)
+    }
+
+    /// Time as the execution uses it: `now_ms`, or the latest time already seen if that is later
+    /// (see the module docs).
+    fn tick(&mut self, now_ms: u64) -> u64 {
+        self.clock_ms = self.clock_ms.max(now_ms);
+        self.clock_ms
+    }
+
+    /// Move step `i` to `to`, along the transition table only.
+    fn set_status(&mut self, i: usize, to: Status) {
+        let from = self.steps[i].status;
+        debug_assert!(
+            from.may_become(to),
+            "step {:?}: illegal transition {from:?} -> {to:?}",
+            self.plan.steps[i].id
+        );
+        self.steps[i].status = to;
     }
 
     /// The challenge being answered.
@@ -348,6 +408,13 @@ impl Execution {
     /// The next sub-call to send, issued at `now_ms`; `None` when nothing is ready. Call it
     /// repeatedly until `None` after every event.
     pub fn poll_subcall(&mut self, now_ms: u64) -> Option<SubCall> {
+        let now_ms = self.tick(now_ms);
+        let call = self.next_subcall(now_ms);
+        self.debug_check();
+        call
+    }
+
+    fn next_subcall(&mut self, now_ms: u64) -> Option<SubCall> {
         if now_ms >= self.finish_by_ms {
             self.expire_all(now_ms);
             return None;
@@ -394,8 +461,12 @@ impl Execution {
         let timeout_at_ms = now_ms
             .saturating_add(budget_ms.max(self.config.min_call_timeout_ms))
             .min(self.finish_by_ms);
+        if cfg!(debug_assertions) {
+            self.debug_check_issuable(i, now_ms);
+        }
+        self.set_status(i, Status::InFlight);
+        let route = &self.routes[i][route_idx];
         let step = &mut self.steps[i];
-        step.status = Status::InFlight;
         step.attempts += 1;
         step.attempts_on_route += 1;
         let call = SubCall {
@@ -411,7 +482,7 @@ impl Execution {
             timeout_at_ms,
             deterministic: route.deterministic,
         };
-        self.in_flight.insert(
+        let earlier = self.in_flight.insert(
             call_id,
             InFlight {
                 step: i,
@@ -422,6 +493,7 @@ impl Execution {
                 timeout_at_ms,
             },
         );
+        debug_assert!(earlier.is_none(), "call id {call_id} issued twice");
         Some(call)
     }
 
@@ -474,9 +546,16 @@ impl Execution {
     /// Report the outcome of call `call_id`, arriving at `now_ms`. Unknown or already timed-out
     /// calls are ignored (a late answer is not used: its step has moved on).
     pub fn on_subcall_result(&mut self, call_id: u64, outcome: SubCallOutcome, now_ms: u64) {
+        let now_ms = self.tick(now_ms);
+        self.settle_call(call_id, outcome, now_ms);
+        self.debug_check();
+    }
+
+    fn settle_call(&mut self, call_id: u64, outcome: SubCallOutcome, now_ms: u64) {
         let Some(f) = self.in_flight.remove(&call_id) else {
             return;
         };
+        debug_assert_eq!(self.steps[f.step].status, Status::InFlight);
         let route = &self.routes[f.step][f.route];
         let latency_ms = now_ms.saturating_sub(f.started_at_ms);
         let mut obs = Observation {
@@ -511,12 +590,18 @@ impl Execution {
                     cost_rao: cost,
                     receipt: reply.receipt,
                 };
-                match self.proof.push_step(step) {
-                    Ok(_) => {
-                        self.spent_rao = self.spent_rao.saturating_add(cost);
-                        Some(self.proof.steps().len() - 1)
+                // A number the proof cannot commit exactly (only `cost_rao` comes from the
+                // subnet) would make the whole proof fail check 2: the reply is unusable.
+                if !step.integers_are_exact() {
+                    None
+                } else {
+                    match self.proof.push_step(step) {
+                        Ok(_) => {
+                            self.spent_rao = self.spent_rao.saturating_add(cost);
+                            Some(self.proof.steps().len() - 1)
+                        }
+                        Err(_) => None,
                     }
-                    Err(_) => None,
                 }
             }
             Err(_) => None,
@@ -526,7 +611,7 @@ impl Execution {
                 obs.ok = true;
                 obs.pipeline_index = Some(p);
                 self.observations.push(obs);
-                self.steps[f.step].status = Status::Done(p);
+                self.set_status(f.step, Status::Done(p));
                 self.settle_dependents(f.step);
             }
             None => {
@@ -549,19 +634,21 @@ impl Execution {
     /// Time has reached `now_ms`: calls past their timeout fail (and may be retried), and at
     /// the finish-by time everything still open fails.
     pub fn handle_timeout(&mut self, now_ms: u64) {
+        let now_ms = self.tick(now_ms);
         if now_ms >= self.finish_by_ms {
             self.expire_all(now_ms);
-            return;
+        } else {
+            let expired: Vec<u64> = self
+                .in_flight
+                .iter()
+                .filter(|(_, f)| f.timeout_at_ms <= now_ms)
+                .map(|(&id, _)| id)
+                .collect();
+            for id in expired {
+                self.settle_call(id, Err(SubCallFailure::Timeout), now_ms);
+            }
         }
-        let expired: Vec<u64> = self
-            .in_flight
-            .iter()
-            .filter(|(_, f)| f.timeout_at_ms <= now_ms)
-            .map(|(&id, _)| id)
-            .collect();
-        for id in expired {
-            self.on_subcall_result(id, Err(SubCallFailure::Timeout), now_ms);
-        }
+        self.debug_check();
     }
 
     fn expire_all(&mut self, now_ms: u64) {
@@ -585,7 +672,7 @@ impl Execution {
         }
         for i in 0..self.steps.len() {
             if !self.steps[i].status.settled() {
-                self.steps[i].status = Status::Failed;
+                self.set_status(i, Status::Failed);
             }
         }
     }
@@ -601,14 +688,14 @@ impl Execution {
             .get(step.route)
             .is_some_and(|r| now_ms.saturating_add(r.p50_latency_ms) < self.finish_by_ms);
         if fits {
-            step.status = Status::Ready;
+            self.set_status(i, Status::Ready);
         } else {
             self.fail_step(i);
         }
     }
 
     fn fail_step(&mut self, i: usize) {
-        self.steps[i].status = Status::Failed;
+        self.set_status(i, Status::Failed);
         self.settle_dependents(i);
     }
 
@@ -629,9 +716,9 @@ impl Execution {
                     .iter()
                     .any(|&x| matches!(self.steps[x].status, Status::Done(_)))
                 {
-                    self.steps[d].status = Status::Ready;
+                    self.set_status(d, Status::Ready);
                 } else {
-                    self.steps[d].status = Status::Failed;
+                    self.set_status(d, Status::Failed);
                     stack.push(d);
                 }
             }
@@ -640,10 +727,16 @@ impl Execution {
 
     /// Assemble the data, seal the proof and hand everything back. Steps still open fail.
     pub fn finish(mut self, now_ms: u64) -> Result<ExecutionOutput, ExecutionError> {
+        let now_ms = self.tick(now_ms);
         if !self.is_finished() {
             self.expire_all(now_ms);
         }
+        self.debug_check();
+        debug_assert!(self.is_finished() && self.in_flight.is_empty());
         let plan = self.followed_plan();
+        if cfg!(debug_assertions) {
+            self.debug_check_followed(&plan);
+        }
         let standardized_data = self.assemble();
         let (proof, pipeline) = self.proof.finish(&standardized_data)?;
         Ok(ExecutionOutput {
@@ -724,5 +817,162 @@ impl Execution {
                 .filter_map(|(_, s)| s.response.as_deref()),
         );
         assemble::conform(&self.challenge.target_schema, primary, &sources)
+    }
+
+    /// The whole-state invariants of the module docs. Linear in the plan's size, which is a
+    /// handful of steps; `debug_assert!` only, so free in release builds.
+    fn debug_check(&self) {
+        if !cfg!(debug_assertions) {
+            return;
+        }
+        let pipeline = self.proof.steps();
+        let max_attempts = self.config.max_attempts_per_route.max(1);
+        let mut done = 0;
+        for (i, step) in self.steps.iter().enumerate() {
+            let id = &self.plan.steps[i].id;
+            let calls = self.in_flight.values().filter(|f| f.step == i).count();
+            debug_assert_eq!(
+                calls,
+                usize::from(step.status == Status::InFlight),
+                "step {id:?} ({:?}) has {calls} calls in flight",
+                step.status
+            );
+            debug_assert!(
+                step.attempts_on_route <= max_attempts,
+                "step {id:?}: {} attempts on one route",
+                step.attempts_on_route
+            );
+            match step.status {
+                Status::Waiting => debug_assert!(
+                    step.deps.iter().any(|&d| !self.steps[d].status.settled()),
+                    "step {id:?} waits on nothing"
+                ),
+                Status::Ready => debug_assert!(
+                    step.route < self.routes[i].len(),
+                    "step {id:?} is ready without a route"
+                ),
+                Status::InFlight | Status::Failed => {}
+                Status::Done(p) => {
+                    done += 1;
+                    debug_assert!(
+                        pipeline.get(p).is_some_and(|s| s.step_id == *id),
+                        "step {id:?} done at pipeline position {p}, which is not its call"
+                    );
+                }
+            }
+        }
+        // One pipeline entry per done step (each entry names its step, so positions are distinct).
+        debug_assert_eq!(done, pipeline.len(), "done steps vs committed calls");
+        for (id, f) in &self.in_flight {
+            debug_assert!(*id < self.next_call_id, "call {id} was never issued");
+            debug_assert_eq!(
+                f.route, self.steps[f.step].route,
+                "call {id} is not on its step's route"
+            );
+        }
+        debug_assert_eq!(
+            self.observations.len() + self.in_flight.len(),
+            usize::try_from(self.next_call_id).unwrap_or(usize::MAX),
+            "every call issued ends exactly once"
+        );
+        debug_assert!(!self.is_finished() || self.in_flight.is_empty());
+    }
+
+    /// Step `i` may be issued at `now_ms`: it is ready, no call for it is in flight, its
+    /// dependencies have settled, one of them succeeded, and each that succeeded has finished.
+    fn debug_check_issuable(&self, i: usize, now_ms: u64) {
+        let id = &self.plan.steps[i].id;
+        debug_assert_eq!(self.steps[i].status, Status::Ready, "issuing {id:?}");
+        debug_assert!(
+            !self.in_flight.values().any(|f| f.step == i),
+            "issuing {id:?} while a call for it is in flight"
+        );
+        let deps = &self.steps[i].deps;
+        debug_assert!(
+            deps.iter().all(|&d| self.steps[d].status.settled()),
+            "issuing {id:?} before its dependencies settled"
+        );
+        debug_assert!(
+            deps.is_empty()
+                || deps
+                    .iter()
+                    .any(|&d| matches!(self.steps[d].status, Status::Done(_))),
+            "issuing {id:?} although every dependency failed"
+        );
+        for &d in deps {
+            if let Status::Done(p) = self.steps[d].status {
+                debug_assert!(
+                    self.proof.steps()[p].finished_at_ms() <= now_ms,
+                    "issuing {id:?} at {now_ms} before dependency {:?} finished",
+                    self.plan.steps[d].id
+                );
+            }
+        }
+    }
+
+    /// The followed plan and the pipeline agree: the same steps, and every dependency committed
+    /// before its dependent and finished before it started (what check 3 verifies).
+    fn debug_check_followed(&self, plan: &Plan) {
+        let pipeline = self.proof.steps();
+        debug_assert_eq!(plan.steps.len(), pipeline.len());
+        let position: BTreeMap<&str, usize> = pipeline
+            .iter()
+            .enumerate()
+            .map(|(p, s)| (s.step_id.as_str(), p))
+            .collect();
+        debug_assert_eq!(position.len(), pipeline.len(), "a step committed twice");
+        for step in &plan.steps {
+            let Some(&p) = position.get(step.id.as_str()) else {
+                debug_assert!(false, "plan step {:?} never ran", step.id);
+                continue;
+            };
+            for dep in &step.depends_on {
+                let q = position.get(dep.as_str()).copied();
+                debug_assert!(
+                    q.is_some_and(
+                        |q| q < p && pipeline[q].finished_at_ms() <= pipeline[p].started_at_ms
+                    ),
+                    "step {:?} ran before its dependency {dep:?}",
+                    step.id
+                );
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Status::*;
+
+    /// The transition table of the module docs, entry by entry.
+    #[test]
+    fn only_the_documented_transitions_are_legal() {
+        let all = [Waiting, Ready, InFlight, Done(0), Failed];
+        let legal = [
+            (Waiting, Ready),
+            (Waiting, Failed),
+            (Ready, InFlight),
+            (Ready, Failed),
+            (InFlight, Done(0)),
+            (InFlight, Ready),
+            (InFlight, Failed),
+        ];
+        for from in all {
+            for to in all {
+                assert_eq!(
+                    from.may_become(to),
+                    legal.contains(&(from, to)),
+                    "{from:?} -> {to:?}"
+                );
+            }
+        }
+        // Settled steps never change again: a step completes at most once.
+        for to in all {
+            assert!(!Done(3).may_become(to) && !Failed.may_become(to));
+        }
+        assert!(
+            all.iter()
+                .all(|s| s.settled() == matches!(s, Done(_) | Failed))
+        );
     }
 }

@@ -308,7 +308,7 @@ impl SimChain {
         }
         s.last_step = block;
         s.last_outputs = out.mechanisms.clone();
-        Ok(Payout {
+        let payout = Payout {
             block,
             emitted,
             owner: split.owner,
@@ -320,7 +320,14 @@ impl SimChain {
             server: out.server_emission,
             validator: out.validator_emission,
             outputs: out.mechanisms,
-        })
+        };
+        // An epoch never pays more than it emits (orchestra-yuma's "Invariants").
+        debug_assert!(
+            payout.unpaid() >= 0,
+            "epoch at block {block} paid {} rao more than it emitted",
+            -payout.unpaid()
+        );
+        Ok(payout)
     }
 
     fn metagraph_now(&self, mecid: MechId) -> ChainResult<Metagraph> {

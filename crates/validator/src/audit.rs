@@ -18,6 +18,22 @@
 //!   fails when drawn; a step with a receipt whose signature does not verify fails outright
 //!   (a forged receipt is fabrication). A receipt by a hotkey the validator does not know for
 //!   that subnet is ignored (the step is drawn like any other).
+//!
+//! # Invariants
+//!
+//! Checked with `debug_assert!` (every debug build and test; free in release):
+//!
+//! - Every drawn re-execution is in exactly one place — to send, outstanding, or judged — and
+//!   moves only forward: [`Audit::poll_call`] sends it once (its `audit_id` is new), a result or
+//!   a timeout judges an outstanding one once (results for anything else change nothing), and
+//!   [`Audit::finish`] judges whatever is left as inconclusive. So each ends in exactly one
+//!   [`StepAudit`]: `to send + outstanding + verdicts` never changes after `begin`, and no step
+//!   gets a verdict twice.
+//! - The report's `steps` are sorted by pipeline position, without repeats, each position inside
+//!   the pipeline; a response that is late or fails checks 1–4 has nothing re-executed.
+//! - The replay set: every remembered response hash has exactly one expiry record, carrying the
+//!   time of its sighting (`seen` and `expiry` have equal length, and each record leaving
+//!   `expiry` names a sighting made at that time).
 
 use orchestra_ledger::view::{CompiledSchema, LedgerView};
 use orchestra_mechanism::MechanismParams;
@@ -206,18 +222,36 @@ pub struct Audit {
 impl Audit {
     /// The next re-execution to run, issued at `now_ms`.
     pub fn poll_call(&mut self, now_ms: u64) -> Option<AuditCall> {
+        let tracked = self.to_send.len() + self.outstanding.len() + self.report.steps.len();
         let (mut call, exp) = self.to_send.pop_front()?;
         call.timeout_at_ms = now_ms.saturating_add(self.call_timeout_ms);
-        self.outstanding
+        let earlier = self
+            .outstanding
             .insert(call.audit_id, (call.timeout_at_ms, exp));
+        debug_assert!(earlier.is_none(), "audit {} sent twice", call.audit_id);
+        debug_assert_eq!(
+            self.to_send.len() + self.outstanding.len() + self.report.steps.len(),
+            tracked,
+            "a re-execution was lost or duplicated on sending"
+        );
         Some(call)
     }
 
     /// The result of re-execution `audit_id` (the response body, or how it failed).
     pub fn on_call_result(&mut self, audit_id: u64, result: Result<Body, SubCallFailure>) {
+        let tracked = self.to_send.len() + self.outstanding.len() + self.report.steps.len();
         let Some((_, exp)) = self.outstanding.remove(&audit_id) else {
             return;
         };
+        debug_assert!(
+            !self
+                .report
+                .steps
+                .iter()
+                .any(|s| s.step_index == exp.step_index),
+            "step {} judged twice",
+            exp.step_index
+        );
         let verdict = match result {
             Err(failure) => StepVerdict::Inconclusive { failure },
             Ok(live) => judge(&exp, &live),
@@ -226,6 +260,11 @@ impl Audit {
             step_index: exp.step_index,
             verdict,
         });
+        debug_assert_eq!(
+            self.to_send.len() + self.outstanding.len() + self.report.steps.len(),
+            tracked,
+            "a re-execution was lost or duplicated on judging"
+        );
     }
 
     /// When [`handle_timeout`](Self::handle_timeout) is next due.
@@ -258,6 +297,7 @@ impl Audit {
 
     /// The report; re-executions never sent or answered are inconclusive.
     pub fn finish(mut self) -> AuditReport {
+        let tracked = self.to_send.len() + self.outstanding.len() + self.report.steps.len();
         let open = self.to_send.drain(..).map(|(_, e)| e).chain(
             std::mem::take(&mut self.outstanding)
                 .into_values()
@@ -272,6 +312,18 @@ impl Audit {
             });
         }
         self.report.steps.sort_by_key(|s| s.step_index);
+        debug_assert_eq!(
+            self.report.steps.len(),
+            tracked,
+            "every re-execution ends in one verdict"
+        );
+        debug_assert!(
+            self.report
+                .steps
+                .windows(2)
+                .all(|w| w[0].step_index < w[1].step_index),
+            "a step has two verdicts"
+        );
         self.report
     }
 }
@@ -396,7 +448,12 @@ impl Auditor {
                 break;
             }
             self.expiry.pop_front();
-            if self.seen.get(&h).is_some_and(|s| s.at_ms == at) {
+            let matches = self.seen.get(&h).is_some_and(|s| s.at_ms == at);
+            debug_assert!(
+                matches,
+                "expiry record ({at}, {h}) names no sighting at that time"
+            );
+            if matches {
                 self.seen.remove(&h);
             }
         }
@@ -471,6 +528,11 @@ impl Auditor {
                 }
             }
         }
+        debug_assert_eq!(
+            self.seen.len(),
+            self.expiry.len(),
+            "every remembered hash has one expiry record"
+        );
         if report.proof_error.is_some() || !report.replays.is_empty() {
             return audit(report, VecDeque::new());
         }
@@ -552,6 +614,34 @@ impl Auditor {
                 },
                 exp,
             ));
+        }
+        if cfg!(debug_assertions) {
+            // One place per step: a verdict now, or a re-execution to send (in pipeline order).
+            let mut positions: Vec<usize> = report
+                .steps
+                .iter()
+                .map(|s| s.step_index)
+                .chain(to_send.iter().map(|(c, _)| c.step_index))
+                .collect();
+            let n = positions.len();
+            positions.sort_unstable();
+            positions.dedup();
+            debug_assert_eq!(positions.len(), n, "a step both judged and drawn, or twice");
+            debug_assert!(
+                positions
+                    .last()
+                    .is_none_or(|&p| p < response.pipeline.len())
+            );
+            debug_assert!(
+                to_send.is_empty()
+                    || (!report.late && report.proof_error.is_none() && report.replays.is_empty()),
+                "a response failing checks 1-4 is re-executed"
+            );
+            debug_assert!(
+                to_send
+                    .iter()
+                    .all(|(c, e)| c.step_index == e.step_index && c.audit_id < self.next_audit_id)
+            );
         }
         audit(report, to_send)
     }

@@ -97,6 +97,18 @@ pub(crate) fn takes_dense_path(input: &EpochInput) -> bool {
         })
 }
 
+/// Whether `input`'s total stake is one a chain can hold (below 2^63 rao), the range in which an
+/// epoch pays at most its emission (see the crate docs' "Invariants"; beyond it the fixed-point
+/// stake sums wrap).
+pub(crate) fn stake_fits(input: &EpochInput) -> bool {
+    input
+        .neurons
+        .iter()
+        .map(|n| u128::from(n.stake))
+        .sum::<u128>()
+        < 1u128 << 63
+}
+
 /// [`run_epoch`], also returning the fixed-point intermediates.
 pub fn run_epoch_traced(input: &EpochInput) -> Result<(EpochOutput, EpochTrace), YumaError> {
     let mut trace = EpochTrace::default();
@@ -592,6 +604,18 @@ fn epoch_impl(
             combined_emission: to_f64(&nce),
         },
     };
+
+    if cfg!(debug_assertions) && stake_fits(input) {
+        let e = u128::from(input.emission);
+        let sum = |v: &[u64]| v.iter().map(|&x| u128::from(x)).sum::<u128>();
+        let paid = sum(&out.server_emission) + sum(&out.validator_emission);
+        debug_assert!(paid <= e, "the epoch paid {paid} rao of {e}");
+        debug_assert!(
+            sum(&out.emission) <= e,
+            "the epoch's combined emission {} exceeds {e}",
+            sum(&out.emission)
+        );
+    }
 
     if let Some(t) = trace {
         t.stake = stake;

@@ -100,6 +100,18 @@
 //! emission over several mechanisms (subtensor's `split_emissions`) and runs one epoch each.
 //!
 //! The crate is pure: no clock, no IO, no randomness.
+//!
+//! # Invariants
+//!
+//! An epoch never pays more than it emits. Checked with `debug_assert!` (every debug build and
+//! test; free in release) on every subnet the chain can hold — total stake below 2^63 rao
+//! (total issuance is about 2.1·10^16): each epoch's combined emission and its server + validator
+//! emission are at most its `emission`, since turning shares into rao only truncates
+//! (`tests/properties.rs` holds it on arbitrary inputs, malformed ones included). Beyond that,
+//! the fixed-point stake sums wrap and the port, like the chain, can pay out more.
+//! [`split_block_emission`]'s three parts add up to the block's alpha exactly, and
+//! [`run_mechanisms`]'s shares add up to the epoch's alpha exactly; a split that would hand out
+//! more ([`YumaError::SplitAboveWhole`]) is refused, as the chain refuses it.
 
 mod dense;
 mod epoch;
@@ -128,6 +140,13 @@ pub enum YumaError {
     TooManyNeurons {
         /// Number of neurons given.
         n: usize,
+    },
+    /// The mechanism emission split gives out more than the whole (its parts sum above 65535),
+    /// so the mechanisms would pay more than the epoch emits; the chain rejects such a split.
+    #[error("mechanism emission split sums to {sum}, above 65535")]
+    SplitAboveWhole {
+        /// Sum of the split entries used (one per mechanism).
+        sum: u64,
     },
     /// A mechanism's input does not have the same uids as the first one.
     #[error("mechanism {mechanism} has {n} neurons, expected {expected}")]

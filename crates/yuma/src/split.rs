@@ -1,7 +1,7 @@
 //! Emission splits around the epoch: the per-block alpha split and the mechanism split.
 
 use crate::YumaError;
-use crate::epoch::run_epoch;
+use crate::epoch::{run_epoch, stake_fits};
 use crate::types::{EpochInput, EpochOutput};
 
 /// Default subnet owner cut as a u16 proportion: 11_796 / 65_535 ≈ 18 %, the mainnet value.
@@ -30,11 +30,17 @@ pub fn split_block_emission(alpha: u64, owner_cut: u16) -> BlockSplit {
     let owner = u64::try_from(owner).unwrap_or(alpha);
     let rest = alpha.saturating_sub(owner);
     let miners = rest / 2;
-    BlockSplit {
+    let split = BlockSplit {
         owner,
         miners,
         validators: rest - miners,
-    }
+    };
+    debug_assert_eq!(
+        u128::from(split.owner) + u128::from(split.miners) + u128::from(split.validators),
+        u128::from(alpha),
+        "the block split does not add up to the block's alpha"
+    );
+    split
 }
 
 /// Splits a subnet's epoch emission among its mechanisms, as subtensor's `split_emissions`:
@@ -77,7 +83,8 @@ pub struct MechanismsOutput {
 
 /// Runs one epoch per mechanism on its own weights and bonds, each on its share of `alpha`
 /// ([`split_mechanism_emission`]); each input's own `emission` field is ignored. All inputs
-/// must describe the same uids.
+/// must describe the same uids, and the split entries used (one per mechanism) must not sum
+/// above 65535 ([`YumaError::SplitAboveWhole`]): the shares then add up to `alpha` exactly.
 pub fn run_mechanisms(
     alpha: u64,
     split: Option<&[u16]>,
@@ -95,7 +102,22 @@ pub fn run_mechanisms(
             expected: n,
         });
     }
+    if let Some(split) = split {
+        let sum: u64 = split
+            .iter()
+            .take(inputs.len().max(1))
+            .map(|&s| u64::from(s))
+            .sum();
+        if sum > u64::from(u16::MAX) {
+            return Err(YumaError::SplitAboveWhole { sum });
+        }
+    }
     let shares = split_mechanism_emission(alpha, inputs.len(), split);
+    debug_assert_eq!(
+        shares.iter().map(|&s| u128::from(s)).sum::<u128>(),
+        u128::from(alpha),
+        "mechanism shares do not add up to the epoch's alpha"
+    );
     let mut server = vec![0u64; n];
     let mut validator = vec![0u64; n];
     let mut outputs = Vec::with_capacity(inputs.len());
@@ -110,6 +132,17 @@ pub fn run_mechanisms(
             *acc = acc.saturating_add(*e);
         }
         outputs.push(out);
+    }
+    if cfg!(debug_assertions) && inputs.iter().all(stake_fits) {
+        let paid: u128 = server
+            .iter()
+            .chain(&validator)
+            .map(|&x| u128::from(x))
+            .sum();
+        debug_assert!(
+            paid <= u128::from(alpha),
+            "the mechanisms paid {paid} rao of {alpha}"
+        );
     }
     Ok(MechanismsOutput {
         mechanism_emission: shares,

@@ -2,8 +2,8 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::needless_range_loop)]
 
 use orchestra_yuma::{
-    EpochInput, NeuronInput, run_epoch, run_epoch_traced, run_mechanisms, split_block_emission,
-    split_mechanism_emission, validate,
+    EpochInput, NeuronInput, YumaError, run_epoch, run_epoch_traced, run_mechanisms,
+    split_block_emission, split_mechanism_emission, validate,
 };
 use proptest::prelude::*;
 
@@ -147,7 +147,17 @@ proptest! {
                               split in prop::option::of(prop::collection::vec(any::<u16>(), 0..4)),
                               cut in any::<u16>()) {
         let r = run_mechanisms(alpha, split.as_deref(), &[a.clone(), b.clone()]);
-        prop_assert_eq!(r.is_ok(), a.neurons.len() == b.neurons.len());
+        let used: u64 = split.iter().flatten().take(2).map(|&x| u64::from(x)).sum();
+        match &r {
+            Err(YumaError::SplitAboveWhole { sum }) => prop_assert_eq!((*sum, used > 65_535), (used, true)),
+            Err(YumaError::MechanismSizeMismatch { .. }) => prop_assert_ne!(a.neurons.len(), b.neurons.len()),
+            Err(e) => prop_assert!(false, "unexpected {}", e),
+            Ok(out) => {
+                prop_assert!(used <= 65_535 && a.neurons.len() == b.neurons.len());
+                let shares: u128 = out.mechanism_emission.iter().map(|&x| u128::from(x)).sum();
+                prop_assert_eq!(shares, u128::from(alpha));
+            }
+        }
         let parts = split_mechanism_emission(alpha, 3, split.as_deref());
         prop_assert_eq!(parts.len(), 3);
         let total: u128 = parts.iter().map(|&x| u128::from(x)).sum();
@@ -182,6 +192,30 @@ proptest! {
         } else {
             prop_assert_eq!(paid, 0);
         }
+    }
+
+    /// An epoch never pays more than it emits, whatever the input (out-of-range uids, repeats,
+    /// odd hyperparameters, any emission), as long as the total stake is one a chain can hold
+    /// (below 2^63 rao; beyond it the fixed-point stake sums wrap). Over several mechanisms too.
+    #[test]
+    fn an_epoch_never_pays_more_than_it_emits(
+        mut a in any_input(),
+        mut b in any_input(),
+        alpha in any::<u64>(),
+        split in prop::option::of(prop::collection::vec(0u16..=32_767, 2)),
+    ) {
+        for n in a.neurons.iter_mut().chain(b.neurons.iter_mut()) {
+            n.stake %= (1u64 << 63) / 12;
+        }
+        let out = run_epoch(&a).unwrap();
+        let e = u128::from(a.emission);
+        let sum = |v: &[u64]| v.iter().map(|&x| u128::from(x)).sum::<u128>();
+        prop_assert!(sum(&out.server_emission) + sum(&out.validator_emission) <= e);
+        prop_assert!(sum(&out.emission) <= e);
+        b.neurons.resize(a.neurons.len(), NeuronInput::default());
+        let out = run_mechanisms(alpha, split.as_deref(), &[a, b]).unwrap();
+        prop_assert!(sum(&out.server_emission) + sum(&out.validator_emission) <= u128::from(alpha));
+        prop_assert_eq!(sum(&out.mechanism_emission), u128::from(alpha));
     }
 
     /// Relabelling uids relabels every output the same way.
