@@ -30,7 +30,6 @@ use plotters::prelude::*;
 use plotters::style::FontStyle;
 
 use crate::inputs::{EventRow, PointInfo};
-use crate::stats;
 use crate::tables::{SummaryRow, TsRow};
 use crate::{ReportError, ReportOptions};
 
@@ -798,8 +797,9 @@ fn draw_lorenz<DB: DrawingBackend>(
     amounts: &[f64],
     reported: Option<f64>,
 ) -> Result<(), String> {
-    let curve = stats::lorenz(amounts);
-    let g = stats::gini(amounts);
+    // Undefined (no emission at all): only the diagonal, and the legend says why.
+    let curve = orchestra_stats::lorenz(amounts);
+    let g = orchestra_stats::gini(amounts);
     let mut chart = ChartBuilder::on(body)
         .margin(16)
         .x_label_area_size(50)
@@ -823,14 +823,16 @@ fn draw_lorenz<DB: DrawingBackend>(
         .draw()
         .map_err(e)?;
     let c = color(0);
-    let area: Vec<(f64, f64)> = curve
-        .iter()
-        .copied()
-        .chain(std::iter::once((0.0, 0.0)))
-        .collect();
-    chart
-        .draw_series(std::iter::once(Polygon::new(area, c.mix(0.15).filled())))
-        .map_err(e)?;
+    if let Some(curve) = &curve {
+        let area: Vec<(f64, f64)> = curve
+            .iter()
+            .copied()
+            .chain(std::iter::once((0.0, 0.0)))
+            .collect();
+        chart
+            .draw_series(std::iter::once(Polygon::new(area, c.mix(0.15).filled())))
+            .map_err(e)?;
+    }
     chart
         .draw_series(DashedLineSeries::new(
             vec![(0.0, 0.0), (1.0, 1.0)],
@@ -841,12 +843,18 @@ fn draw_lorenz<DB: DrawingBackend>(
         .map_err(e)?
         .label("perfect equality")
         .legend(|(x, y)| PathElement::new(vec![(x, y), (x + 24, y)], GREY.stroke_width(2)));
-    let mut label = format!("Lorenz curve (Gini {g:.3})");
-    if let Some(r) = reported {
+    let mut label = match &curve {
+        Some(_) => format!("Lorenz curve (Gini {g:.3})"),
+        None => "Lorenz curve undefined (no emission)".to_string(),
+    };
+    if let Some(r) = reported.filter(|r| r.is_finite()) {
         label.push_str(&format!("; mean per-run Gini {r:.3}"));
     }
     chart
-        .draw_series(LineSeries::new(curve, c.stroke_width(3)))
+        .draw_series(LineSeries::new(
+            curve.unwrap_or_default(),
+            c.stroke_width(3),
+        ))
         .map_err(e)?
         .label(label)
         .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 24, y)], c.stroke_width(3)));

@@ -69,7 +69,6 @@ use std::path::{Path, PathBuf};
 pub mod charts;
 mod html;
 mod inputs;
-pub mod stats;
 mod tables;
 mod terminal;
 mod tune;

@@ -8,8 +8,8 @@ use std::sync::Arc;
 
 use polars::prelude::*;
 
-use crate::stats::t_quantile_975;
 use crate::{ReportError, files};
+use orchestra_stats::t_quantile_975;
 
 /// Header of `runs.csv`.
 pub(crate) const RUNS_HEADER: [&str; 9] = [

@@ -23,8 +23,8 @@ pub mod spec;
 
 pub use spec::{Constraints, FreeParam, Goal, Objective, TuneSpec};
 
-use crate::stats::Interval;
 use cmaes::{CMAESOptions, DVector, Mode};
+use orchestra_stats::Interval;
 use rayon::prelude::*;
 use serde::Serialize;
 use std::collections::BTreeMap;
