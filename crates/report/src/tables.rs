@@ -382,11 +382,11 @@ pub(crate) fn read_chart_timeseries(run_dir: &Path) -> Result<Vec<TsRow>, Report
             what: "written by finalize; run it first",
         });
     }
-    let metrics = crate::charts::TIME_SERIES_METRICS;
-    let mut pred = col("metric").eq(lit(metrics[0]));
-    for m in &metrics[1..] {
-        pred = pred.or(col("metric").eq(lit(*m)));
-    }
+    let pred = crate::charts::time_series_metrics()
+        .into_iter()
+        .map(|m| col("metric").eq(lit(m)))
+        .reduce(|a, b| a.or(b))
+        .unwrap_or(lit(false));
     let df = LazyFrame::scan_parquet(pl_path(&path)?, ScanArgsParquet::default())
         .map_err(table_err(&path))?
         .filter(pred)
