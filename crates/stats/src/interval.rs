@@ -47,7 +47,7 @@ pub enum Scale {
 /// sample standard deviation `std` (divisor `n − 1`) — what an aggregation yields — on `scale`.
 /// See the module documentation for the rules.
 pub fn bounds(n: u64, mean: f64, std: f64, scale: Scale) -> (f64, f64) {
-    if n <= 1 || std.is_nan() {
+    if n <= 1 {
         return (mean, mean);
     }
     let t = t_quantile_975(u32::try_from(n - 1).unwrap_or(u32::MAX));
@@ -57,7 +57,7 @@ pub fn bounds(n: u64, mean: f64, std: f64, scale: Scale) -> (f64, f64) {
 /// [`bounds`] with the quantile `t = t(0.975, n − 1)` given (callers that aggregate many groups
 /// cache it per `n`).
 pub fn t_bounds(t: f64, n: u64, mean: f64, std: f64, scale: Scale) -> (f64, f64) {
-    if n <= 1 || std.is_nan() {
+    if n <= 1 {
         return (mean, mean);
     }
     // The same operations, in the same order, as the report's tables always used, so plain
@@ -70,7 +70,8 @@ pub fn t_bounds(t: f64, n: u64, mean: f64, std: f64, scale: Scale) -> (f64, f64)
             if mean == 0.0 || mean == 1.0 || std == 0.0 {
                 return (mean, mean);
             }
-            if !(mean > 0.0 && mean < 1.0) {
+            // Outside [0, 1], or a NaN mean or spread: the plain (or NaN) interval.
+            if !(mean > 0.0 && mean < 1.0) || half.is_nan() {
                 return plain;
             }
             let h = half / (mean * (1.0 - mean));
@@ -193,5 +194,10 @@ mod tests {
             bounds(5, 2.0, 1.0, Scale::Unit),
             bounds(5, 2.0, 1.0, Scale::Real)
         );
+        // A NaN spread stays NaN on both scales rather than passing for certainty.
+        for scale in [Scale::Real, Scale::Unit] {
+            let (lo, hi) = bounds(5, 0.5, f64::NAN, scale);
+            assert!(lo.is_nan() && hi.is_nan());
+        }
     }
 }

@@ -856,7 +856,6 @@ fn plan_sweeps(
 
 #[cfg(test)]
 mod tests {
-    #![allow(clippy::expect_used)]
     use super::*;
 
     fn ts_row(entity: &str, metric: &str, epoch: i64, mean: f64) -> TsRow {
