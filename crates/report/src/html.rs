@@ -150,7 +150,7 @@ pub(crate) fn index_html(
         o.push_str("</pre></details>\n");
     }
     // Summary.
-    o.push_str("<h2>Summary</h2>\n<p>Whole-run values (epoch = −1) over seeds: mean, sample standard deviation and 95 % confidence interval of the mean (Student's t). Full table: <code>summary.csv</code>.</p>\n");
+    o.push_str("<h2>Summary</h2>\n<p>Whole-run values (epoch = −1) over seeds: mean, sample standard deviation and 95 % confidence interval of the mean (Student's t; for proportions bounded to [0, 1] — shares, accuracy, coverage, success rate, quality, Gini — the t-interval on the logit scale, which stays inside [0, 1]). Full table: <code>summary.csv</code>.</p>\n");
     let main: Vec<_> = s
         .rows
         .iter()

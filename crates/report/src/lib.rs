@@ -37,7 +37,11 @@
 //!   metric, n, mean, std, ci95_low, ci95_high`: over seeds of the `epoch = −1` rows, grouped by
 //!   scenario × point × params × entity × strategy × metric. `n` (u32) is the number of values,
 //!   `std` the sample standard deviation (0 when `n = 1`), and the 95 % confidence interval is
-//!   `mean ± t(0.975, n−1)·std/√n` with Student's t quantile (`ci = mean` when `n = 1`).
+//!   `mean ± t(0.975, n−1)·std/√n` with Student's t quantile (`ci = mean` when `n = 1`) — except
+//!   for metrics declared proportions bounded to [0, 1] in `orchestra_stats::metrics` (shares,
+//!   accuracy, coverage, success rate, organic quality, Gini, …), whose interval is built on the
+//!   logit scale and stays inside [0, 1] (`orchestra_stats::bounds` has the formula and the rules
+//!   at 0 and 1).
 //! - `timeseries.parquet` — columns `scenario, point, entity, strategy, metric, epoch, n, mean,
 //!   ci95_low, ci95_high`: the same statistics over seeds of the `epoch ≥ 0` rows, per epoch, for
 //!   every entity but single miners (`miner:*` rows stay in `runs.parquet`).
@@ -69,7 +73,6 @@ use std::path::{Path, PathBuf};
 pub mod charts;
 mod html;
 mod inputs;
-pub mod stats;
 mod tables;
 mod terminal;
 mod tune;

@@ -8,8 +8,8 @@ use std::sync::Arc;
 
 use polars::prelude::*;
 
-use crate::stats::t_quantile_975;
 use crate::{ReportError, files};
+use orchestra_stats::{Scale, t_bounds, t_quantile_975};
 
 /// Header of `runs.csv`.
 pub(crate) const RUNS_HEADER: [&str; 9] = [
@@ -250,32 +250,57 @@ fn stats_exprs() -> [Expr; 3] {
     ]
 }
 
-/// Adds `ci95_low`/`ci95_high` to an aggregated frame with columns `n`, `mean`, `std`.
+/// Adds `ci95_low`/`ci95_high` to an aggregated frame with columns `metric`, `n`, `mean`, `std`:
+/// the t-interval, or for a metric on [`Scale::Unit`] (a proportion; the scale is declared once,
+/// in [`orchestra_stats::metrics`]) the logit interval, which stays in [0, 1]. See
+/// [`orchestra_stats::bounds`] for the formulas and the rules at the edges.
 fn with_ci(df: DataFrame, path: &Path) -> Result<DataFrame, ReportError> {
+    let err = table_err(path);
     let n = df
         .column("n")
         .and_then(|c| c.u32().cloned())
-        .map_err(table_err(path))?;
-    let mut cache: HashMap<u32, f64> = HashMap::new();
-    let t: Vec<f64> = n
-        .iter()
-        .map(|n| {
-            let n = n.unwrap_or(0);
-            *cache
-                .entry(n)
-                .or_insert_with(|| t_quantile_975(n.saturating_sub(1)))
-        })
-        .collect();
-    let half = col("t") * col("std") / col("n").cast(DataType::Float64).sqrt();
-    let half = when(col("n").gt(lit(1u32))).then(half).otherwise(lit(0.0));
-    df.lazy()
-        .with_column(lit(Series::new("t".into(), t)).alias("t"))
-        .with_columns([
-            (col("mean") - half.clone()).alias("ci95_low"),
-            (col("mean") + half).alias("ci95_high"),
-        ])
-        .collect()
-        .map_err(table_err(path))
+        .map_err(&err)?;
+    let mean = df
+        .column("mean")
+        .and_then(|c| c.f64().cloned())
+        .map_err(&err)?;
+    let std = df
+        .column("std")
+        .and_then(|c| c.f64().cloned())
+        .map_err(&err)?;
+    let metric = df
+        .column("metric")
+        .and_then(|c| c.str().cloned())
+        .map_err(&err)?;
+    let mut t_of: HashMap<u32, f64> = HashMap::new();
+    let mut scale_of: HashMap<&str, Scale> = HashMap::new();
+    let mut lo: Vec<Option<f64>> = Vec::with_capacity(df.height());
+    let mut hi: Vec<Option<f64>> = Vec::with_capacity(df.height());
+    for (((n, mean), std), metric) in n.iter().zip(mean.iter()).zip(std.iter()).zip(metric.iter()) {
+        // A group whose values are all missing has no mean, and no interval.
+        let Some(mean) = mean else {
+            lo.push(None);
+            hi.push(None);
+            continue;
+        };
+        let n = n.unwrap_or(0);
+        let t = *t_of
+            .entry(n)
+            .or_insert_with(|| t_quantile_975(n.saturating_sub(1)));
+        let metric = metric.unwrap_or("");
+        let scale = *scale_of
+            .entry(metric)
+            .or_insert_with(|| orchestra_stats::metrics::scale_of(metric));
+        let (l, h) = t_bounds(t, u64::from(n), mean, std.unwrap_or(0.0), scale);
+        lo.push(Some(l));
+        hi.push(Some(h));
+    }
+    let mut df = df;
+    df.with_column(Column::new("ci95_low".into(), lo))
+        .map_err(&err)?;
+    df.with_column(Column::new("ci95_high".into(), hi))
+        .map_err(&err)?;
+    Ok(df)
 }
 
 fn write_parquet(df: &mut DataFrame, path: &Path) -> Result<(), ReportError> {
@@ -382,11 +407,11 @@ pub(crate) fn read_chart_timeseries(run_dir: &Path) -> Result<Vec<TsRow>, Report
             what: "written by finalize; run it first",
         });
     }
-    let metrics = crate::charts::TIME_SERIES_METRICS;
-    let mut pred = col("metric").eq(lit(metrics[0]));
-    for m in &metrics[1..] {
-        pred = pred.or(col("metric").eq(lit(*m)));
-    }
+    let pred = crate::charts::time_series_metrics()
+        .into_iter()
+        .map(|m| col("metric").eq(lit(m)))
+        .reduce(|a, b| a.or(b))
+        .unwrap_or(lit(false));
     let df = LazyFrame::scan_parquet(pl_path(&path)?, ScanArgsParquet::default())
         .map_err(table_err(&path))?
         .filter(pred)

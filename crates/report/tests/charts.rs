@@ -222,4 +222,20 @@ fn empty_data_still_renders() {
         },
     };
     render_chart(&chart, t.path()).unwrap();
+    // No emission at all: the Lorenz curve and the Gini are undefined, and the legend says so.
+    let chart = Chart {
+        stem: "no_emission_lorenz".into(),
+        title: "x".into(),
+        caption: String::new(),
+        spec: ChartSpec::Lorenz {
+            amounts: vec![0.0; 8],
+            reported_gini: Some(f64::NAN),
+        },
+    };
+    let r = render_chart(&chart, t.path()).unwrap();
+    let svg = std::fs::read_to_string(&r.svg_path).unwrap();
+    assert!(
+        svg.contains("Lorenz curve undefined (no emission)") && !svg.contains("NaN"),
+        "{svg}"
+    );
 }

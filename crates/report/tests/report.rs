@@ -7,6 +7,8 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 use orchestra_report::{ReportError, ReportOptions, finalize, render, terminal_summary};
+use orchestra_stats::Scale;
+use orchestra_stats::metrics::scale_of;
 use polars::prelude::*;
 
 /// Output root: `$ORCHESTRA_REPORT_KEEP/<name>` when set (to look at the charts), else a tempdir.
@@ -55,6 +57,22 @@ fn t_table(df: u32) -> f64 {
         6 => 2.446_911_851,
         _ => panic!("no table entry for df {df}"),
     }
+}
+
+/// The logit interval written out by hand: `expit(logit(m) ∓ half/(m(1 − m)))`; the point at
+/// no spread or a mean of exactly 0 or 1, the t-interval for a mean outside [0, 1] (values that
+/// were not proportions, as some synthetic ones here).
+fn logit_bounds(mean: f64, half: f64) -> (f64, f64) {
+    if half == 0.0 || mean == 0.0 || mean == 1.0 {
+        return (mean, mean);
+    }
+    if !(0.0..=1.0).contains(&mean) {
+        return (mean - half, mean + half);
+    }
+    let l = (mean / (1.0 - mean)).ln();
+    let h = half / (mean * (1.0 - mean));
+    let expit = |x: f64| 1.0 / (1.0 + (-x).exp());
+    (expit(l - h), expit(l + h))
 }
 
 /// scenario, point, params, entity, strategy, metric.
@@ -158,6 +176,10 @@ fn check_summary_against_runs(dir: &Path) {
         } else {
             0.0
         };
+        let (lo, hi) = match scale_of(&key.5) {
+            Scale::Real => (mean - half, mean + half),
+            Scale::Unit => logit_bounds(mean, half),
+        };
         let num = |s: &str| s.parse::<f64>().unwrap();
         let close = |a: f64, b: f64| (a - b).abs() <= 1e-9 * (1.0 + a.abs().max(b.abs()));
         assert_eq!(f[6].parse::<usize>().unwrap(), vals.len(), "{line}");
@@ -167,16 +189,8 @@ fn check_summary_against_runs(dir: &Path) {
             (num(f[8]) - std).abs() <= 1e-9 * (1.0 + mean.abs()),
             "std {line} vs {std}"
         );
-        assert!(
-            close(num(f[9]), mean - half),
-            "lo {line} vs {}",
-            mean - half
-        );
-        assert!(
-            close(num(f[10]), mean + half),
-            "hi {line} vs {}",
-            mean + half
-        );
+        assert!(close(num(f[9]), lo), "lo {line} vs {lo}");
+        assert!(close(num(f[10]), hi), "hi {line} vs {hi}");
         seen += 1;
     }
     assert_eq!(seen, groups.len(), "every group has a summary row");
@@ -521,4 +535,65 @@ fn malformed_tables_are_errors_naming_the_file() {
     let t2 = tempfile::tempdir().unwrap();
     let err = render(t2.path(), &ReportOptions::default()).unwrap_err();
     assert!(err.to_string().contains("summary.parquet"), "{err}");
+}
+
+#[test]
+fn intervals_of_proportions_stay_in_the_unit_interval() {
+    // Five seeds whose Ledger accuracy sits near 1 (the t-interval would end at 1.0034), and an
+    // unbounded ROI with the same spread, per run and per epoch.
+    let t = tempfile::tempdir().unwrap();
+    let acc = [1.0, 1.0, 0.9722, 0.9825, 0.9888];
+    let mut csv = String::from("scenario,point,params,seed,epoch,entity,strategy,metric,value\n");
+    for (seed, a) in acc.iter().enumerate() {
+        for epoch in [-1, 0, 1] {
+            csv.push_str(&format!("x,0,,{seed},{epoch},all,,ledger_accuracy,{a}\n"));
+            csv.push_str(&format!("x,0,,{seed},{epoch},all,,latency_p50_ms,{a}\n"));
+        }
+    }
+    std::fs::write(t.path().join("runs.csv"), csv).unwrap();
+    let summary = finalize(
+        t.path(),
+        &ReportOptions {
+            charts: false,
+            ..Default::default()
+        },
+    )
+    .unwrap();
+    let row = |m: &str| summary.rows.iter().find(|r| r.metric == m).unwrap().clone();
+    let (acc_row, lat) = (row("ledger_accuracy"), row("latency_p50_ms"));
+    assert_eq!(
+        (acc_row.n, acc_row.mean, acc_row.std),
+        (lat.n, lat.mean, lat.std)
+    );
+    assert!(lat.ci95_high > 1.0, "{lat:?}");
+    assert!(
+        0.0 < acc_row.ci95_low && acc_row.ci95_low < acc_row.mean && acc_row.ci95_high < 1.0,
+        "{acc_row:?}"
+    );
+    let half = t_table(4) * lat.std / 5f64.sqrt();
+    let (lo, hi) = logit_bounds(acc_row.mean, half);
+    // t_table has 10 digits.
+    assert!((acc_row.ci95_low - lo).abs() < 1e-8 && (acc_row.ci95_high - hi).abs() < 1e-8);
+    // The time series uses the same rule.
+    let ts = LazyFrame::scan_parquet(
+        PlRefPath::try_from_path(&t.path().join("timeseries.parquet")).unwrap(),
+        ScanArgsParquet::default(),
+    )
+    .unwrap()
+    .filter(col("metric").eq(lit("ledger_accuracy")))
+    .collect()
+    .unwrap();
+    let highs: Vec<f64> = ts
+        .column("ci95_high")
+        .unwrap()
+        .f64()
+        .unwrap()
+        .iter()
+        .map(|v| v.unwrap())
+        .collect();
+    assert_eq!(highs.len(), 2);
+    assert!(
+        highs.iter().all(|h| (h - acc_row.ci95_high).abs() < 1e-12),
+        "{highs:?}"
+    );
 }

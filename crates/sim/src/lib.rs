@@ -14,6 +14,5 @@ pub mod runner;
 pub mod scenario;
 pub mod shard;
 pub mod simchain;
-pub mod stats;
 pub mod tune;
 pub mod world;

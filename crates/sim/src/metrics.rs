@@ -7,6 +7,7 @@ use orchestra_ledger::LedgerState;
 use orchestra_mechanism::ledger::{ProposalRecord, Verdict};
 use orchestra_mechanism::params::CombinationMode;
 use orchestra_protocol::ledger::{Entry, Status};
+use orchestra_stats::{gini, nearest_rank, nearest_rank_counts};
 use std::collections::BTreeMap;
 
 /// One row of the run table.
@@ -409,8 +410,8 @@ impl Metrics {
                 "success_rate",
                 ratio(w.successes as f64, w.challenges as f64),
             ),
-            ("latency_p50_ms", percentile(&w.latencies, 0.5)),
-            ("latency_p95_ms", percentile(&w.latencies, 0.95)),
+            ("latency_p50_ms", nearest_rank(&w.latencies, 0.5)),
+            ("latency_p95_ms", nearest_rank(&w.latencies, 0.95)),
             ("organic_quality", mean_f64(&w.organic_quality)),
             ("organic_rps", w.organic_arrivals as f64 / epoch_secs),
             ("challenges", w.challenges as f64),
@@ -558,11 +559,11 @@ impl Metrics {
             ),
             (
                 "latency_p50_ms",
-                percentile_counts(&self.run_latencies, 0.5),
+                nearest_rank_counts(&self.run_latencies, 0.5),
             ),
             (
                 "latency_p95_ms",
-                percentile_counts(&self.run_latencies, 0.95),
+                nearest_rank_counts(&self.run_latencies, 0.95),
             ),
             ("organic_quality", mean_running(self.run_organic)),
             ("organic_rps", run.organic_arrivals as f64 / run_secs),
@@ -761,69 +762,9 @@ fn mean_running((sum, n): (f64, u64)) -> f64 {
     if n == 0 { f64::NAN } else { sum / n as f64 }
 }
 
-/// [`percentile`] of the multiset `counts` (value → how often).
-fn percentile_counts(counts: &BTreeMap<u64, u64>, q: f64) -> f64 {
-    let n: u64 = counts.values().sum();
-    if n == 0 {
-        return f64::NAN;
-    }
-    let k = ((q * n as f64).ceil() as u64).clamp(1, n) - 1;
-    let mut seen = 0u64;
-    for (&v, &c) in counts {
-        seen += c;
-        if seen > k {
-            return v as f64;
-        }
-    }
-    f64::NAN
-}
-
-/// Nearest-rank percentile.
-fn percentile(v: &[u64], q: f64) -> f64 {
-    if v.is_empty() {
-        return f64::NAN;
-    }
-    let mut s = v.to_vec();
-    let k = ((q * s.len() as f64).ceil() as usize).clamp(1, s.len()) - 1;
-    let (_, x, _) = s.select_nth_unstable(k);
-    *x as f64
-}
-
-/// Gini coefficient of non-negative values (0 = equal, → 1 = one takes all).
-pub fn gini(values: &[f64]) -> f64 {
-    let n = values.len();
-    let total: f64 = values.iter().sum();
-    if n == 0 || total <= 0.0 {
-        return f64::NAN;
-    }
-    let mut s = values.to_vec();
-    s.sort_by(f64::total_cmp);
-    let weighted: f64 = s
-        .iter()
-        .enumerate()
-        .map(|(i, x)| (i as f64 + 1.0) * x)
-        .sum();
-    (2.0 * weighted) / (n as f64 * total) - (n as f64 + 1.0) / n as f64
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn gini_of_known_distributions() {
-        assert_eq!(gini(&[1.0, 1.0, 1.0, 1.0]), 0.0);
-        assert!((gini(&[0.0, 0.0, 0.0, 1.0]) - 0.75).abs() < 1e-12);
-        assert!(gini(&[]).is_nan());
-    }
-
-    #[test]
-    fn percentiles_use_nearest_rank() {
-        let v: Vec<u64> = (1..=100).collect();
-        assert_eq!(percentile(&v, 0.5), 50.0);
-        assert_eq!(percentile(&v, 0.95), 95.0);
-        assert_eq!(percentile(&[7], 0.95), 7.0);
-    }
 
     #[test]
     fn run_aggregates_equal_the_list_forms() {
@@ -834,9 +775,9 @@ mod tests {
             *counts.entry(x).or_insert(0u64) += 1;
         }
         for q in [0.0, 0.01, 0.5, 0.95, 0.999, 1.0] {
-            assert_eq!(percentile_counts(&counts, q), percentile(&v, q));
+            assert_eq!(nearest_rank_counts(&counts, q), nearest_rank(&v, q));
         }
-        assert!(percentile_counts(&BTreeMap::new(), 0.5).is_nan());
+        assert!(nearest_rank_counts(&BTreeMap::new(), 0.5).is_nan());
         let f: Vec<f64> = v.iter().map(|&x| x as f64 / 211.0).collect();
         let running = f.iter().fold((-0.0, 0u64), |(s, n), &x| (s + x, n + 1));
         assert_eq!(mean_running(running).to_bits(), mean_f64(&f).to_bits());

@@ -6,8 +6,8 @@ use crate::engine::{Inputs, RunError, RunOutput, RunSpec, run_streaming};
 use crate::metrics::Row;
 use crate::scenario::{Point, Scenario};
 use crate::shard::Shard;
-use crate::stats::Interval;
 use indicatif::{ProgressBar, ProgressStyle};
+use orchestra_stats::Interval;
 use rayon::prelude::*;
 use serde::Serialize;
 use std::collections::BTreeMap;
@@ -468,6 +468,8 @@ impl RunResult {
     }
 }
 
+/// The interval across runs of a whole-run metric, on the metric's declared scale (proportions
+/// get the logit interval, which stays in [0, 1]; see `orchestra_stats::metrics`).
 fn interval(runs: &[RunResult], entity: &str, metric: &str) -> Interval {
     let v: Vec<f64> = runs
         .iter()
@@ -477,7 +479,7 @@ fn interval(runs: &[RunResult], entity: &str, metric: &str) -> Interval {
                 .copied()
         })
         .collect();
-    Interval::of(&v)
+    Interval::on(&v, orchestra_stats::metrics::scale_of(metric))
 }
 
 fn fmt(i: &Interval) -> String {
@@ -680,4 +682,98 @@ fn evaluate(scenario: &Scenario, collected: &BTreeMap<u32, Vec<RunResult>>) -> V
         }
     }
     checks
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::engine::run;
+    use orchestra_stats::Scale;
+    use orchestra_stats::metrics::declared;
+    use std::collections::BTreeSet;
+
+    const SCENARIO: &str = r#"
+[scenario]
+name = "scales"
+seed = 5
+days = 0.05
+
+[chain]
+tempo = 90
+
+[[miners]]
+strategy = "honest"
+count = 4
+
+[[miners]]
+strategy = "fabricator"
+count = 2
+
+[[validators]]
+count = 2
+sample = 3
+
+[load]
+profile = "constant"
+rate_per_hour = 200
+
+[expect]
+ledger_accuracy_min = 0.9
+"#;
+
+    fn scenario() -> Scenario {
+        Scenario::from_str(Path::new("scales.toml"), SCENARIO.to_string()).expect("valid")
+    }
+
+    #[test]
+    fn every_metric_a_run_writes_has_a_declared_scale() {
+        let scenario = scenario();
+        let spec = &scenario.points[0].spec;
+        let inputs = crate::inputs::load(Path::new("scales.toml"), None, &spec.subnets.overrides)
+            .expect("inputs");
+        let out = run(&RunSpec {
+            spec,
+            point: 0,
+            seed: 5,
+            inputs: &inputs,
+        })
+        .expect("run");
+        let metrics: BTreeSet<&str> = out.rows.iter().map(|r| r.metric).collect();
+        assert!(metrics.contains("ledger_accuracy") && metrics.contains("roi_vs_honest"));
+        for m in metrics {
+            assert!(
+                declared(m).is_some(),
+                "metric `{m}` has no scale in orchestra_stats::metrics::METRICS: \
+                 declare whether it is a proportion"
+            );
+        }
+    }
+
+    #[test]
+    fn checks_print_proportions_with_intervals_inside_the_unit_interval() {
+        let scenario = scenario();
+        // Five seeds of a Ledger accuracy near 1: the t-interval would reach above 1.
+        let values = [1.0, 1.0, 0.9722, 0.9825, 0.9888];
+        let runs: Vec<RunResult> = values
+            .iter()
+            .map(|&v| {
+                let mut r = RunResult::default();
+                r.add_row(-1, "all", "", "ledger_accuracy", v);
+                r
+            })
+            .collect();
+        let collected = BTreeMap::from([(0u32, runs)]);
+        let checks = evaluate(&scenario, &collected);
+        let check = checks
+            .iter()
+            .find(|c| c.name == "ledger_accuracy_min")
+            .expect("the check ran");
+        let bounded = Interval::on(&values, Scale::Unit);
+        assert!(Interval::of(&values).hi > 1.0 && bounded.hi < 1.0);
+        assert!(check.passed);
+        assert_eq!(
+            check.detail,
+            format!("Ledger accuracy {} ≥ 0.9", fmt(&bounded))
+        );
+    }
 }

@@ -23,8 +23,9 @@ pub mod spec;
 
 pub use spec::{Constraints, FreeParam, Goal, Objective, TuneSpec};
 
-use crate::stats::Interval;
 use cmaes::{CMAESOptions, DVector, Mode};
+use orchestra_stats::Interval;
+use orchestra_stats::metrics::scale_of;
 use rayon::prelude::*;
 use serde::Serialize;
 use std::collections::BTreeMap;
@@ -397,16 +398,13 @@ impl Outcome {
 }
 
 fn summarise(goals: &Goals, c: &mut Candidate, e: Evaluation, n: usize) {
-    c.kpis = e
-        .kpis
-        .iter()
-        .map(|(k, v)| (k.clone(), Interval::of(v).into()))
-        .collect();
+    // Each KPI on its declared scale: proportions get intervals that stay in [0, 1].
     let ivs: BTreeMap<String, Interval> = e
         .kpis
         .iter()
-        .map(|(k, v)| (k.clone(), Interval::of(v)))
+        .map(|(k, v)| (k.clone(), Interval::on(v, scale_of(k))))
         .collect();
+    c.kpis = ivs.iter().map(|(k, i)| (k.clone(), (*i).into())).collect();
     c.per_seed = if e.invalid.is_some() {
         vec![INVALID_SCORE; n]
     } else {
@@ -821,6 +819,62 @@ mod tests {
         };
         assert_eq!(c.value(0.7), toml::Value::from("y"));
         assert_eq!(c.unit(&toml::Value::from("x")), Some(0.25));
+    }
+
+    #[test]
+    fn every_tunable_kpi_has_a_declared_scale() {
+        for m in spec::METRICS {
+            assert!(
+                orchestra_stats::metrics::declared(m).is_some(),
+                "tuner KPI `{m}` has no scale in orchestra_stats::metrics::METRICS"
+            );
+        }
+    }
+
+    #[test]
+    fn proportion_kpis_keep_their_intervals_in_the_unit_interval() {
+        let goals = Goals {
+            objectives: vec![Objective {
+                metric: "honest_share".into(),
+                goal: Goal::Max,
+            }],
+            constraints: vec![],
+        };
+        let near_one = vec![1.0, 1.0, 0.9722, 0.9825, 0.9888];
+        let rao = vec![1.0e9, 3.0e9, 2.0e9, 2.5e9, 1.5e9];
+        let e = Evaluation {
+            kpis: BTreeMap::from([
+                ("honest_share".to_string(), near_one.clone()),
+                (spec::ADVERSARY_ROI_GAP.to_string(), rao.clone()),
+            ]),
+            invalid: None,
+            details: serde_json::Value::Null,
+        };
+        let mut c = Candidate {
+            id: 0,
+            generation: 0,
+            key: String::new(),
+            params: BTreeMap::new(),
+            seeds: 0,
+            kpis: BTreeMap::new(),
+            score: Interval::of(&[]).into(),
+            feasible: false,
+            violations: vec![],
+            invalid: None,
+            details: serde_json::Value::Null,
+            values: vec![],
+            per_seed: vec![],
+        };
+        summarise(&goals, &mut c, e, 5);
+        let share = c.kpis["honest_share"];
+        assert!(Interval::of(&near_one).hi > 1.0);
+        assert!(
+            0.0 < share.lo && share.lo < share.mean && share.hi < 1.0,
+            "{share:?}"
+        );
+        assert_eq!(c.kpis[spec::ADVERSARY_ROI_GAP], Interval::of(&rao).into());
+        // The score is a penalised objective, not a proportion: the plain t-interval.
+        assert_eq!(c.score, Interval::of(&near_one).into());
     }
 
     #[test]
