@@ -67,7 +67,10 @@ fn main() -> Result<()> {
     let dir = tempfile::tempdir()?;
     let db = dir.path().join("ledger.db");
     // Seed 128 subnets: the 12 mocks, repeated with varied metrics.
-    let base = mocks::load_dir(&args.mocks)?;
+    let base: Vec<_> = orchestra_mocks::MockSet::load_dir(&args.mocks)?
+        .entries()
+        .into_values()
+        .collect();
     if base.is_empty() {
         bail!("no mock subnets in {}", args.mocks.display());
     }

@@ -272,6 +272,43 @@ impl Access {
     }
 }
 
+/// The refusal a denied key answers with, in every server (statuses: `orchestra-http`'s
+/// table).
+impl From<Denied> for orchestra_http::Refusal {
+    fn from(d: Denied) -> Self {
+        match d {
+            Denied::Unknown => orchestra_http::Refusal::UnknownKey,
+            Denied::Revoked => orchestra_http::Refusal::RevokedKey,
+            Denied::OverQuota {
+                retry_after,
+                limit,
+                window,
+            } => orchestra_http::Refusal::OverQuota {
+                retry_after_s: retry_after,
+                limit,
+                window,
+            },
+        }
+    }
+}
+
+/// The Ledger's key table behind `orchestra-http`'s authentication: API-key requests to the
+/// Ledger API, and to routes an embedding node serves next to it, are admitted and metered here.
+impl orchestra_http::ApiKeys for Access {
+    fn admit_key(
+        &self,
+        key: &str,
+        now_secs: u64,
+    ) -> Result<orchestra_http::KeyCaller, orchestra_http::Refusal> {
+        self.admit(key, now_secs)
+            .map(|k| orchestra_http::KeyCaller {
+                id: k.id,
+                tier: k.tier.name(),
+            })
+            .map_err(orchestra_http::Refusal::from)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

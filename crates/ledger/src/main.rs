@@ -2,10 +2,12 @@
 
 use anyhow::{Context, Result, bail};
 use clap::{Args, Parser, Subcommand};
+use orchestra_http::clock::now_secs;
+use orchestra_http::shutdown_signal;
 use orchestra_ledger::access::{Limits, generate_key, hash_key};
 use orchestra_ledger::mocks;
 use orchestra_ledger::node::LedgerNode;
-use orchestra_ledger::server::{AppState, ServerConfig, router, shutdown_signal};
+use orchestra_ledger::server::{AppState, ServerConfig, router};
 use orchestra_ledger::sqlite::SqliteStore;
 use orchestra_ledger::store::{Store, Tier};
 use orchestra_ledger::{Ttl, VerifyParams};
@@ -13,8 +15,7 @@ use orchestra_protocol::Hotkey;
 use std::collections::HashSet;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
 /// The Subnet Ledger node: a verified registry of Bittensor subnets with a Merkle change log.
 #[derive(Debug, Parser)]
@@ -132,7 +133,8 @@ struct SeedArgs {
     /// SQLite database file (created if absent).
     #[arg(long)]
     db: PathBuf,
-    /// Directory of mock subnet files (`*.toml` with an `[entry]` table).
+    /// Directory of mock subnet files (`mocks/subnets/*.toml`), checked as the simulator and
+    /// `orchestra-mock-subnet` check them.
     #[arg(long)]
     mocks: PathBuf,
     /// Block to record the seed changes at (default: the log's last block).
@@ -140,12 +142,6 @@ struct SeedArgs {
     block: Option<u64>,
     #[command(flatten)]
     hotkey: HotkeyArgs,
-}
-
-fn now_secs() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| d.as_secs())
 }
 
 fn open_store(db: &Path) -> Result<SqliteStore> {
@@ -216,7 +212,10 @@ fn keys(a: KeysArgs) -> Result<()> {
 
 fn seed(a: SeedArgs) -> Result<()> {
     let hotkey = a.hotkey.load()?;
-    let entries = mocks::load_dir(&a.mocks)?;
+    let entries: Vec<_> = orchestra_mocks::MockSet::load_dir(&a.mocks)?
+        .entries()
+        .into_values()
+        .collect();
     let store: Box<dyn Store> = Box::new(open_store(&a.db)?);
     let mut node = LedgerNode::open(store, hotkey, VerifyParams::default())?;
     let block = a.block.unwrap_or(node.signed_head().head.block);
@@ -270,29 +269,12 @@ fn serve(a: ServeArgs) -> Result<()> {
         let addr = listener.local_addr()?;
         tracing::info!(%addr, "serving the Ledger API");
         println!("listening on {addr}");
-        let flusher = {
-            let st = state.clone();
-            let every = Duration::from_millis(a.flush_ms.max(10));
-            tokio::spawn(async move {
-                let mut tick = tokio::time::interval(every);
-                loop {
-                    tick.tick().await;
-                    let st = st.clone();
-                    let _ = tokio::task::spawn_blocking(move || {
-                        st.flush_usage();
-                        st.refresh_keys();
-                    })
-                    .await;
-                }
-            })
-        };
-        axum::serve(listener, router(state.clone()))
+        let flusher = state.spawn_usage_flusher(Duration::from_millis(a.flush_ms.max(10)));
+        let served = axum::serve(listener, router(state))
             .with_graceful_shutdown(shutdown_signal())
-            .await
-            .context("serving")?;
-        flusher.abort();
-        let st: Arc<AppState> = state;
-        tokio::task::spawn_blocking(move || st.flush_usage()).await?;
+            .await;
+        flusher.stop().await;
+        served.context("serving")?;
         tracing::info!("stopped; usage flushed");
         Ok(())
     })

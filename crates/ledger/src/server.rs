@@ -1,6 +1,11 @@
 //! The query API (axum): read routes served from an in-memory snapshot, the validators' write
 //! route, authentication (API keys or btauth/1), metering, and JSON errors.
 //!
+//! Authentication, refusal statuses and the error shape are `orchestra-http`'s, the layer every
+//! Orchestra server shares (table in `docs/protocol.md`): every `/v1` route takes an API key
+//! (`Authorization: Bearer`, admitted and metered by [`crate::access`]) or a btauth/1 signature
+//! addressed to the server's hotkey.
+//!
 //! Performance design: every read route except the log and proofs answers from an immutable
 //! [`Snapshot`] of pre-serialised JSON bodies (per subnet, per capability ranking, the list and
 //! the head), swapped under a lock only when a write commits; a read clones one `Arc`. Key
@@ -17,26 +22,27 @@
 //! a retry *and* its latency; latency and price enter as hyperbolic discounts around typical
 //! values (500 ms, 0.002 TAO), so neither can dominate alone. Ties break by netuid, then name.
 
-use crate::access::{Access, Denied, Limits};
+use crate::access::{Access, Limits};
 use crate::log::SignedTreeHead;
 use crate::model::Ttl;
 use crate::node::{ChangeInput, LedgerNode, NodeError};
 use crate::store::Store;
 use axum::Router;
-use axum::body::{Body, Bytes};
+use axum::body::Bytes;
 use axum::extract::rejection::PathRejection;
-use axum::extract::{Path, RawQuery, Request, State};
-use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
-use axum::middleware::{self, Next};
+use axum::extract::{Path, RawQuery, State};
+use axum::http::{StatusCode, header};
+use axum::middleware;
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
-use orchestra_protocol::btauth::{self, AuthHeaders, Caller, Verifier};
+use orchestra_http::clock::now_secs;
+use orchestra_http::{AuthConfig, Credential, Refusal, RequestAuth, json_error as error};
 use orchestra_protocol::ledger::Status;
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 use std::collections::{BTreeMap, HashSet};
 use std::sync::{Arc, Mutex, RwLock};
-use std::time::{SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
 /// Server settings.
 #[derive(Debug, Clone)]
@@ -192,8 +198,8 @@ fn to_bytes(v: &serde_json::Value) -> Bytes {
 pub struct AppState {
     node: Mutex<DynNode>,
     snapshot: RwLock<Arc<Snapshot>>,
-    access: Access,
-    verifier: Verifier,
+    access: Arc<Access>,
+    auth: Arc<RequestAuth>,
     config: ServerConfig,
 }
 
@@ -209,11 +215,19 @@ impl AppState {
         let me = node.ss58();
         config.validators.insert(me.clone());
         let snapshot = Snapshot::build(&node, &config.ttl);
+        let access = Arc::new(Access::new(config.limits));
+        let btauth = AuthConfig {
+            body_limit: config.body_limit,
+            // A Ledger API sees many more signed requests than a miner.
+            replay_capacity: 1_000_000,
+            ..AuthConfig::default()
+        };
+        let auth = RequestAuth::btauth(me, &btauth).with_api_keys(access.clone());
         let st = Arc::new(AppState {
             node: Mutex::new(node),
             snapshot: RwLock::new(Arc::new(snapshot)),
-            access: Access::new(config.limits),
-            verifier: Verifier::new(me),
+            access,
+            auth: Arc::new(auth),
             config,
         });
         st.refresh_keys();
@@ -248,10 +262,19 @@ impl AppState {
         });
     }
 
-    /// The API-key table and meters, for routes an embedding node serves next to the Ledger's
-    /// (they then share keys, limits and metering with the Ledger API).
+    /// The API-key table and meters.
     pub fn access(&self) -> &Access {
         &self.access
+    }
+
+    /// Authentication by this Ledger's API keys only, for routes an embedding node serves next
+    /// to the Ledger's (they then share keys, limits, metering and refusals with the Ledger
+    /// API): mount it with `orchestra_http::require_auth`.
+    pub fn key_auth(&self) -> Arc<RequestAuth> {
+        Arc::new(RequestAuth::api_keys(
+            self.access.clone(),
+            self.config.body_limit,
+        ))
     }
 
     /// Run `f` on the node (read-only; e.g. the signed head, the state).
@@ -285,110 +308,48 @@ impl AppState {
             self.access.restore(deltas);
         }
     }
-}
 
-fn now_secs() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| d.as_secs())
-}
-
-fn now_ns() -> i128 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| d.as_nanos() as i128)
-}
-
-/// The response refusing an API key: 401 for an unknown or revoked key, 429 with `Retry-After`
-/// over quota (for every route that admits keys through [`Access::admit`]).
-pub fn denied(d: Denied) -> Response {
-    match d {
-        Denied::Unknown => error(
-            StatusCode::UNAUTHORIZED,
-            "unknown_key",
-            "API key not recognised",
-        ),
-        Denied::Revoked => error(
-            StatusCode::UNAUTHORIZED,
-            "revoked_key",
-            "API key has been revoked",
-        ),
-        Denied::OverQuota {
-            retry_after,
-            limit,
-            window,
-        } => {
-            let mut r = error(
-                StatusCode::TOO_MANY_REQUESTS,
-                "quota_exceeded",
-                format!("quota of {limit} requests per {window} exhausted"),
-            );
-            if let Ok(v) = HeaderValue::from_str(&retry_after.to_string()) {
-                r.headers_mut().insert(header::RETRY_AFTER, v);
+    /// Start the usage flusher every server embedding this API runs: every `every`, flush the
+    /// metered usage to the store and reload the API keys (new keys, revocations), off the
+    /// async workers. [`UsageFlusher::stop`] ends it with a last flush.
+    pub fn spawn_usage_flusher(self: &Arc<Self>, every: Duration) -> UsageFlusher {
+        let st = self.clone();
+        let task = tokio::spawn(async move {
+            let mut tick = tokio::time::interval(every);
+            tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            loop {
+                tick.tick().await;
+                let st = st.clone();
+                let _ = tokio::task::spawn_blocking(move || {
+                    st.flush_usage();
+                    st.refresh_keys();
+                })
+                .await;
             }
-            r
+        });
+        UsageFlusher {
+            state: self.clone(),
+            task,
         }
     }
 }
 
-/// The environment variable a supervisor (`orchestra-devnet`) sets to its own pid when it starts
-/// a server: [`shutdown_signal`] then also resolves once that process is no longer this one's
-/// parent, so a supervisor killed with SIGKILL leaves no children behind.
-pub const PARENT_PID_ENV: &str = "ORCHESTRA_PARENT_PID";
-
-/// Resolves on Ctrl-C or SIGTERM (what systemd and container runtimes send), or when the
-/// supervisor named by [`PARENT_PID_ENV`] has gone: the graceful shutdown signal of every server
-/// binary.
-pub async fn shutdown_signal() {
-    let ctrl_c = async {
-        let _ = tokio::signal::ctrl_c().await;
-    };
-    #[cfg(unix)]
-    let term = async {
-        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(mut s) => {
-                s.recv().await;
-            }
-            Err(_) => std::future::pending::<()>().await,
-        }
-    };
-    #[cfg(not(unix))]
-    let term = std::future::pending::<()>();
-    tokio::select! {
-        () = ctrl_c => {},
-        () = term => {},
-        () = parent_gone() => tracing::warn!("the supervising process has gone: shutting down"),
-    }
+/// The running usage flusher of [`AppState::spawn_usage_flusher`].
+#[derive(Debug)]
+pub struct UsageFlusher {
+    state: Arc<AppState>,
+    task: tokio::task::JoinHandle<()>,
 }
 
-/// Resolves once this process's parent is no longer the pid in [`PARENT_PID_ENV`] (it died and
-/// this process was re-parented); never when the variable is unset.
-async fn parent_gone() {
-    #[cfg(unix)]
-    if let Some(pid) = std::env::var(PARENT_PID_ENV)
-        .ok()
-        .and_then(|v| v.trim().parse::<u32>().ok())
-    {
-        let mut tick = tokio::time::interval(std::time::Duration::from_millis(250));
-        loop {
-            tick.tick().await;
-            if std::os::unix::process::parent_id() != pid {
-                return;
-            }
-        }
+impl UsageFlusher {
+    /// Stop flushing periodically and flush what is left (at shutdown, after the server
+    /// stopped taking requests).
+    pub async fn stop(self) {
+        self.task.abort();
+        let _ = self.task.await;
+        let st = self.state;
+        let _ = tokio::task::spawn_blocking(move || st.flush_usage()).await;
     }
-    std::future::pending::<()>().await
-}
-
-/// A JSON error response `{"error": code, "message": …}`.
-pub fn error(status: StatusCode, code: &str, message: impl Into<String>) -> Response {
-    let body = json!({ "error": code, "message": message.into() });
-    (
-        status,
-        [(header::CONTENT_TYPE, "application/json")],
-        to_bytes(&body),
-    )
-        .into_response()
 }
 
 fn json_bytes(body: Bytes) -> Response {
@@ -400,15 +361,6 @@ fn json_value<T: Serialize>(v: &T) -> Response {
         Ok(b) => json_bytes(Bytes::from(b)),
         Err(e) => error(StatusCode::INTERNAL_SERVER_ERROR, "internal", e.to_string()),
     }
-}
-
-/// Who made a request.
-#[derive(Debug, Clone)]
-pub enum AuthCtx {
-    /// An API key.
-    Key(crate::access::KeyCaller),
-    /// A btauth/1-signed hotkey.
-    Hotkey(Caller),
 }
 
 /// The router. Public routes: `/healthz`, `/openapi.json`; everything under `/v1` needs an API
@@ -423,7 +375,10 @@ pub fn router(state: Arc<AppState>) -> Router {
         .route("/v1/consistency", get(get_consistency))
         .route("/v1/head", get(get_head))
         .route("/v1/changes", post(post_changes))
-        .route_layer(middleware::from_fn_with_state(state.clone(), authenticate));
+        .route_layer(middleware::from_fn_with_state(
+            state.auth.clone(),
+            orchestra_http::require_auth,
+        ));
     Router::new()
         .route("/healthz", get(healthz))
         .route("/openapi.json", get(openapi))
@@ -448,90 +403,6 @@ async fn method_not_allowed() -> Response {
         "method_not_allowed",
         "method not allowed on this route",
     )
-}
-
-fn too_large(limit: usize) -> Response {
-    error(
-        StatusCode::PAYLOAD_TOO_LARGE,
-        "body_too_large",
-        format!("request body exceeds {limit} bytes"),
-    )
-}
-
-/// Buffer the body (bounded), authenticate, meter, and pass the caller on as an extension.
-async fn authenticate(State(st): State<Arc<AppState>>, req: Request, next: Next) -> Response {
-    let limit = st.config.body_limit;
-    let (parts, body) = req.into_parts();
-    let declared = parts
-        .headers
-        .get(header::CONTENT_LENGTH)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.parse::<u64>().ok());
-    if declared.is_some_and(|n| n > limit as u64) {
-        return too_large(limit);
-    }
-    let Ok(bytes) = axum::body::to_bytes(body, limit).await else {
-        return too_large(limit);
-    };
-    let ctx = match auth_ctx(&st, &parts.headers, &parts.method, &parts.uri, &bytes) {
-        Ok(c) => c,
-        Err(r) => return r,
-    };
-    let mut req = Request::from_parts(parts, Body::from(bytes));
-    req.extensions_mut().insert(ctx);
-    next.run(req).await
-}
-
-// The error is a finished response, built once per refused request; boxing buys nothing.
-#[allow(clippy::result_large_err)]
-fn auth_ctx(
-    st: &AppState,
-    headers: &HeaderMap,
-    method: &axum::http::Method,
-    uri: &axum::http::Uri,
-    body: &[u8],
-) -> Result<AuthCtx, Response> {
-    if let Some(v) = headers.get(header::AUTHORIZATION) {
-        let key = v
-            .to_str()
-            .ok()
-            .and_then(|s| s.strip_prefix("Bearer "))
-            .map(str::trim)
-            .ok_or_else(|| {
-                error(
-                    StatusCode::UNAUTHORIZED,
-                    "malformed_authorization",
-                    "expected `Authorization: Bearer <key>`",
-                )
-            })?;
-        return st
-            .access
-            .admit(key, now_secs())
-            .map(AuthCtx::Key)
-            .map_err(denied);
-    }
-    if headers.contains_key(btauth::HEADER_HOTKEY) || headers.contains_key(btauth::HEADER_VERSION) {
-        let h = AuthHeaders::from_lookup(|name| headers.get(name).and_then(|v| v.to_str().ok()));
-        let target = uri
-            .path_and_query()
-            .map_or_else(|| uri.path(), |pq| pq.as_str());
-        return match st
-            .verifier
-            .verify(&h, body, method.as_str(), target, now_ns())
-        {
-            Ok(c) => Ok(AuthCtx::Hotkey(c)),
-            Err(e) => {
-                let status =
-                    StatusCode::from_u16(e.http_status()).unwrap_or(StatusCode::UNAUTHORIZED);
-                Err(error(status, e.code(), e.to_string()))
-            }
-        };
-    }
-    Err(error(
-        StatusCode::UNAUTHORIZED,
-        "unauthenticated",
-        "send `Authorization: Bearer <key>` or btauth/1 headers",
-    ))
 }
 
 async fn healthz(State(st): State<Arc<AppState>>) -> Response {
@@ -739,24 +610,20 @@ pub struct ChangesResponse {
 
 async fn post_changes(
     State(st): State<Arc<AppState>>,
-    axum::Extension(ctx): axum::Extension<AuthCtx>,
+    axum::Extension(credential): axum::Extension<Credential>,
     body: Bytes,
 ) -> Response {
-    let caller = match ctx {
-        AuthCtx::Hotkey(c) if st.config.validators.contains(&c.hotkey) => c,
-        AuthCtx::Hotkey(_) => {
-            return error(
-                StatusCode::FORBIDDEN,
-                "not_a_validator",
-                "this hotkey may not append changes",
-            );
+    let caller = match credential {
+        Credential::Hotkey(c) if st.config.validators.contains(&c.hotkey) => c,
+        Credential::Hotkey(_) => {
+            return Refusal::NotAValidator("this hotkey may not append changes".into())
+                .into_response();
         }
-        AuthCtx::Key(_) => {
-            return error(
-                StatusCode::FORBIDDEN,
-                "hotkey_required",
+        Credential::ApiKey(_) => {
+            return Refusal::HotkeyRequired(
                 "appending changes needs a btauth/1 signature from a validator hotkey",
-            );
+            )
+            .into_response();
         }
     };
     let req: ChangesRequest = match serde_json::from_slice(&body) {

@@ -37,8 +37,7 @@ fn start() -> Server {
     let alice = Hotkey::from_uri("//Alice").unwrap();
     let mut node = LedgerNode::open(store, alice, VerifyParams::default()).unwrap();
     let me = node.ss58();
-    let seeds: Vec<_> = mocks::load_dir(&mocks_dir())
-        .unwrap()
+    let seeds: Vec<_> = mock_entries()
         .iter()
         .map(|e| mocks::seed_change(e, &me, 100).unwrap())
         .collect();

@@ -1,12 +1,11 @@
 //! Verification rules per proposal kind, the window, duplicate credit, slashing, TTLs and the
-//! mock loader.
+//! shape of the shipped mock entries.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod common;
 
 use common::*;
 use orchestra_ledger::engine::Outcome;
-use orchestra_ledger::mocks;
 use orchestra_ledger::model::{ProposalKind, Ttl};
 use orchestra_ledger::verify::verify;
 use orchestra_ledger::{Credit, Ledger, ProbeSet, RejectReason, Verdict, VerifyParams};
@@ -555,7 +554,7 @@ fn ttl_and_staleness() {
 
 #[test]
 fn all_mock_files_load_and_pass_new_subnet_shape_checks() {
-    let entries: Vec<Entry> = mocks::load_dir(&mocks_dir()).unwrap();
+    let entries: Vec<Entry> = mock_entries();
     assert_eq!(entries.len(), 12);
     let tags: std::collections::BTreeSet<&str> = entries
         .iter()
@@ -591,23 +590,4 @@ fn all_mock_files_load_and_pass_new_subnet_shape_checks() {
             );
         }
     }
-}
-
-#[test]
-fn mock_loader_ignores_behaviour_but_rejects_unknown_entry_keys() {
-    let text = std::fs::read_to_string(mocks_dir().join("sn022_desearch.toml")).unwrap();
-    assert!(text.contains("[behaviour]"));
-    let e = mocks::parse_mock(&text, std::path::Path::new("x.toml")).unwrap();
-    assert_eq!(e.netuid, 22);
-    let bad = text.replacen("[entry]\n", "[entry]\ncolour = \"blue\"\n", 1);
-    let err = mocks::parse_mock(&bad, std::path::Path::new("bad.toml"))
-        .unwrap_err()
-        .to_string();
-    assert!(err.contains("bad.toml") && err.contains("colour"), "{err}");
-    let bad_ep = text.replacen(
-        "auth_required = true",
-        "auth_required = true\nretries = 3",
-        1,
-    );
-    assert!(mocks::parse_mock(&bad_ep, std::path::Path::new("b.toml")).is_err());
 }

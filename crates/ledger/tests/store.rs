@@ -21,8 +21,7 @@ fn alice() -> Hotkey {
 }
 
 fn seed_inputs(me: &str) -> Vec<ChangeInput> {
-    mocks::load_dir(&mocks_dir())
-        .unwrap()
+    mock_entries()
         .iter()
         .map(|e| mocks::seed_change(e, me, 100).unwrap())
         .collect()

@@ -11,8 +11,10 @@
 //! - `[[reference_plan]]`: the reference decomposition, steps `{id, capability, depends_on}` in
 //!   execution order (every dependency names an earlier step).
 //!
-//! The core never touches files: a shell reads the file and calls
-//! [`ObjectiveTemplate::from_toml_str`].
+//! The templates shipped in `mocks/objectives/` are embedded when this crate is built
+//! ([`SHIPPED`], parsed by [`shipped`]): the one list the nodes, the simulator and the tests
+//! use, so adding a template is adding its file. Otherwise the core never touches files: a shell
+//! reads a file and calls [`ObjectiveTemplate::from_toml_str`].
 //!
 //! # Capability tags
 //!
@@ -166,6 +168,26 @@ pub enum TemplateError {
         /// What is wrong.
         reason: String,
     },
+    /// A template file is bad; names the file.
+    #[error("{file}: {error}")]
+    InFile {
+        /// The file (name or path).
+        file: String,
+        /// What is wrong with it.
+        error: Box<TemplateError>,
+    },
+}
+
+/// The files of `mocks/objectives/` as `(file name, text)`, in file-name order, embedded when
+/// this crate is built.
+pub static SHIPPED: &[(&str, &str)] = include!(concat!(env!("OUT_DIR"), "/shipped_objectives.rs"));
+
+/// The shipped templates ([`SHIPPED`]), parsed and validated, in file-name order.
+pub fn shipped() -> Result<Vec<ObjectiveTemplate>, TemplateError> {
+    SHIPPED
+        .iter()
+        .map(|(file, text)| ObjectiveTemplate::from_file_text(file, text))
+        .collect()
 }
 
 /// The `{name}` placeholders of `text`, in order of appearance.
@@ -191,6 +213,15 @@ impl ObjectiveTemplate {
         let t: Self = toml::from_str(text).map_err(|e| TemplateError::Parse(e.to_string()))?;
         t.validate()?;
         Ok(t)
+    }
+
+    /// [`ObjectiveTemplate::from_toml_str`] for the text of file `file`, whose name the error
+    /// carries.
+    pub fn from_file_text(file: &str, text: &str) -> Result<Self, TemplateError> {
+        ObjectiveTemplate::from_toml_str(text).map_err(|e| TemplateError::InFile {
+            file: file.to_string(),
+            error: Box::new(e),
+        })
     }
 
     fn invalid(&self, field: impl Into<String>, reason: impl Into<String>) -> TemplateError {
@@ -427,5 +458,29 @@ depends_on = ["s"]
             assert_eq!(serde_json::from_str::<Capability>(&json).unwrap(), c);
         }
         assert_eq!(placeholders("a {x} b {y}{z} {"), vec!["x", "y", "z"]);
+    }
+
+    #[test]
+    fn the_shipped_list_is_the_objectives_directory() {
+        let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../mocks/objectives");
+        let mut files: Vec<String> = std::fs::read_dir(&dir)
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .filter(|n| n.ends_with(".toml"))
+            .collect();
+        files.sort();
+        let names: Vec<&str> = SHIPPED.iter().map(|(n, _)| *n).collect();
+        assert_eq!(names, files);
+        let kinds: Vec<String> = shipped().unwrap().into_iter().map(|t| t.kind).collect();
+        assert_eq!(
+            kinds,
+            [
+                "competitive_analysis",
+                "data_aggregation",
+                "market_research"
+            ]
+        );
+        let e = ObjectiveTemplate::from_file_text("x.toml", "kind = 3").unwrap_err();
+        assert!(e.to_string().starts_with("x.toml: "), "{e}");
     }
 }

@@ -511,6 +511,39 @@ fn compile_endpoint(
     })
 }
 
+/// The files of `mocks/subnets/` as `(file name, text)`, in file-name order, embedded when this
+/// crate is built: a file added to the directory is embedded on the next build.
+pub static SHIPPED: &[(&str, &str)] = include!(concat!(env!("OUT_DIR"), "/shipped_subnets.rs"));
+
+/// `(path, text)` of every `*.toml` file directly in `dir`, in file-name order; no file is an
+/// error.
+fn read_toml_files(dir: &Path) -> Result<Vec<(String, String)>, MockError> {
+    let io = |path: &Path, source| MockError::Io {
+        path: path.to_path_buf(),
+        source,
+    };
+    let mut files = Vec::new();
+    for item in std::fs::read_dir(dir).map_err(|e| io(dir, e))? {
+        let path = item.map_err(|e| io(dir, e))?.path();
+        if path.extension().is_some_and(|x| x == "toml") && path.is_file() {
+            files.push(path);
+        }
+    }
+    if files.is_empty() {
+        return Err(MockError::NoFiles {
+            dir: dir.to_path_buf(),
+        });
+    }
+    files.sort_by(|a, b| a.file_name().cmp(&b.file_name()));
+    files
+        .into_iter()
+        .map(|path| {
+            let text = std::fs::read_to_string(&path).map_err(|e| io(&path, e))?;
+            Ok((path.display().to_string(), text))
+        })
+        .collect()
+}
+
 /// Every mock subnet of a run, by netuid.
 #[derive(Debug, Clone, Default)]
 pub struct MockSet {
@@ -518,36 +551,32 @@ pub struct MockSet {
 }
 
 impl MockSet {
-    /// Load every `*.toml` in `dir`, in file-name order. An empty directory is an error (a wrong
-    /// path would otherwise run a simulation with no subnets), as are two files with one netuid.
+    /// Load every `*.toml` file in `dir`, in file-name order (other entries are ignored; the
+    /// walk is not recursive). An empty directory is an error (a wrong path would otherwise run
+    /// with no subnets), as are two files with one netuid; every error names the file. This
+    /// and [`MockSet::shipped`] are how every tool reads mock subnets, so they all accept and
+    /// refuse the same files.
     pub fn load_dir(dir: impl AsRef<Path>) -> Result<MockSet, MockError> {
-        let dir = dir.as_ref();
-        let io = |path: &Path, source| MockError::Io {
-            path: path.to_path_buf(),
-            source,
-        };
-        let mut files = Vec::new();
-        for item in std::fs::read_dir(dir).map_err(|e| io(dir, e))? {
-            let path = item.map_err(|e| io(dir, e))?.path();
-            if path.extension().is_some_and(|x| x == "toml") && path.is_file() {
-                files.push(path);
-            }
-        }
-        if files.is_empty() {
-            return Err(MockError::NoFiles {
-                dir: dir.to_path_buf(),
-            });
-        }
-        files.sort_by(|a, b| a.file_name().cmp(&b.file_name()));
-        let mut subnets = Vec::with_capacity(files.len());
-        for path in files {
-            let text = std::fs::read_to_string(&path).map_err(|e| io(&path, e))?;
-            subnets.push(MockSubnet::from_toml_str(
-                &path.display().to_string(),
-                &text,
-            )?);
-        }
-        MockSet::from_subnets(subnets)
+        MockSet::load_dir_with_overrides(dir, &BTreeMap::new())
+    }
+
+    /// [`MockSet::load_dir`] with per-netuid `[behaviour]` overrides, as
+    /// [`MockSet::from_sources`] applies them.
+    pub fn load_dir_with_overrides(
+        dir: impl AsRef<Path>,
+        overrides: &BTreeMap<u16, toml::Table>,
+    ) -> Result<MockSet, MockError> {
+        let files = read_toml_files(dir.as_ref())?;
+        MockSet::from_sources(
+            files.iter().map(|(n, t)| (n.as_str(), t.as_str())),
+            overrides,
+        )
+    }
+
+    /// The mock subnets shipped in `mocks/subnets/` (embedded at build time, see [`SHIPPED`]),
+    /// with per-netuid `[behaviour]` overrides.
+    pub fn shipped(overrides: &BTreeMap<u16, toml::Table>) -> Result<MockSet, MockError> {
+        MockSet::from_sources(SHIPPED.iter().copied(), overrides)
     }
 
     /// Parse `(name, text)` sources (files embedded with `include_str!`, say) in name order,

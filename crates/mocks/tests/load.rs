@@ -169,3 +169,44 @@ fn overrides_merge_onto_behaviour() {
     let bad = std::collections::BTreeMap::from([(99u16, toml::Table::new())]);
     assert!(MockSet::from_sources([("sn001_apex.toml", text.as_str())], &bad).is_err());
 }
+
+#[test]
+fn the_shipped_set_is_the_directory() {
+    let from_dir = MockSet::load_dir(dir()).unwrap();
+    let shipped = MockSet::shipped(&std::collections::BTreeMap::new()).unwrap();
+    assert_eq!(
+        shipped.entries(),
+        from_dir.entries(),
+        "the embedded files are mocks/subnets"
+    );
+    let files: Vec<String> = std::fs::read_dir(dir())
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .filter(|n| n.ends_with(".toml"))
+        .collect::<BTreeSet<_>>()
+        .into_iter()
+        .collect();
+    let names: Vec<&str> = orchestra_mocks::SHIPPED.iter().map(|(n, _)| *n).collect();
+    assert_eq!(names, files, "every file, in name order");
+}
+
+#[test]
+fn directories_load_with_overrides_and_skip_other_files() {
+    let d = tempfile::tempdir().unwrap();
+    std::fs::write(d.path().join("sn001_apex.toml"), apex_text()).unwrap();
+    std::fs::write(d.path().join("README.md"), "not a mock").unwrap();
+    std::fs::create_dir(d.path().join("nested.toml")).unwrap();
+    let over =
+        std::collections::BTreeMap::from([(1u16, toml::from_str("failure_rate = 0.25").unwrap())]);
+    let set = MockSet::load_dir_with_overrides(d.path(), &over).unwrap();
+    assert_eq!(set.len(), 1);
+    assert_eq!(set.get(1).unwrap().failure_rate(), 0.25);
+    // A bad file is named by its path.
+    std::fs::write(d.path().join("zz_bad.toml"), "[entry]\nnetuid = \"one\"\n").unwrap();
+    let e = MockSet::load_dir(d.path()).unwrap_err().to_string();
+    assert!(e.contains("zz_bad.toml") && e.contains("netuid"), "{e}");
+    // An override for a subnet no file declares is a typo, not a no-op.
+    let typo = std::collections::BTreeMap::from([(2u16, toml::Table::new())]);
+    std::fs::remove_file(d.path().join("zz_bad.toml")).unwrap();
+    assert!(MockSet::load_dir_with_overrides(d.path(), &typo).is_err());
+}

@@ -15,10 +15,10 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use clap::Parser;
-use orchestra_mechanism::templates::{ObjectiveTemplate, instantiate};
+use orchestra_mechanism::templates::instantiate;
 use orchestra_mocks::MockSet;
 use orchestra_node::auth::{AuthConfig, PermitSet, RequestAuth, now_ms, now_ns, signed_headers};
-use orchestra_node::miner::{EMBEDDED_OBJECTIVES, MinerServer, MinerSettings};
+use orchestra_node::miner::{MinerServer, MinerSettings};
 use orchestra_node::mock_subnet::{MockServer, MockServerConfig};
 use orchestra_node::subnet_client::SubnetDirectory;
 use orchestra_protocol::Hotkey;
@@ -73,7 +73,7 @@ async fn main() {
     let key = Arc::new(Hotkey::from_uri("//Miner1").unwrap());
     let permits = Arc::new(PermitSet::new([alice.ss58()]));
     let auth =
-        Arc::new(RequestAuth::new(key.ss58(), &AuthConfig::default(), Some(permits)).unwrap());
+        Arc::new(RequestAuth::btauth(key.ss58(), &AuthConfig::default()).with_permits(permits));
     let settings = MinerSettings {
         max_concurrency: cli.max_concurrency,
         seed: Some(1),
@@ -88,8 +88,13 @@ async fn main() {
     )
     .unwrap();
     let addr = serve(miner.router()).await;
-    let (_, text) = EMBEDDED_OBJECTIVES[2];
-    let template = Arc::new(ObjectiveTemplate::from_toml_str(text).unwrap());
+    let template = Arc::new(
+        orchestra_mechanism::templates::shipped()
+            .unwrap()
+            .into_iter()
+            .find(|t| t.kind == "market_research")
+            .unwrap(),
+    );
     let url = reqwest::Url::parse(&format!("http://{addr}/orchestrate")).unwrap();
     let http = reqwest::Client::new();
     let next = Arc::new(AtomicUsize::new(0));

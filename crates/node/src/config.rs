@@ -496,7 +496,35 @@ pub fn block_on<E: std::fmt::Display>(
     }
 }
 
-pub use orchestra_ledger::server::shutdown_signal;
+pub use orchestra_http::shutdown_signal;
+
+/// The objective templates a node draws challenges from and plans with: the shipped ones
+/// (`orchestra_mechanism::templates::SHIPPED`, embedded from `mocks/objectives`), each replaced
+/// or extended by a `*.toml` file in `extra` (a file replaces the shipped template of the same
+/// kind). Errors name the file.
+pub fn load_templates(
+    extra: Option<&std::path::Path>,
+) -> anyhow::Result<Vec<orchestra_mechanism::templates::ObjectiveTemplate>> {
+    use orchestra_mechanism::templates::{ObjectiveTemplate, shipped};
+    let mut out = shipped().map_err(|e| anyhow::anyhow!("shipped objective {e}"))?;
+    if let Some(dir) = extra {
+        let mut files: Vec<std::path::PathBuf> = std::fs::read_dir(dir)
+            .map_err(|e| anyhow::anyhow!("reading {}: {e}", dir.display()))?
+            .filter_map(|e| e.ok().map(|e| e.path()))
+            .filter(|p| p.is_file() && p.extension().is_some_and(|x| x == "toml"))
+            .collect();
+        files.sort();
+        for f in files {
+            let text = std::fs::read_to_string(&f)
+                .map_err(|e| anyhow::anyhow!("reading {}: {e}", f.display()))?;
+            let t = ObjectiveTemplate::from_file_text(&f.display().to_string(), &text)
+                .map_err(anyhow::Error::new)?;
+            out.retain(|o: &ObjectiveTemplate| o.kind != t.kind);
+            out.push(t);
+        }
+    }
+    Ok(out)
+}
 
 /// Start tracing to stderr, filtered by `RUST_LOG` (default `info`).
 pub fn init_tracing() {

@@ -17,7 +17,7 @@
 
 use orchestra_chain::devnet::{DevNeuron, DevSubnet, new_block, set_storage, subnet_storage};
 use orchestra_chain::{AxonInfo, Chain, SubtensorChain, SubtensorConfig, WaitFor};
-use orchestra_ledger::server::PARENT_PID_ENV;
+use orchestra_http::PARENT_PID_ENV;
 use orchestra_protocol::Hotkey;
 use std::net::{Ipv4Addr, TcpListener, TcpStream};
 use std::path::{Path, PathBuf};

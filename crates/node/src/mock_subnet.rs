@@ -19,7 +19,10 @@
 //! The wire format is [`crate::subnet_client`]'s: JSON body in and out, metadata (hotkey,
 //! cost, receipt) in `X-Orchestra-*` headers; errors are the model's kinds with their HTTP
 //! statuses (503 unavailable/shed, 504 timeout, 500 server error, 400 bad request, 404 unknown
-//! endpoint) and a JSON body `{"error": kind, "message": …}`.
+//! endpoint) and a JSON body `{"error": kind, "message": …}`. With `--require-auth`, calls are
+//! checked by the shared btauth/1 layer ([`orchestra_http::RequestAuth`], receiver = the
+//! subnet's hotkey, unbound requests accepted) and refused with its statuses and codes, as
+//! every other server refuses them.
 //!
 //! Offered load, which drives the model's overload curve, is measured as calls per second: the
 //! larger of the last full second's count and the current second's so far. Receipts sign the
@@ -29,7 +32,7 @@
 //! depends on the seed and the request only, so an auditor re-running a deterministic call gets
 //! the same bytes.
 
-use crate::auth::{Rejection, json_error, now_ms, now_ns};
+use crate::auth::{ApiError, AuthConfig, RequestAuth, json_error, now_ms, now_ns};
 use crate::metrics::{self, Metrics};
 use crate::subnet_client::{
     HEADER_COST_RAO, HEADER_RECEIPT_SCHEME, HEADER_RECEIPT_SIGNATURE, HEADER_STARTED_AT_MS,
@@ -42,9 +45,9 @@ use axum::http::{HeaderMap, HeaderName, HeaderValue, StatusCode, header};
 use axum::middleware;
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
+use orchestra_http::read_body;
 use orchestra_mocks::{CallContext, CallOutcome, MockSet, MockSubnet, SubnetEvent, SubnetState};
 use orchestra_protocol::Body;
-use orchestra_protocol::btauth::{AuthHeaders, MemoryReplayStore, Verifier};
 use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
@@ -66,7 +69,7 @@ pub struct MockServerConfig {
     /// Require `Authorization: Bearer <token>` on `/admin/*` when set.
     pub admin_token: Option<String>,
     /// Refuse calls without a valid btauth/1 signature (bound to the subnet's hotkey or
-    /// unbound) with 401.
+    /// unbound), with the shared refusal statuses.
     pub require_auth: bool,
     /// How far the caller's start time may be from the server clock and still be signed, ms.
     pub receipt_skew_ms: u64,
@@ -118,7 +121,7 @@ struct Served {
     state: Mutex<SubnetState>,
     rng: Mutex<ChaCha8Rng>,
     load: Mutex<LoadMeter>,
-    verifier: Option<Verifier<MemoryReplayStore>>,
+    auth: Option<RequestAuth>,
 }
 
 #[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
@@ -179,9 +182,13 @@ impl MockServer {
                     ]
                     .concat(),
                 );
-                let verifier = config
-                    .require_auth
-                    .then(|| Verifier::new(hotkey.clone()).allow_unbound());
+                let auth = config.require_auth.then(|| {
+                    let c = AuthConfig {
+                        body_limit: config.body_limit,
+                        ..AuthConfig::default()
+                    };
+                    RequestAuth::btauth(hotkey.clone(), &c).allow_unbound()
+                });
                 (
                     m.netuid(),
                     Served {
@@ -190,7 +197,7 @@ impl MockServer {
                         state: Mutex::new(m.initial_state()),
                         rng: Mutex::new(ChaCha8Rng::from_seed(key)),
                         load: Mutex::new(LoadMeter::default()),
-                        verifier,
+                        auth,
                     },
                 )
             })
@@ -253,7 +260,7 @@ impl MockServer {
         None
     }
 
-    fn admin_ok(&self, headers: &HeaderMap) -> Result<(), Rejection> {
+    fn admin_ok(&self, headers: &HeaderMap) -> Result<(), ApiError> {
         let Some(token) = &self.config.admin_token else {
             return Ok(());
         };
@@ -264,7 +271,7 @@ impl MockServer {
         if given == Some(token.as_str()) {
             Ok(())
         } else {
-            Err(rejection(
+            Err(ApiError::new(
                 StatusCode::UNAUTHORIZED,
                 "admin_token",
                 "admin routes need `Authorization: Bearer <admin token>`",
@@ -272,16 +279,16 @@ impl MockServer {
         }
     }
 
-    fn pick(&self, netuid: Option<u16>) -> Result<u16, Rejection> {
+    fn pick(&self, netuid: Option<u16>) -> Result<u16, ApiError> {
         match netuid {
             Some(n) if self.subnets.contains_key(&n) => Ok(n),
-            Some(n) => Err(rejection(
+            Some(n) => Err(ApiError::new(
                 StatusCode::NOT_FOUND,
                 "unknown_subnet",
                 format!("subnet {n} is not served here"),
             )),
             None if self.subnets.len() == 1 => Ok(*self.subnets.keys().next().unwrap_or(&0)),
-            None => Err(rejection(
+            None => Err(ApiError::new(
                 StatusCode::BAD_REQUEST,
                 "netuid_required",
                 "this server serves several subnets: give `netuid`",
@@ -347,17 +354,9 @@ struct EventBody {
     event: SubnetEvent,
 }
 
-fn rejection(status: StatusCode, code: &'static str, message: impl Into<String>) -> Rejection {
-    Rejection {
-        status,
-        code,
-        message: message.into(),
-    }
-}
-
-fn parse_json<T: serde::de::DeserializeOwned>(body: &[u8]) -> Result<T, Rejection> {
+fn parse_json<T: serde::de::DeserializeOwned>(body: &[u8]) -> Result<T, ApiError> {
     serde_json::from_slice(body)
-        .map_err(|e| rejection(StatusCode::BAD_REQUEST, "invalid_body", e.to_string()))
+        .map_err(|e| ApiError::new(StatusCode::BAD_REQUEST, "invalid_body", e.to_string()))
 }
 
 async fn admin_schema_version(
@@ -365,7 +364,7 @@ async fn admin_schema_version(
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
-    let run = || -> Result<Response, Rejection> {
+    let run = || -> Result<Response, ApiError> {
         srv.admin_ok(&headers)?;
         let b: SchemaVersionBody = parse_json(&body)?;
         let netuid = srv.pick(b.netuid)?;
@@ -383,7 +382,7 @@ async fn admin_event(
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
-    let run = || -> Result<Response, Rejection> {
+    let run = || -> Result<Response, ApiError> {
         srv.admin_ok(&headers)?;
         let b: EventBody = parse_json(&body)?;
         let netuid = srv.pick(b.netuid)?;
@@ -392,9 +391,9 @@ async fn admin_event(
     run().unwrap_or_else(IntoResponse::into_response)
 }
 
-fn apply_event(srv: &MockServer, netuid: u16, event: &SubnetEvent) -> Result<Response, Rejection> {
+fn apply_event(srv: &MockServer, netuid: u16, event: &SubnetEvent) -> Result<Response, ApiError> {
     srv.apply(netuid, event)
-        .map_err(|e| rejection(StatusCode::UNPROCESSABLE_ENTITY, "invalid_event", e))?;
+        .map_err(|e| ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, "invalid_event", e))?;
     tracing::info!(netuid, ?event, "applied event");
     let s = &srv.subnets[&netuid];
     let state = lock(&s.state).clone();
@@ -433,23 +432,16 @@ async fn call(State(srv): State<Arc<MockServer>>, req: Request) -> Response {
             "call /sn/{netuid}/<endpoint path>",
         );
     };
-    let Ok(bytes) = axum::body::to_bytes(body, srv.config.body_limit).await else {
-        return json_error(
-            StatusCode::PAYLOAD_TOO_LARGE,
-            "body_too_large",
-            "request body too large",
-        );
+    let bytes = match read_body(&parts.headers, body, srv.config.body_limit).await {
+        Ok(b) => b,
+        Err(r) => return r.into_response(),
     };
-    if let Some(verifier) = &served.verifier {
-        let h =
-            AuthHeaders::from_lookup(|name| parts.headers.get(name).and_then(|v| v.to_str().ok()));
-        let target = parts
-            .uri
-            .path_and_query()
-            .map_or_else(|| parts.uri.path(), |pq| pq.as_str());
-        if let Err(e) = verifier.verify(&h, &bytes, parts.method.as_str(), target, now_ns()) {
-            return json_error(StatusCode::UNAUTHORIZED, e.code(), e.to_string());
-        }
+    // The receiver is the subnet the path names, so the check runs here rather than as a
+    // route layer; it is the same check and the same refusals.
+    if let Some(auth) = &served.auth
+        && let Err(r) = auth.check(&parts.headers, &parts.method, &parts.uri, &bytes, now_ns())
+    {
+        return r.into_response();
     }
     let mock = &served.mock;
     let Some(endpoint) = mock

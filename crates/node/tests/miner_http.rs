@@ -2,7 +2,8 @@
 //! permitted validator gets a response whose proof verifies with the protocol's verifier and
 //! whose body the miner signed; switching a mock's schema version makes the miner propose a
 //! schema update; a fabricating miner's response still verifies (the audit, not the proof,
-//! catches it) but carries invented sub-responses.
+//! catches it) but carries invented sub-responses; a request with a btauth/1 defect gets the
+//! same status, code and reason from the miner, a Ledger API and a mock subnet.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod miner_support;
@@ -262,9 +263,9 @@ async fn the_ledger_view_can_come_from_a_ledger_api() {
     let ledger_key = hotkey("//Ferdie");
     let mut node = LedgerNode::open(store, ledger_key.clone(), VerifyParams::default()).unwrap();
     let me = node.ss58();
-    let seeds: Vec<_> = mocks::load_dir(&mocks_dir())
-        .unwrap()
-        .iter()
+    let seeds: Vec<_> = mock_set()
+        .entries()
+        .values()
         .map(|e| mocks::seed_change(e, &me, 100).unwrap())
         .collect();
     node.append(seeds).unwrap();
@@ -295,4 +296,196 @@ async fn the_ledger_view_can_come_from_a_ledger_api() {
             .await
             .is_err()
     );
+}
+
+/// One request with a btauth/1 defect, as each server sees it.
+struct Probe {
+    method: &'static str,
+    url: reqwest::Url,
+    body: Vec<u8>,
+}
+
+impl Probe {
+    /// btauth/1 headers signed by `key` for `receiver` with `nonce`, for this request.
+    fn signed(
+        &self,
+        key: &orchestra_protocol::Hotkey,
+        receiver: &str,
+        nonce: i128,
+    ) -> Vec<(String, String)> {
+        orchestra_node::auth::signed_headers(
+            key,
+            self.method,
+            &self.url,
+            &self.body,
+            Some(receiver),
+            nonce,
+        )
+        .iter()
+        .map(|(k, v)| (k.to_string(), v.to_str().unwrap().to_string()))
+        .collect()
+    }
+
+    /// Send with `headers` (and `body` instead of the signed one, when given); the status and
+    /// the body.
+    async fn send_raw(
+        &self,
+        http: &reqwest::Client,
+        headers: &[(String, String)],
+        body: Option<&[u8]>,
+    ) -> (u16, String) {
+        let method = reqwest::Method::from_bytes(self.method.as_bytes()).unwrap();
+        let mut req = http
+            .request(method, self.url.clone())
+            .body(body.unwrap_or(&self.body).to_vec());
+        for (k, v) in headers {
+            req = req.header(k.as_str(), v.as_str());
+        }
+        let r = req.send().await.unwrap();
+        (r.status().as_u16(), r.text().await.unwrap())
+    }
+
+    /// [`Probe::send_raw`], expecting a JSON error body.
+    async fn send(
+        &self,
+        http: &reqwest::Client,
+        headers: &[(String, String)],
+        body: Option<&[u8]>,
+    ) -> (u16, orchestra_http::ErrorBody) {
+        let (status, text) = self.send_raw(http, headers, body).await;
+        let err = serde_json::from_str(&text).unwrap_or_else(|e| panic!("{status} {text}: {e}"));
+        (status, err)
+    }
+}
+
+/// The same defect answers with the same status, code and reason on every server that checks
+/// btauth/1 — the miner's `/orchestrate`, a Ledger API and a mock subnet requiring auth — since
+/// they share one layer (`orchestra-http`). Before it, a wrong receiver was 421 on the miner,
+/// 403 on the Ledger API and 401 on the mock.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_server_refuses_a_bad_signature_alike() {
+    use orchestra_ledger::server::{AppState, ServerConfig, router};
+    use orchestra_ledger::store::{MemoryStore, Store};
+    use orchestra_ledger::{LedgerNode, VerifyParams};
+    use orchestra_node::mock_subnet::{MockServer, MockServerConfig};
+
+    let (mocks, _) = start_mocks(0.0).await;
+    let (miner_addr, miner) = start_miner(mocks, &[ALICE], MinerSettings::default()).await;
+    let ledger_key = hotkey("//Ferdie");
+    let store: Box<dyn Store> = Box::new(MemoryStore::new());
+    let node = LedgerNode::open(store, ledger_key.clone(), VerifyParams::default()).unwrap();
+    let ledger_addr = serve(router(AppState::new(node, ServerConfig::default()))).await;
+    let set = mock_set();
+    let guarded = MockServer::new(
+        &set,
+        MockServerConfig {
+            latency_scale: 0.0,
+            require_auth: true,
+            ..MockServerConfig::default()
+        },
+    );
+    let guarded_addr = serve(guarded.router()).await;
+    let sn = set.get(1).unwrap();
+    let ep = &sn.entry().endpoints[0];
+
+    let alice = hotkey(ALICE);
+    let challenge_body = serde_json::to_vec(&challenge(&alice.ss58(), 40, 12_000)).unwrap();
+    let servers = [
+        (
+            "miner",
+            miner.ss58().to_string(),
+            Probe {
+                method: "POST",
+                url: format!("http://{miner_addr}/orchestrate").parse().unwrap(),
+                body: challenge_body,
+            },
+        ),
+        (
+            "ledger",
+            ledger_key.ss58(),
+            Probe {
+                method: "GET",
+                url: format!("http://{ledger_addr}/v1/head").parse().unwrap(),
+                body: Vec::new(),
+            },
+        ),
+        (
+            "mock subnet",
+            guarded.hotkey(1).unwrap().to_string(),
+            Probe {
+                method: "POST",
+                url: format!("http://{guarded_addr}/sn/1{}", ep.path)
+                    .parse()
+                    .unwrap(),
+                body: serde_json::to_vec(&ep.minimal_input).unwrap(),
+            },
+        ),
+    ];
+    let http = reqwest::Client::new();
+    let eve = hotkey("//Eve").ss58();
+    // (case, what each server answered)
+    let mut seen: Vec<(&str, Vec<(u16, orchestra_http::ErrorBody)>)> = Vec::new();
+    for (case, expect) in [
+        ("wrong receiver", (403, "wrong_receiver")),
+        ("stale", (401, "stale_request")),
+        ("replayed", (401, "replayed_request")),
+        ("tampered body", (401, "bad_signature")),
+        ("no nonce", (401, "malformed_auth")),
+        ("unsigned", (401, "unauthenticated")),
+    ] {
+        let mut answers = Vec::new();
+        for (name, receiver, probe) in &servers {
+            let answer = match case {
+                "wrong receiver" => {
+                    probe
+                        .send(&http, &probe.signed(&alice, &eve, now_ns()), None)
+                        .await
+                }
+                "stale" => {
+                    let h = probe.signed(&alice, receiver, now_ns() - 30_000_000_000);
+                    probe.send(&http, &h, None).await
+                }
+                "replayed" => {
+                    let h = probe.signed(&alice, receiver, now_ns());
+                    // The first one goes through authentication (whatever the handler says).
+                    let (first, _) = probe.send_raw(&http, &h, None).await;
+                    assert!(
+                        first != 401 && first != 403,
+                        "{name}: first send got {first}"
+                    );
+                    probe.send(&http, &h, None).await
+                }
+                "tampered body" => {
+                    let h = probe.signed(&alice, receiver, now_ns());
+                    let mut body = probe.body.clone();
+                    body.extend_from_slice(b" ");
+                    probe.send(&http, &h, Some(&body)).await
+                }
+                "no nonce" => {
+                    let mut h = probe.signed(&alice, receiver, now_ns());
+                    h.retain(|(k, _)| !k.eq_ignore_ascii_case("x-bittensor-nonce"));
+                    probe.send(&http, &h, None).await
+                }
+                _ => probe.send(&http, &[], None).await,
+            };
+            assert_eq!(
+                (answer.0, answer.1.error.as_str()),
+                expect,
+                "{case} on the {name}: {:?}",
+                answer.1
+            );
+            answers.push(answer);
+        }
+        seen.push((case, answers));
+    }
+    // Beyond status and code, the btauth/1 refusals read the same too.
+    for (case, answers) in &seen {
+        if *case == "unsigned" {
+            continue;
+        }
+        assert!(
+            answers.windows(2).all(|w| w[0] == w[1]),
+            "{case}: {answers:?}"
+        );
+    }
 }

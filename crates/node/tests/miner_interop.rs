@@ -1,7 +1,7 @@
 //! Interop with the Python SDK (`bittensor==11.3.0`): a challenge signed by
 //! `bittensor.http_auth.sign` is accepted by the miner server; a stale nonce, a replayed nonce,
-//! a wrong receiver and a hotkey without a validator permit are refused with 401, 401, 421 and
-//! 403. The SDK runs in the venv named by `ORCHESTRA_SDK_PYTHON`, or one created by
+//! a wrong receiver and a hotkey without a validator permit are refused with 401, 401, 403 and
+//! 403 (the shared refusal table of `orchestra-http`). The SDK runs in the venv named by `ORCHESTRA_SDK_PYTHON`, or one created by
 //! `scripts/py-venv.sh` under the target dir; when neither can be had the test fails, never
 //! skips.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
@@ -111,7 +111,7 @@ async fn python_signed_requests_are_accepted_and_bad_ones_refused() {
     );
     assert_eq!(
         code(send(&http, addr, &elsewhere, &body).await).await,
-        (421, "wrong_receiver".into())
+        (403, "wrong_receiver".into())
     );
 
     // Non-validator: //Bob signs correctly but holds no permit.

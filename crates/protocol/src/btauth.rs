@@ -3,8 +3,10 @@
 //!
 //! A request carries headers proving "sent by hotkey X, to hotkey Y, with exactly this body,
 //! recently". [`sign`] makes them; [`Verifier::verify`] checks them in the SDK's order (shape,
-//! receiver, freshness, signature, replay) and returns a typed [`AuthError`] that maps to an HTTP
-//! status. Time is an argument (`now_ns`): this module never reads a clock.
+//! receiver, freshness, signature, replay) and returns a typed [`AuthError`] with a stable code.
+//! Which HTTP status each error gets is the HTTP layer's business (`orchestra-http`'s
+//! `Refusal::status`, documented in `docs/protocol.md`), so every server answers alike. Time is
+//! an argument (`now_ns`): this module never reads a clock.
 
 use crate::keys::{Hotkey, Scheme, VerifyingKey};
 use crate::ss58;
@@ -165,14 +167,6 @@ pub enum AuthError {
 }
 
 impl AuthError {
-    /// The HTTP status a server answers with: 403 for a wrong receiver, 401 otherwise.
-    pub fn http_status(&self) -> u16 {
-        match self {
-            AuthError::WrongReceiver(_) => 403,
-            _ => 401,
-        }
-    }
-
     /// A short machine-readable code for JSON error bodies.
     pub fn code(&self) -> &'static str {
         match self {

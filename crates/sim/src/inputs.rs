@@ -1,16 +1,14 @@
-//! The mock subnets and objective templates a scenario runs on: the ones embedded in the binary
-//! (copied from `mocks/` at build time), or a directory the scenario names.
+//! The mock subnets and objective templates a scenario runs on: the ones shipped in `mocks/`
+//! (embedded at build time by `orchestra-mocks` and `orchestra-mechanism`), or a directory of
+//! mock subnets the scenario names, read by the loader every tool shares
+//! ([`MockSet::load_dir_with_overrides`]).
 
 use crate::engine::Inputs;
-use orchestra_mechanism::templates::ObjectiveTemplate;
+use orchestra_mechanism::templates::{ObjectiveTemplate, TemplateError};
 use orchestra_mocks::MockSet;
 use std::collections::BTreeMap;
 use std::path::Path;
 use std::sync::Arc;
-
-mod embedded {
-    include!(concat!(env!("OUT_DIR"), "/embedded.rs"));
-}
 
 /// Why inputs could not be loaded.
 #[derive(Debug, thiserror::Error)]
@@ -30,15 +28,16 @@ pub enum InputsError {
 
 /// The templates shipped in `mocks/objectives/`.
 pub fn templates() -> Result<Vec<ObjectiveTemplate>, InputsError> {
-    embedded::OBJECTIVES
-        .iter()
-        .map(|(file, text)| {
-            ObjectiveTemplate::from_toml_str(text).map_err(|e| InputsError::Template {
-                file: (*file).to_string(),
-                error: e.to_string(),
-            })
-        })
-        .collect()
+    orchestra_mechanism::templates::shipped().map_err(|e| match e {
+        TemplateError::InFile { file, error } => InputsError::Template {
+            file,
+            error: error.to_string(),
+        },
+        other => InputsError::Template {
+            file: "mocks/objectives".into(),
+            error: other.to_string(),
+        },
+    })
 }
 
 /// Inputs for a scenario: the mock subnets in `dir` (relative to the scenario file) or the
@@ -58,33 +57,10 @@ pub fn load(
         by_netuid.insert(netuid, table.clone());
     }
     let mocks = match dir {
-        None => MockSet::from_sources(embedded::SUBNETS.iter().copied(), &by_netuid),
+        None => MockSet::shipped(&by_netuid),
         Some(d) => {
             let base = scenario_file.parent().unwrap_or(Path::new("."));
-            let dir = base.join(d);
-            let mut files = Vec::new();
-            let entries = std::fs::read_dir(&dir)
-                .map_err(|e| InputsError::Mocks(format!("{}: {e}", dir.display())))?;
-            for entry in entries {
-                let path = entry
-                    .map_err(|e| InputsError::Mocks(format!("{}: {e}", dir.display())))?
-                    .path();
-                if path.extension().is_some_and(|x| x == "toml") {
-                    let text = std::fs::read_to_string(&path)
-                        .map_err(|e| InputsError::Mocks(format!("{}: {e}", path.display())))?;
-                    files.push((path.display().to_string(), text));
-                }
-            }
-            if files.is_empty() {
-                return Err(InputsError::Mocks(format!(
-                    "{}: no mock subnet files (*.toml)",
-                    dir.display()
-                )));
-            }
-            MockSet::from_sources(
-                files.iter().map(|(n, t)| (n.as_str(), t.as_str())),
-                &by_netuid,
-            )
+            MockSet::load_dir_with_overrides(base.join(d), &by_netuid)
         }
     }
     .map_err(|e| InputsError::Mocks(e.to_string()))?;

@@ -95,6 +95,15 @@ pub fn mocks_dir() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../mocks/subnets")
 }
 
+/// The shipped mock subnets' entries, read with the loader every tool shares, by netuid.
+pub fn mock_entries() -> Vec<Entry> {
+    orchestra_mocks::MockSet::load_dir(mocks_dir())
+        .unwrap()
+        .entries()
+        .into_values()
+        .collect()
+}
+
 /// A parsed HTTP response.
 #[derive(Debug)]
 pub struct Resp {

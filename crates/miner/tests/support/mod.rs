@@ -10,16 +10,9 @@ use orchestra_protocol::hash::hash_canonical;
 use orchestra_protocol::ledger::{Access, Endpoint, Entry, Metrics, Status};
 use serde_json::{Value, json};
 
-/// The three objective templates under mocks/objectives.
+/// The objective templates shipped under mocks/objectives (the one embedded list).
 pub fn templates() -> Vec<ObjectiveTemplate> {
-    [
-        include_str!("../../../../mocks/objectives/market_research.toml"),
-        include_str!("../../../../mocks/objectives/competitive_analysis.toml"),
-        include_str!("../../../../mocks/objectives/data_aggregation.toml"),
-    ]
-    .iter()
-    .map(|t| ObjectiveTemplate::from_toml_str(t).unwrap())
-    .collect()
+    orchestra_mechanism::templates::shipped().unwrap()
 }
 
 /// The output schema of every non-synthesis fake endpoint.

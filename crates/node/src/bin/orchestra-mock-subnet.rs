@@ -46,7 +46,9 @@ struct Cli {
     /// Require `Authorization: Bearer <TOKEN>` on /admin routes.
     #[arg(long, value_name = "TOKEN")]
     admin_token: Option<String>,
-    /// Refuse endpoint calls without a valid btauth/1 signature (401).
+    /// Refuse endpoint calls without a valid btauth/1 signature, bound to the subnet's hotkey or
+    /// unbound (401, or 403 when signed for another hotkey: the refusals every Orchestra server
+    /// shares, docs/protocol.md).
     #[arg(long)]
     require_auth: bool,
 }

@@ -9,9 +9,9 @@
 //! - **Ledger**: the replica lives in `<state.dir>/ledger.db` (the ledger crate's SQLite store);
 //!   the Ledger API (`/v1/subnets`, `/v1/log`, `/v1/proof/{seq}`, …) is the ledger crate's
 //!   router mounted as is; verified proposals are appended to it and served at once.
-//! - **Users**: `POST /v1/objectives` forwards an organic objective to a miner (API keys and
-//!   metering shared with the Ledger API; keys are managed with `orchestra-ledger keys --db
-//!   <state.dir>/ledger.db`).
+//! - **Users**: `POST /v1/objectives` forwards an organic objective to a miner (API keys,
+//!   metering and refusals shared with the Ledger API; keys are managed with `orchestra-ledger
+//!   keys --db <state.dir>/ledger.db`).
 //! - **Durability**: scores, the Ledger window and the tempo schedule in
 //!   `<state.dir>/validator.db` ([`store`]); a restart resumes where the last write left off.
 //! - `/metrics` (Prometheus, [`metrics`]), `/status` (JSON: scores, schedule, Ledger size), logs
@@ -28,7 +28,7 @@ use crate::config::{CommonArgs, ConfigError, NodeConfig, expand_home};
 use crate::metrics::Metrics;
 use crate::subnet_client::{SubnetClient, SubnetDirectory};
 use axum::extract::State;
-use axum::http::{HeaderMap, StatusCode, header};
+use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
@@ -484,7 +484,6 @@ pub struct ObjectiveRequest {
 #[derive(Clone)]
 struct ApiState {
     tx: mpsc::Sender<Event>,
-    ledger: Arc<AppState>,
     status: Arc<RwLock<Status>>,
     schemas: Arc<BTreeMap<String, Value>>,
     metrics: metrics::ValidatorMetrics,
@@ -497,27 +496,8 @@ fn error(status: StatusCode, code: &str, message: impl Into<String>) -> Response
     crate::auth::json_error(status, code, message)
 }
 
-async fn objectives(
-    State(st): State<ApiState>,
-    headers: HeaderMap,
-    body: axum::body::Bytes,
-) -> Response {
-    let key = headers
-        .get(header::AUTHORIZATION)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|s| s.strip_prefix("Bearer "))
-        .map(str::trim);
-    let Some(key) = key else {
-        return error(
-            StatusCode::UNAUTHORIZED,
-            "unauthenticated",
-            "send `Authorization: Bearer <key>`",
-        );
-    };
-    let now_secs = now_ms() / 1000;
-    if let Err(d) = st.ledger.access().admit(key, now_secs) {
-        return orchestra_ledger::server::denied(d);
-    }
+/// `POST /v1/objectives`, behind the Ledger's API keys (`AppState::key_auth`).
+async fn objectives(State(st): State<ApiState>, body: axum::body::Bytes) -> Response {
     let req: ObjectiveRequest = match serde_json::from_slice(&body) {
         Ok(r) => r,
         Err(e) => return error(StatusCode::BAD_REQUEST, "invalid_body", e.to_string()),
@@ -595,7 +575,7 @@ async fn get_status(State(st): State<ApiState>) -> Response {
 /// (`mocks/objectives`), each replaced or extended by `extra/*.toml` — the same set the miner
 /// loads.
 pub fn load_templates(extra: Option<&Path>) -> Result<Vec<ObjectiveTemplate>, ValidatorError> {
-    crate::miner::load_templates(extra).map_err(|e| ValidatorError::Setup(format!("{e:#}")))
+    crate::config::load_templates(extra).map_err(|e| ValidatorError::Setup(format!("{e:#}")))
 }
 
 /// Open (and, if empty and asked, seed) the Ledger replica in `dir/ledger.db`.
@@ -616,11 +596,12 @@ fn open_ledger(
     if node.signed_head().head.tree_size == 0
         && let Some(dir) = &settings.ledger_seed
     {
-        let entries = orchestra_ledger::mocks::load_dir(dir)
-            .map_err(|e| ValidatorError::Setup(format!("seeding the Ledger: {e}")))?;
+        let entries = orchestra_mocks::MockSet::load_dir(dir)
+            .map_err(|e| ValidatorError::Setup(format!("seeding the Ledger: {e}")))?
+            .entries();
         let me = node.ss58();
         let changes = entries
-            .iter()
+            .values()
             .map(|e| orchestra_ledger::mocks::seed_change(e, &me, 0))
             .collect::<Result<Vec<_>, _>>()
             .map_err(|e| ValidatorError::Setup(format!("seeding the Ledger: {e}")))?;
@@ -712,7 +693,6 @@ pub async fn serve<C: Chain + Send + Sync + 'static>(
         .collect();
     let api = ApiState {
         tx: tx.clone(),
-        ledger: ledger.clone(),
         status: status.clone(),
         schemas: Arc::new(schemas),
         metrics: vm.clone(),
@@ -727,6 +707,10 @@ pub async fn serve<C: Chain + Send + Sync + 'static>(
     };
     let routes = Router::new()
         .route("/v1/objectives", post(objectives))
+        .route_layer(axum::middleware::from_fn_with_state(
+            ledger.key_auth(),
+            crate::auth::require_auth,
+        ))
         .route("/status", get(get_status))
         .with_state(api);
     let app = orchestra_ledger::server::router(ledger.clone())
@@ -776,21 +760,7 @@ pub async fn serve<C: Chain + Send + Sync + 'static>(
     );
 
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
-    let flusher = {
-        let st = ledger.clone();
-        tokio::spawn(async move {
-            let mut tick = tokio::time::interval(Duration::from_secs(1));
-            loop {
-                tick.tick().await;
-                let st = st.clone();
-                let _ = tokio::task::spawn_blocking(move || {
-                    st.flush_usage();
-                    st.refresh_keys();
-                })
-                .await;
-            }
-        })
-    };
+    let flusher = ledger.spawn_usage_flusher(Duration::from_secs(1));
     let mut server_stop = stop_rx.clone();
     let server = tokio::spawn(async move {
         axum::serve(listener, app)
@@ -808,8 +778,7 @@ pub async fn serve<C: Chain + Send + Sync + 'static>(
     let _ = stop_tx.send(true);
     let _ = driver_task.await;
     let _ = server.await;
-    flusher.abort();
-    ledger.flush_usage();
+    flusher.stop().await;
     Ok(())
 }
 

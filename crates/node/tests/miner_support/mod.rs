@@ -5,7 +5,7 @@
 use orchestra_mechanism::templates::{ObjectiveTemplate, instantiate};
 use orchestra_mocks::MockSet;
 use orchestra_node::auth::{AuthConfig, PermitSet, RequestAuth, now_ms, now_ns, signed_headers};
-use orchestra_node::miner::{EMBEDDED_OBJECTIVES, MinerServer, MinerSettings};
+use orchestra_node::miner::{MinerServer, MinerSettings};
 use orchestra_node::mock_subnet::{MockServer, MockServerConfig};
 use orchestra_node::subnet_client::SubnetDirectory;
 use orchestra_protocol::Hotkey;
@@ -68,7 +68,7 @@ pub async fn start_miner(
     let key = Arc::new(hotkey("//Miner1"));
     let permits = Arc::new(PermitSet::new(allowed.iter().map(|u| hotkey(u).ss58())));
     let auth =
-        Arc::new(RequestAuth::new(key.ss58(), &AuthConfig::default(), Some(permits)).unwrap());
+        Arc::new(RequestAuth::btauth(key.ss58(), &AuthConfig::default()).with_permits(permits));
     let directory = SubnetDirectory::parse([], Some(&format!("http://{mocks}"))).unwrap();
     let entries = mock_set().entries().into_values().collect();
     let server = MinerServer::new(key, settings, entries, directory, auth).unwrap();
@@ -77,11 +77,11 @@ pub async fn start_miner(
 }
 
 pub fn template(kind: &str) -> ObjectiveTemplate {
-    let (_, text) = EMBEDDED_OBJECTIVES
-        .iter()
-        .find(|(n, _)| n.starts_with(kind))
-        .unwrap();
-    ObjectiveTemplate::from_toml_str(text).unwrap()
+    orchestra_mechanism::templates::shipped()
+        .unwrap()
+        .into_iter()
+        .find(|t| t.kind == kind)
+        .unwrap()
 }
 
 /// A fresh `market_research` challenge from `validator`, due in `deadline_ms`.
