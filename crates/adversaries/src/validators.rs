@@ -257,7 +257,9 @@ mod tests {
             build_validator("weight_copyer", &toml::Table::new()),
             Err(ValidatorBuildError::UnknownStrategy { .. })
         ));
-        let e = build_validator("colluding_bloc", &toml::Table::new()).unwrap_err();
+        let Err(e) = build_validator("colluding_bloc", &toml::Table::new()) else {
+            panic!("a bloc without a favourite must be refused");
+        };
         assert!(e.to_string().contains("favourite_coldkey"), "{e}");
         let mut t = toml::Table::new();
         t.insert("rate".into(), toml::Value::Float(0.5));

@@ -16,10 +16,13 @@ use orchestra_validator::{
 
 const TEMPO: u64 = 10;
 
+/// Per epoch block, the weights the chain holds for the validator.
+type OnChain = Vec<(u64, Vec<(u16, u16)>)>;
+
 /// One validator (uid 0) with fixed scores for miners 1 and 2, on a chain with or without
 /// commit-reveal, run block by block through three tempos. Returns, per epoch block, the
 /// weights the chain holds for the validator, and the weights the core produced per tempo.
-fn run(commit_reveal: bool) -> (Vec<(u64, Vec<(u16, u16)>)>, Vec<WeightsAction>) {
+fn run(commit_reveal: bool) -> (OnChain, Vec<WeightsAction>) {
     let chain = SimChain::new(
         ChainConfig {
             tempo: TEMPO,

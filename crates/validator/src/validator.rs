@@ -351,7 +351,7 @@ enum JobState {
     /// Answered and under audit.
     Auditing {
         response: Box<Response>,
-        audit: Audit,
+        audit: Box<Audit>,
     },
 }
 
@@ -744,7 +744,7 @@ impl Validator {
         let finished = audit.is_finished();
         j.state = JobState::Auditing {
             response: Box::new(response),
-            audit,
+            audit: Box::new(audit),
         };
         if finished {
             self.finish(job);
@@ -834,7 +834,7 @@ impl Validator {
         else {
             return;
         };
-        let report = audit.finish();
+        let report = (*audit).finish();
         if let Some(request) = j.organic {
             // Users' requests are audited for the record, never scored.
             let terms = self.scorer.terms(

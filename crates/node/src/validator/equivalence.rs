@@ -426,8 +426,7 @@ async fn through_the_node(commit_reveal: bool) -> Vec<Extrinsic> {
         driver.step_block().await;
         driver.settle().await;
     }
-    let log = chain.log.lock().unwrap().clone();
-    log
+    chain.log.lock().unwrap().clone()
 }
 
 /// The same core driven by the simulator's parts in virtual time.
