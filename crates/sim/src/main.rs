@@ -7,7 +7,7 @@ use std::process::ExitCode;
 
 #[cfg(feature = "report")]
 use orchestra_report::ReportOptions;
-use orchestra_sim::engine::Inputs;
+use orchestra_sim::inputs::Inputs;
 use orchestra_sim::runner::RunnerOptions;
 use orchestra_sim::scenario::Scenario;
 

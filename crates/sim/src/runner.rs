@@ -2,7 +2,8 @@
 //! streaming the run table to disk in a fixed order so outputs are byte-identical whatever the
 //! thread count, then checking `[expect]`.
 
-use crate::engine::{Inputs, RunError, RunOutput, RunSpec, run_streaming};
+use crate::engine::{RunError, RunOutput, RunSpec, run_streaming};
+use crate::inputs::Inputs;
 use crate::metrics::Row;
 use crate::scenario::{Point, Scenario};
 use crate::shard::Shard;

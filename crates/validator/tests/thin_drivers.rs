@@ -96,13 +96,21 @@ fn offences(dirs: &[&str], patterns: &[&str]) -> Vec<String> {
 #[test]
 fn the_simulator_and_the_node_reach_core_logic_only_through_the_validator() {
     let found = offences(&["crates/sim/src", "crates/node/src"], CORE_INTERNALS);
-    assert!(found.is_empty(), "core logic outside the core:\n{}", found.join("\n"));
+    assert!(
+        found.is_empty(),
+        "core logic outside the core:\n{}",
+        found.join("\n")
+    );
 }
 
 #[test]
 fn the_engine_names_no_strategy() {
     let found = offences(&["crates/sim/src/engine"], STRATEGY_NAMES);
-    assert!(found.is_empty(), "strategy names in the engine:\n{}", found.join("\n"));
+    assert!(
+        found.is_empty(),
+        "strategy names in the engine:\n{}",
+        found.join("\n")
+    );
 }
 
 #[test]

@@ -14,7 +14,7 @@
 use orchestra_miner::{Strategy, StrategyCtx};
 use orchestra_protocol::ledger::ProposalChange;
 use orchestra_protocol::messages::{Challenge, Response};
-use orchestra_sim::engine::StrategyFactory;
+use orchestra_sim::inputs::StrategyFactory;
 use orchestra_sim::runner::{RunnerOptions, run_scenario};
 use orchestra_sim::scenario::{MinerGroup, Scenario};
 use std::path::PathBuf;

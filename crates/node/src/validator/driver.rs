@@ -200,7 +200,13 @@ pub struct Driver<C: Chain, S: SubnetCalls, M: MinerCalls = HttpMiners> {
     version_key: u64,
     /// The last save failed: try again after the next step.
     unsaved: bool,
+    /// Block at which the subnets' hotkeys were last read.
+    subnet_keys_block: Option<u64>,
 }
+
+/// Blocks between reads of the hotkeys of the subnets in the Ledger (whose receipts exempt a
+/// step from audit): metagraphs change slowly and there are many subnets.
+const SUBNET_KEYS_EVERY_BLOCKS: u64 = 100;
 
 fn ss58_of(account: &[u8; 32]) -> String {
     ss58::encode(account, ss58::BITTENSOR_PREFIX)
@@ -249,6 +255,7 @@ impl<C: Chain + Send + Sync + 'static, S: SubnetCalls, M: MinerCalls> Driver<C, 
             tempo: 0,
             version_key: 0,
             unsaved: false,
+            subnet_keys_block: None,
         }
     }
 
@@ -367,6 +374,31 @@ impl<C: Chain + Send + Sync + 'static, S: SubnetCalls, M: MinerCalls> Driver<C, 
         self.urls = urls;
         self.metagraph_block = block;
         self.metagraph = Some(mg);
+        self.refresh_subnet_keys(block).await;
+    }
+
+    /// Read the hotkeys of every subnet in the Ledger replica, so that receipts they sign
+    /// exempt steps from audit (MECHANISM.md §3 check 5). A subnet the chain does not know
+    /// (a devnet's mock subnets) keeps no keys: its receipts exempt nothing.
+    async fn refresh_subnet_keys(&mut self, block: u64) {
+        if self
+            .subnet_keys_block
+            .is_some_and(|b| block < b + SUBNET_KEYS_EVERY_BLOCKS)
+        {
+            return;
+        }
+        self.subnet_keys_block = Some(block);
+        let netuids: Vec<u16> = self.core.ledger_state().entries.keys().copied().collect();
+        for netuid in netuids {
+            let keys = match self.chain.metagraph(netuid, 0).await {
+                Ok(mg) => mg.neurons.iter().map(|n| ss58_of(&n.hotkey)).collect(),
+                Err(e) => {
+                    tracing::debug!(netuid, error = %e, "no metagraph for a Ledger subnet");
+                    Default::default()
+                }
+            };
+            self.core.set_subnet_hotkeys(netuid, keys);
+        }
     }
 
     /// The subnet's epoch index at `block`: subtensor runs a subnet's epoch when

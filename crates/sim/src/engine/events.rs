@@ -95,9 +95,7 @@ pub(crate) fn schedule(
     let mut out = Vec::new();
     for (i, e) in spec.events.iter().enumerate() {
         let block = block_of(e.at_day);
-        let kind = e
-            .kind()
-            .map_err(|(k, x, f)| scenario_err(&format!("events[{i}].{k}"), &x, &f))?;
+        let kind = e.kind.clone();
         let group_of = |g: &str| {
             labels.iter().position(|l| l == g).ok_or_else(|| {
                 scenario_err(&format!("events[{i}].group"), "a miner group label", g)

@@ -12,6 +12,7 @@
 
 mod events;
 
+use crate::inputs::Inputs;
 use crate::metrics::{ChallengeStats, EpochInputs, Metrics, Row, TruthChange, ValidatorScores};
 use crate::rng::{seed as derive_seed, stream};
 use crate::scenario::{EventKind, LoadProfile, ScenarioSpec, StakeDistribution};
@@ -23,10 +24,8 @@ use orchestra_chain::{Chain, resolve_ready};
 use orchestra_ledger::{Ledger, VerifyParams};
 use orchestra_mechanism::combine::emission_split_u16;
 use orchestra_mechanism::params::CombinationMode;
-use orchestra_mechanism::templates::ObjectiveTemplate;
 use orchestra_mechanism::weights::WeightLimits;
 use orchestra_miner::{Honest, LedgerView, Miner, MinerConfig, Planner, Strategy, local::drive};
-use orchestra_mocks::MockSet;
 use orchestra_protocol::ledger::Entry;
 use orchestra_protocol::messages::{Challenge, Response};
 use orchestra_protocol::ss58;
@@ -43,69 +42,6 @@ use std::sync::Arc;
 pub const GENESIS_MS: u64 = 1_767_225_600_000;
 /// Validator ↔ miner network latency each way, ms.
 pub const NETWORK_MS: u64 = 40;
-
-/// Builds a custom miner strategy from its scenario `params` and a seed: how a miner plugs its own
-/// [`orchestra_miner::Strategy`] into the simulator (see `examples/custom-strategy`).
-pub type StrategyFactory = Arc<
-    dyn Fn(&toml::Table, u64) -> Result<Box<dyn orchestra_miner::Strategy>, String> + Send + Sync,
->;
-
-/// What every run of a scenario shares: the mock subnets, objective templates and any custom
-/// strategies.
-#[derive(Clone)]
-pub struct Inputs {
-    /// Mock subnets.
-    pub mocks: Arc<MockSet>,
-    /// Objective templates.
-    pub templates: Vec<ObjectiveTemplate>,
-    /// Custom strategies by name, usable in `[[miners]] strategy = "<name>"` next to the
-    /// built-in ones.
-    pub custom: BTreeMap<String, StrategyFactory>,
-}
-
-impl Inputs {
-    /// Register a custom strategy under `name`.
-    pub fn with_strategy(mut self, name: &str, factory: StrategyFactory) -> Self {
-        self.custom.insert(name.to_string(), factory);
-        self
-    }
-
-    /// Build the strategy of miner group `group` for the identity seeded with `seed`.
-    fn build_strategy(
-        &self,
-        group: usize,
-        g: &crate::scenario::MinerGroup,
-        state: &mut GroupState,
-        seed: u64,
-    ) -> Result<Box<dyn orchestra_miner::Strategy>, RunError> {
-        if let Some(factory) = self.custom.get(&g.strategy) {
-            return factory(&g.params, seed).map_err(|why| {
-                scenario_err(
-                    &format!("miners[{group}].params"),
-                    "valid strategy parameters",
-                    &why,
-                )
-            });
-        }
-        orchestra_adversaries::build(&g.strategy, &g.params, state, seed).map_err(|e| match &e {
-            orchestra_adversaries::BuildError::Param(p) => {
-                let key = e.key().map_or_else(
-                    || format!("miners[{group}].params"),
-                    |k| format!("miners[{group}].params.{k}"),
-                );
-                scenario_err(&key, &p.expected, &p.found)
-            }
-            other => scenario_err(
-                &format!("miners[{group}].strategy"),
-                &format!(
-                    "one of {} or a registered custom strategy",
-                    orchestra_adversaries::NAMES.join(", ")
-                ),
-                &other.to_string(),
-            ),
-        })
-    }
-}
 
 /// One run to simulate.
 pub struct RunSpec<'a> {
@@ -231,15 +167,9 @@ pub fn validate(
             }
         }
         for (i, e) in spec.events.iter().enumerate() {
-            let Ok(kind) = e.kind() else { continue };
-            let netuid = match &kind {
-                EventKind::SchemaChange { netuid, .. }
-                | EventKind::Outage { netuid, .. }
-                | EventKind::NewSubnet { netuid }
-                | EventKind::Deprecation { netuid }
-                | EventKind::PriceChange { netuid, .. }
-                | EventKind::LatencyChange { netuid, .. } => *netuid,
-                _ => continue,
+            let kind = &e.kind;
+            let Some(netuid) = kind.netuid() else {
+                continue;
             };
             let Some(mock) = mocks.get(netuid) else {
                 return Err(err(
@@ -272,7 +202,7 @@ pub fn validate(
                     Some(_) => {}
                 }
             }
-            if let EventKind::NewSubnet { netuid } = kind
+            if let EventKind::NewSubnet { netuid } = *kind
                 && !spec.subnets.unlisted.contains(&netuid)
                 && spec.subnets.include.iter().all(|&n| n != netuid)
                 && !spec.subnets.include.is_empty()
@@ -368,8 +298,8 @@ impl<'a> Engine<'a> {
         let launched_later: BTreeSet<u16> = spec
             .events
             .iter()
-            .filter_map(|e| match e.kind() {
-                Ok(EventKind::NewSubnet { netuid }) => Some(netuid),
+            .filter_map(|e| match e.kind {
+                EventKind::NewSubnet { netuid } => Some(netuid),
                 _ => None,
             })
             .collect();
@@ -1081,7 +1011,7 @@ impl<'a> Engine<'a> {
     }
 }
 
-fn scenario_err(key: &str, expected: &str, found: &str) -> RunError {
+pub(crate) fn scenario_err(key: &str, expected: &str, found: &str) -> RunError {
     RunError::Scenario {
         key: key.into(),
         expected: expected.into(),

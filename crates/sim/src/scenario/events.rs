@@ -33,15 +33,6 @@ pub struct EventSpec {
     pub kind: EventKind,
 }
 
-impl EventSpec {
-    /// The typed event. Always `Ok`: events are typed when the file is read, so a wrong kind or
-    /// key never gets this far. Kept for callers written when this checked the keys; new code
-    /// reads the `kind` field, which needs no clone.
-    pub fn kind(&self) -> Result<EventKind, (String, String, String)> {
-        Ok(self.kind.clone())
-    }
-}
-
 /// The kinds of scenario event, typed.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 #[serde(tag = "kind", rename_all = "snake_case")]
@@ -435,10 +426,6 @@ mod tests {
             .map(|(at_day, kind)| EventSpec { at_day, kind })
             .collect();
         assert_eq!(got, want);
-        for e in &got {
-            // The accessor kept for the engine hands out the same typed event.
-            assert_eq!(e.kind(), Ok(e.kind.clone()));
-        }
     }
 
     #[test]

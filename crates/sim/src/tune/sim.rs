@@ -20,7 +20,8 @@
 
 use super::spec::{ADVERSARY_ROI_GAP, SPLIT_ERROR, has_adversaries};
 use super::{Bound, Dim, Evaluation, Goal, Goals, Outcome, TuneError, TuneSpec};
-use crate::engine::{Inputs, RunOutput, RunSpec, run};
+use crate::engine::{RunOutput, RunSpec, run};
+use crate::inputs::Inputs;
 use crate::scenario::{Point, Scenario, ScenarioSpec, set_path};
 use orchestra_adversaries::{Knob, KnobKind};
 use orchestra_stats::Interval;
