@@ -7,7 +7,7 @@
 //! cheapest sealed response (no sub-calls, the least data the schema accepts), which the
 //! default weights still pay most of the share for.
 //!
-//! Defence (MECHANISM.md §4, §8): a declined challenge is a missing response, scored 0 on every
+//! Defence (docs/mechanism.md §4, §8): a declined challenge is a missing response, scored 0 on every
 //! term and folded into the EMA like any other observation.
 
 use crate::forge::{minimal_answer, stream};

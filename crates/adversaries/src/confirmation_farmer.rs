@@ -6,7 +6,7 @@
 //! observation block. With `execute = true` it otherwise answers honestly; with `false` it sends
 //! the cheapest sealed response (no sub-calls, the least data the schema accepts) as the carrier.
 //!
-//! Defence (MECHANISM.md §5, §6): a later valid duplicate is a confirmation worth 0.2 × unit, and
+//! Defence (docs/mechanism.md §5, §6): a later valid duplicate is a confirmation worth 0.2 × unit, and
 //! only inside the verification window; later still it is neither credited nor slashed.
 
 use crate::forge::minimal_answer;

@@ -12,7 +12,7 @@
 //! not deliver it before its last step's claimed end (see
 //! [`Copycat::ready_at_ms`]); a live copycat would simply wait that long.
 //!
-//! Defence (MECHANISM.md §3 checks 1 and 4): `lock0` binding, response-hash dedup.
+//! Defence (docs/mechanism.md §3 checks 1 and 4): `lock0` binding, response-hash dedup.
 
 use crate::forge::objective_key;
 use crate::params::{Knob, KnobKind, ParamError, Params};

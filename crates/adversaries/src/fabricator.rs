@@ -6,7 +6,7 @@
 //! (audit) or a receipt can expose it. It claims the Ledger price of each invented call, so its
 //! routing term looks honest while it pays nothing.
 //!
-//! Defence (MECHANISM.md §3, §8): audits, receipts, fabrication strikes.
+//! Defence (docs/mechanism.md §3, §8): audits, receipts, fabrication strikes.
 
 use crate::forge::{invent_reply, stream};
 use crate::params::{Knob, KnobKind, ParamError, Params, check_range};

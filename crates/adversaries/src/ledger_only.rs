@@ -11,7 +11,7 @@
 //! - `target = "objective"`: the `steps` cheapest steps of the honest plan, dependencies cut —
 //!   evidence only about subnets the objective uses, at the least cost.
 //!
-//! Defence (MECHANISM.md §4, §7, §8): the routing, schema and completeness terms of a response
+//! Defence (docs/mechanism.md §4, §7, §8): the routing, schema and completeness terms of a response
 //! that did not do the work, so its orchestration score stays low and the split caps it near
 //! `1 − s`.
 

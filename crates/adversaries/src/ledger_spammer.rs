@@ -5,7 +5,7 @@
 //! schema (the right `old`, an invented `new`); a deprecation of a live subnet; metrics several
 //! times off. Each draw varies netuids and values, so they are not mere duplicates of each other.
 //!
-//! Defence (MECHANISM.md §5, §6): probes reject them, each rejection is slashed, and the
+//! Defence (docs/mechanism.md §5, §6): probes reject them, each rejection is slashed, and the
 //! accuracy prior `(accepted + 1) / (accepted + rejected + 2)` sinks.
 
 use crate::forge::stream;

@@ -1,4 +1,4 @@
-//! The miner adversaries of MECHANISM.md §8, each a [`Strategy`] of the miner core, and the
+//! The miner adversaries of docs/mechanism.md §8, each a [`Strategy`] of the miner core, and the
 //! factory the simulator builds them with from scenario files:
 //!
 //! ```toml

@@ -8,7 +8,7 @@
 //! window (1 day) dodges the replay set, leaving only audits; `disguise` rewrites the echoed
 //! `request_id` so the hash is new, which also leaves only audits.
 //!
-//! Defence (MECHANISM.md §3 checks 3–5): challenge window, replay set, audits.
+//! Defence (docs/mechanism.md §3 checks 3–5): challenge window, replay set, audits.
 
 use crate::forge::{disguise, stream};
 use crate::params::{Knob, KnobKind, ParamError, Params, check_range};

@@ -5,7 +5,7 @@
 //! fresh one), refreshing only every `refresh_every` answers (0 = never). It keeps routing to
 //! subnets the Ledger has since deprecated or repriced and never learns of new ones.
 //!
-//! Defence (MECHANISM.md §4, §8): the routing (capabilities × cost), latency and schema terms,
+//! Defence (docs/mechanism.md §4, §8): the routing (capabilities × cost), latency and schema terms,
 //! which reward what the fresh Ledger would have made possible.
 
 use crate::forge::minimal_answer;

@@ -9,7 +9,7 @@
 //! the probability an identity draws from the pool on a challenge; `disguise` rewrites the
 //! echoed `request_id` so the shared hash is new (then only audits can tell).
 //!
-//! Defence (MECHANISM.md §3 check 4, §8): the copy set, so rewards do not grow super-linearly in
+//! Defence (docs/mechanism.md §3 check 4, §8): the copy set, so rewards do not grow super-linearly in
 //! k: only one identity per objective gets the pipeline's credit.
 //!
 //! [`GroupState`]: crate::GroupState

@@ -1,4 +1,4 @@
-//! The validator adversaries of MECHANISM.md §8, each a [`ValidatorStrategy`] of the validator
+//! The validator adversaries of docs/mechanism.md §8, each a [`ValidatorStrategy`] of the validator
 //! core, and the factory that builds them from scenario files:
 //!
 //! ```toml

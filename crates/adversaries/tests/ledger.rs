@@ -1,5 +1,5 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
-//! Adversaries of the Subnet Ledger (MECHANISM.md §5, §6): ledger_spammer, confirmation_farmer,
+//! Adversaries of the Subnet Ledger (docs/mechanism.md §5, §6): ledger_spammer, confirmation_farmer,
 //! freerider, ledger_only — their proposals go through the validator's ProposalVerifier (probes
 //! answered by the support fakes) and the scorer's Ledger terms.
 

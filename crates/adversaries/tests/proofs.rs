@@ -1,5 +1,5 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
-//! Adversaries against the hash-locked proof (MECHANISM.md §3): fabricator, copycat, replayer,
+//! Adversaries against the hash-locked proof (docs/mechanism.md §3): fabricator, copycat, replayer,
 //! sybil — each driven through the miner core and the validator core, showing the defence.
 
 #[path = "../../miner/tests/support/mod.rs"]

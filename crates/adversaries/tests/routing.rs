@@ -1,5 +1,5 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
-//! Adversaries of the routing and per-challenge terms (MECHANISM.md §4): stale_router and
+//! Adversaries of the routing and per-challenge terms (docs/mechanism.md §4): stale_router and
 //! cherry_picker.
 
 #[path = "../../miner/tests/support/mod.rs"]

@@ -25,7 +25,7 @@ pub enum Outcome {
     Rejected {
         /// Why.
         reason: RejectReason,
-        /// Whether the proposer is slashed (MECHANISM.md §6: 0.5 unit).
+        /// Whether the proposer is slashed (docs/mechanism.md §6: 0.5 unit).
         slashed: bool,
     },
 }

@@ -1,4 +1,4 @@
-//! The Subnet Ledger (MECHANISM.md §5): entries, proposal verification rules, the Merkle change
+//! The Subnet Ledger (docs/mechanism.md §5): entries, proposal verification rules, the Merkle change
 //! log, storage and the query API.
 //!
 //! Pure layers (no clock, IO or RNG; usable from the simulator):

@@ -1,5 +1,5 @@
 //! The Ledger state (one [`Entry`] per subnet), field TTLs and staleness, and the change records
-//! that are the only way the state changes (MECHANISM.md §5).
+//! that are the only way the state changes (docs/mechanism.md §5).
 //!
 //! Pure: no clock, no IO, no randomness. Blocks are arguments.
 
@@ -35,7 +35,7 @@ impl Ttl {
 }
 
 impl Default for Ttl {
-    /// MECHANISM.md §5: metrics 1 day, schemas 7 days, at 12 s per block.
+    /// docs/mechanism.md §5: metrics 1 day, schemas 7 days, at 12 s per block.
     fn default() -> Self {
         Ttl::from_seconds(86_400, 7 * 86_400, BLOCK_SECONDS)
     }
@@ -66,7 +66,7 @@ impl Staleness {
     }
 }
 
-/// How a valid proposal was credited (MECHANISM.md §5): the earliest of valid duplicates is
+/// How a valid proposal was credited (docs/mechanism.md §5): the earliest of valid duplicates is
 /// `first`, later ones inside the window `confirmation`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]

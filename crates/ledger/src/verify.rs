@@ -1,4 +1,4 @@
-//! The validator's verification rules (MECHANISM.md §5) as pure functions of the current entry,
+//! The validator's verification rules (docs/mechanism.md §5) as pure functions of the current entry,
 //! the proposal, the probe results the caller gathered, and blocks.
 //!
 //! The caller probes (with each endpoint's `minimal_input`) and hands the results in as plain
@@ -54,7 +54,7 @@ impl ProbeSet {
     }
 }
 
-/// Thresholds of the rules; defaults are MECHANISM.md §5's.
+/// Thresholds of the rules; defaults are docs/mechanism.md §5's.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
 pub struct VerifyParams {
     /// Blocks after arrival within which verification must finish (5).

@@ -1,5 +1,5 @@
 //! From per-miner product scores `(O_i, L_i)` to weight vectors: the three combination modes of
-//! MECHANISM.md §7.
+//! docs/mechanism.md §7.
 //!
 //! - `blended`: `w_i = O_i + L_i` with the absolute (effective) term weights, so the 60/40 split is
 //!   only a budget: a product nobody scores well in hands its share to the other.

@@ -1,4 +1,4 @@
-//! Per-miner, per-term exponential moving averages (MECHANISM.md §7).
+//! Per-miner, per-term exponential moving averages (docs/mechanism.md §7).
 //!
 //! Each observation moves every term's EMA by `ema ← (1 − α)·ema + α·x` with `x` sanitized to
 //! `[0, 1]`. Choices made here:

@@ -1,4 +1,4 @@
-//! Ledger scoring terms, per miner per tempo over a window of `W` tempos (MECHANISM.md §6).
+//! Ledger scoring terms, per miner per tempo over a window of `W` tempos (docs/mechanism.md §6).
 //!
 //! The pure term functions ([`update_accuracy`], [`discovery_credits`], [`normalize_discovery`],
 //! [`freshness`], [`coverage`]) take counts and verdicts; [`LedgerWindow`] keeps the last `W` tempos

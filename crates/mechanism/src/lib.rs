@@ -1,4 +1,4 @@
-//! Orchestra's scoring mechanism (MECHANISM.md §3–§7), as a pure library: no clock, no IO, no
+//! Orchestra's scoring mechanism (docs/mechanism.md §3–§7), as a pure library: no clock, no IO, no
 //! global RNG (randomness arrives as `&mut impl rand::Rng`), deterministic iteration (`BTreeMap`).
 //!
 //! - [`params`]: [`MechanismParams`], every weight and constant, with defaults, serde overrides and

@@ -1,4 +1,4 @@
-//! Orchestration scoring terms, per challenge (MECHANISM.md §4).
+//! Orchestration scoring terms, per challenge (docs/mechanism.md §4).
 //!
 //! Every term lies in `[0, 1]`; [`OrchestrationTerms::sanitized`] maps NaN to 0 and clamps, so a
 //! malformed input can never push a NaN towards the weights. A response that is missing, later than

@@ -1,9 +1,9 @@
-//! [`MechanismParams`]: every weight and constant of MECHANISM.md §3, §4, §6 and §7, with the
+//! [`MechanismParams`]: every weight and constant of docs/mechanism.md §3, §4, §6 and §7, with the
 //! documented defaults, loadable from TOML/JSON with per-field overrides, and validated.
 //!
 //! # How term weights relate to the orchestration share `s`
 //!
-//! MECHANISM.md gives absolute defaults whose orchestration part sums to `s = 0.60`
+//! docs/mechanism.md gives absolute defaults whose orchestration part sums to `s = 0.60`
 //! (0.20 + 0.15 + 0.10 + 0.10 + 0.05 + fidelity 0) and whose Ledger part sums to `1 − s = 0.40`
 //! (0.20 + 0.10 + 0.05 + 0.05). This crate treats the configured term weights as **relative weights
 //! inside their product** and rescales them so that the orchestration terms always sum to `s` and the
@@ -24,7 +24,7 @@
 use serde::{Deserialize, Serialize};
 use thiserror::Error;
 
-/// Blocks per day at 12 s per block (MECHANISM.md §1).
+/// Blocks per day at 12 s per block (docs/mechanism.md §1).
 pub const BLOCKS_PER_DAY: u64 = 7_200;
 
 /// A parameter value that [`MechanismParams::validate`] rejected.
@@ -45,7 +45,7 @@ pub enum ParamsError {
     Parse(String),
 }
 
-/// How the two products' scores become one weight vector (MECHANISM.md §7).
+/// How the two products' scores become one weight vector (docs/mechanism.md §7).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum CombinationMode {
@@ -58,7 +58,7 @@ pub enum CombinationMode {
     Mechanisms,
 }
 
-/// How the latency term treats a response that arrives after `deadline_ms` (MECHANISM.md §4).
+/// How the latency term treats a response that arrives after `deadline_ms` (docs/mechanism.md §4).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum LatencyMode {
@@ -69,7 +69,7 @@ pub enum LatencyMode {
     LinearDecay,
 }
 
-/// Relative weights of the orchestration terms (MECHANISM.md §4); rescaled to sum to `s`.
+/// Relative weights of the orchestration terms (docs/mechanism.md §4); rescaled to sum to `s`.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct OrchestrationWeights {
@@ -119,7 +119,7 @@ impl OrchestrationWeights {
     }
 }
 
-/// Relative weights of the Ledger terms (MECHANISM.md §6); rescaled to sum to `1 − s`.
+/// Relative weights of the Ledger terms (docs/mechanism.md §6); rescaled to sum to `1 − s`.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct LedgerWeights {
@@ -161,7 +161,7 @@ impl LedgerWeights {
     }
 }
 
-/// Discovery credit units per proposal kind (MECHANISM.md §6).
+/// Discovery credit units per proposal kind (docs/mechanism.md §6).
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct ProposalCredits {
@@ -199,7 +199,7 @@ impl Default for ProposalCredits {
     }
 }
 
-/// Every weight and constant of the Orchestra mechanism. `Default` gives MECHANISM.md's values.
+/// Every weight and constant of the Orchestra mechanism. `Default` gives docs/mechanism.md's values.
 ///
 /// Loadable from any serde format with per-field overrides: missing fields take their defaults and
 /// unknown fields are rejected, e.g. in TOML
@@ -224,7 +224,7 @@ pub struct MechanismParams {
     /// Factor applied to the orchestration EMA on a fabrication strike (default 0.5).
     pub strike_penalty: f64,
     /// Multiplier on a miner's orchestration EMAs for each of its proposals the Ledger rejects
-    /// and slashes (not in MECHANISM.md: the Ledger score is floored at 0, so without it a miner
+    /// and slashes (not in docs/mechanism.md: the Ledger score is floored at 0, so without it a miner
     /// that orchestrates honestly and floods false proposals loses nothing against one that
     /// proposes nothing; 1 disables it).
     pub proposal_strike_penalty: f64,

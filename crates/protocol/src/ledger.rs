@@ -1,4 +1,4 @@
-//! Subnet Ledger wire types (MECHANISM.md §5): entries, endpoints, metrics, and the proposals
+//! Subnet Ledger wire types (docs/mechanism.md §5): entries, endpoints, metrics, and the proposals
 //! miners send inside a [`Response`](crate::messages::Response).
 //!
 //! The verification rules, change log and storage live in the `orchestra-ledger` crate; this
@@ -158,7 +158,7 @@ impl ProposalChange {
     }
 }
 
-/// The kind of a Ledger proposal (MECHANISM.md §5): the one tag every layer uses — the
+/// The kind of a Ledger proposal (docs/mechanism.md §5): the one tag every layer uses — the
 /// `kind` field of a [`ProposalChange`] on the wire, change-log records, scoring credits and
 /// adversary knobs.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]

@@ -1,10 +1,10 @@
 //! Orchestra's wire protocol, shared by every other crate.
 //!
-//! - [`messages`]: the challenge, response, plan DAG and pipeline of MECHANISM.md §2;
+//! - [`messages`]: the challenge, response, plan DAG and pipeline of docs/mechanism.md §2;
 //! - [`ledger`]: Subnet Ledger entries and proposals as they travel between nodes;
 //! - [`hash`]: canonical JSON (RFC 8785) and the BLAKE3 hashes taken of it;
 //! - [`body`]: request and response bodies, shared and hashed at most once;
-//! - [`proof`]: the hash-locked proof of MECHANISM.md §3 (builder and verifier);
+//! - [`proof`]: the hash-locked proof of docs/mechanism.md §3 (builder and verifier);
 //! - [`btauth`]: btauth/1 signed HTTP, interoperable with the Python SDK;
 //! - [`keys`] and [`ss58`]: hotkeys from wallets or dev URIs, and their addresses.
 //!

@@ -1,4 +1,4 @@
-//! The messages of MECHANISM.md §2: a validator's [`Challenge`], a miner's [`Response`], the plan
+//! The messages of docs/mechanism.md §2: a validator's [`Challenge`], a miner's [`Response`], the plan
 //! DAG and the executed pipeline.
 //!
 //! Types a client writes by hand deny unknown fields, so a misspelt key is an error rather than a
@@ -268,7 +268,7 @@ impl PipelineStep {
     }
 }
 
-/// The proof summary a response carries (MECHANISM.md §3).
+/// The proof summary a response carries (docs/mechanism.md §3).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct ProofSummary {

@@ -1,4 +1,4 @@
-//! The hash-locked proof of MECHANISM.md §3.
+//! The hash-locked proof of docs/mechanism.md §3.
 //!
 //! ```text
 //! lock0     = blake3::derive_key("orchestra v1 challenge lock",
@@ -236,7 +236,7 @@ impl From<CanonicalError> for ProofError {
     }
 }
 
-/// Checks 1–3 of MECHANISM.md §3 on `response` to `challenge`, received at `received_at_ms`.
+/// Checks 1–3 of docs/mechanism.md §3 on `response` to `challenge`, received at `received_at_ms`.
 ///
 /// Returns the first failure found, checking in this order: challenge id and lock, plan DAG,
 /// per-step bodies and integers, the chain, data hash and root, then time window and dependency

@@ -1,4 +1,4 @@
-//! btauth/1 conformance: the golden vector from the Python SDK (reference/BTAUTH.md) verifies, and
+//! btauth/1 conformance: the golden vector from the Python SDK (docs/protocol.md, btauth/1) verifies, and
 //! changing any signed part makes verification fail with the matching error.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 

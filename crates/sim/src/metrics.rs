@@ -1,4 +1,4 @@
-//! What a run measures (MECHANISM.md §9), as long-format rows: per epoch, and for the whole run
+//! What a run measures (docs/mechanism.md §9), as long-format rows: per epoch, and for the whole run
 //! (`epoch = -1`). Row and metric names are the contract with `orchestra-report`.
 
 use crate::scenario::ScenarioSpec;

@@ -1,4 +1,4 @@
-//! [`Auditor`]: MECHANISM.md §3 checks 1–5 on a miner's response, as a sans-IO state machine.
+//! [`Auditor`]: docs/mechanism.md §3 checks 1–5 on a miner's response, as a sans-IO state machine.
 //!
 //! [`Auditor::begin`] runs checks 1–4 at once (proof chain, bodies, window and dependency order
 //! via `orchestra_protocol::proof::verify`; then the replay/copy set) and draws which steps to
@@ -6,7 +6,7 @@
 //! [`Audit::poll_call`], takes their results through [`Audit::on_call_result`], and
 //! [`Audit::finish`] gives the [`AuditReport`].
 //!
-//! Choices where MECHANISM.md is silent:
+//! Choices where docs/mechanism.md is silent:
 //! - A late response (past deadline + grace) or one failing checks 1–4 is not re-executed: it
 //!   scores nothing whatever the audit would say, so spending sub-call cost on it is waste.
 //! - The replay set keeps the *first* sighting of each response hash for `replay_window_ms`;
@@ -182,7 +182,7 @@ pub struct AuditReport {
 }
 
 impl AuditReport {
-    /// `hash_verified` of MECHANISM.md §3: checks 1–4 hold and no audited step failed.
+    /// `hash_verified` of docs/mechanism.md §3: checks 1–4 hold and no audited step failed.
     pub fn hash_verified(&self) -> bool {
         !self.late && self.proof_error.is_none() && self.replays.is_empty() && !self.audit_failed()
     }

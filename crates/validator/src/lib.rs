@@ -1,4 +1,4 @@
-//! The sans-IO validator core: [`ChallengeGenerator`], [`Auditor`] (MECHANISM.md §3 checks 1–5),
+//! The sans-IO validator core: [`ChallengeGenerator`], [`Auditor`] (docs/mechanism.md §3 checks 1–5),
 //! [`ProposalVerifier`] (probes, then the Ledger crate's rules on this validator's replica),
 //! [`Scorer`] (per-challenge and per-tempo terms, EMAs, strikes), [`WeightSetter`], and
 //! [`pick_miner`] for users' (organic) requests.

@@ -1,4 +1,4 @@
-//! [`Scorer`]: per-challenge orchestration terms (MECHANISM.md §4), per-tempo Ledger terms (§6),
+//! [`Scorer`]: per-challenge orchestration terms (docs/mechanism.md §4), per-tempo Ledger terms (§6),
 //! EMAs and strikes (§7).
 //!
 //! Outcomes of one challenge, in order of precedence:
@@ -6,7 +6,7 @@
 //! - a failed audit (check 5): a **fabrication strike** (an all-zero observation, then the
 //!   orchestration EMA × `strike_penalty`);
 //! - checks 1–4 failed (bad proof, copied or replayed sub-responses): every term 0 when
-//!   [`ScorerConfig::unverified_zeroes_challenge`] (the default). MECHANISM.md lists
+//!   [`ScorerConfig::unverified_zeroes_challenge`] (the default). docs/mechanism.md lists
 //!   `hash_verified` as one term among six, but scoring the rest of an unproven response would
 //!   pay a copycat two thirds of an honest score for free; the flag exists for the harness to
 //!   measure exactly that;

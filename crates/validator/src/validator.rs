@@ -271,7 +271,7 @@ pub struct ScoredChallenge {
 }
 
 impl ScoredChallenge {
-    /// Checks 1–5 held (MECHANISM.md §3).
+    /// Checks 1–5 held (docs/mechanism.md §3).
     pub fn verified(&self) -> bool {
         self.report.as_ref().is_some_and(AuditReport::hash_verified)
     }
@@ -904,7 +904,7 @@ impl Validator {
         Some(verdict)
     }
 
-    /// A change another validator verified (resync from a peer's change log, MECHANISM.md
+    /// A change another validator verified (resync from a peer's change log, docs/mechanism.md
     /// §5), with the verdict it credited the proposer with: appended if it extends this
     /// replica, and then credited alike, so every validator scores Ledger work from the shared
     /// log.

@@ -8,7 +8,7 @@
 //! while let Some(v) = verifier.poll_verdict(block) { scorer.record_proposal(v.record?) }
 //! ```
 //!
-//! Probe plans per kind (MECHANISM.md §5): `new_subnet` one probe per proposed endpoint;
+//! Probe plans per kind (docs/mechanism.md §5): `new_subnet` one probe per proposed endpoint;
 //! `schema_update` one per touched endpoint (with its proposed `minimal_input` if that changes);
 //! `deprecation` `deprecation_probes` spread over the endpoints; `metrics_update`
 //! `metrics_min_probes + metrics_spare_probes` on the endpoint the evidence names (else the
@@ -111,7 +111,7 @@ impl ProposalVerifier {
         }
     }
 
-    /// Apply a change another validator verified (resync from a peer's change log, MECHANISM.md
+    /// Apply a change another validator verified (resync from a peer's change log, docs/mechanism.md
     /// §5): the record is checked against this replica and appended, or refused.
     pub fn apply_remote(
         &mut self,

@@ -1,5 +1,5 @@
 //! Weights: once per tempo the scorer's `(O_i, L_i)` become u16 weights per mechanism, according
-//! to the combination mode (MECHANISM.md §7), and leave either directly or through commit-reveal
+//! to the combination mode (docs/mechanism.md §7), and leave either directly or through commit-reveal
 //! v2 ([`WeightSchedule`]).
 //!
 //! Commit-reveal v2 as subtensor runs it: a validator commits a hash of its weights and a random

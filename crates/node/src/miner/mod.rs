@@ -3,7 +3,7 @@
 //!
 //! | route | auth | what |
 //! |---|---|---|
-//! | `POST /orchestrate` | btauth/1, validator permit | body: a [`Challenge`](orchestra_protocol::messages::Challenge) (synthetic or a forwarded organic request); answer: the [`Response`](orchestra_protocol::messages::Response) with its hash-locked proof and the Ledger proposals the detector made (MECHANISM.md §2, §5: proposals ride in the response) |
+//! | `POST /orchestrate` | btauth/1, validator permit | body: a [`Challenge`](orchestra_protocol::messages::Challenge) (synthetic or a forwarded organic request); answer: the [`Response`](orchestra_protocol::messages::Response) with its hash-locked proof and the Ledger proposals the detector made (docs/mechanism.md §2, §5: proposals ride in the response) |
 //! | `GET /ledger/proposals` | btauth/1, validator permit | the most recent proposals this miner made, newest last (`?since_ms=` filters) |
 //! | `GET /healthz` | none | hotkey, strategy, Ledger entries known, requests in flight |
 //! | `GET /metrics` | none | Prometheus (the miner's own metrics are listed in [`metrics`]) |

@@ -378,7 +378,7 @@ impl<C: Chain + Send + Sync + 'static, S: SubnetCalls, M: MinerCalls> Driver<C, 
     }
 
     /// Read the hotkeys of every subnet in the Ledger replica, so that receipts they sign
-    /// exempt steps from audit (MECHANISM.md §3 check 5). A subnet the chain does not know
+    /// exempt steps from audit (docs/mechanism.md §3 check 5). A subnet the chain does not know
     /// (a devnet's mock subnets) keeps no keys: its receipts exempt nothing.
     async fn refresh_subnet_keys(&mut self, block: u64) {
         if self
@@ -1019,7 +1019,7 @@ fn verdict_name(v: &StepVerdict) -> &'static str {
 }
 
 /// POST a challenge, btauth/1-signed for `receiver`, check that the response body is signed
-/// by `receiver` for this validator (MECHANISM.md §3: the miner answers for its `root`; §4: a
+/// by `receiver` for this validator (docs/mechanism.md §3: the miner answers for its `root`; §4: a
 /// response failing btauth/1 scores 0), and parse it.
 #[allow(clippy::too_many_arguments)]
 async fn post_challenge(

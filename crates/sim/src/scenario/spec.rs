@@ -263,7 +263,7 @@ pub struct Spike {
     pub multiplier: f64,
 }
 
-/// `[expect]`: safety and liveness checks (MECHANISM.md §9).
+/// `[expect]`: safety and liveness checks (docs/mechanism.md §9).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct Expect {
@@ -275,7 +275,7 @@ pub struct Expect {
     pub honest_share_min: Option<f64>,
     /// Strategies whose ROI per identity must be below honest, confidence intervals separated.
     pub below_honest: Vec<String>,
-    /// Strategies whose ROI per identity must not be above honest (MECHANISM.md §9's safety
+    /// Strategies whose ROI per identity must not be above honest (docs/mechanism.md §9's safety
     /// check): fails only when its 95 % interval lies entirely above honest's.
     pub not_above_honest: Vec<String>,
     /// Ledger accuracy at the end of the run at least this.
