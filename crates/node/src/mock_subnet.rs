@@ -8,8 +8,8 @@
 //!
 //! | route | what |
 //! |---|---|
-//! | `POST /sn/{netuid}/<endpoint path>` | call an endpoint of subnet `netuid` (always available) |
-//! | `POST /<endpoint path>` | the same, when the server serves exactly one subnet |
+//! | `<METHOD> /sn/{netuid}/<endpoint path>` | call an endpoint of subnet `netuid` with the method its Ledger entry names (`POST` for most), the request as a JSON body (always available) |
+//! | `<METHOD> /<endpoint path>` | the same, when the server serves exactly one subnet |
 //! | `GET /subnets` | served subnets: netuid, name, hotkey, base path, endpoints |
 //! | `GET /admin/state` | every served subnet's state and its true Ledger entry now |
 //! | `POST /admin/schema-version` | `{"netuid": 22, "endpoint": "search", "version": 2}` (`netuid` optional with one subnet) |
@@ -418,13 +418,6 @@ fn set_header(headers: &mut HeaderMap, name: &str, value: &str) {
 /// Serve one endpoint call (the fallback route).
 async fn call(State(srv): State<Arc<MockServer>>, req: Request) -> Response {
     let (parts, body) = req.into_parts();
-    if parts.method != axum::http::Method::POST {
-        return json_error(
-            StatusCode::NOT_FOUND,
-            "not_found",
-            "no such route (endpoints are called with POST)",
-        );
-    }
     let Some((served, path)) = srv.resolve(parts.uri.path()) else {
         return json_error(
             StatusCode::NOT_FOUND,
@@ -444,19 +437,28 @@ async fn call(State(srv): State<Arc<MockServer>>, req: Request) -> Response {
         return r.into_response();
     }
     let mock = &served.mock;
-    let Some(endpoint) = mock
-        .entry()
-        .endpoints
-        .iter()
-        .find(|e| e.path == path)
-        .map(|e| e.name.clone())
-    else {
+    let Some(ep) = mock.entry().endpoints.iter().find(|e| e.path == path) else {
         return json_error(
             StatusCode::NOT_FOUND,
             "unknown_endpoint",
             format!("subnet {} has no endpoint at {path}", mock.netuid()),
         );
     };
+    // Each endpoint answers the method its Ledger entry names (a `GET` endpoint too takes its
+    // request as a JSON body, as the nodes' subnet client sends it).
+    if !ep.method.eq_ignore_ascii_case(parts.method.as_str()) {
+        return json_error(
+            StatusCode::METHOD_NOT_ALLOWED,
+            "method_not_allowed",
+            format!(
+                "{} {path} of subnet {} is called with {}",
+                parts.method,
+                mock.netuid(),
+                ep.method
+            ),
+        );
+    }
+    let endpoint = ep.name.clone();
     let request: Body = match serde_json::from_slice(&bytes) {
         Ok(v) => v,
         Err(e) => return json_error(StatusCode::BAD_REQUEST, "malformed_json", e.to_string()),

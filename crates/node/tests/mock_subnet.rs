@@ -23,11 +23,13 @@ use std::process::{Command, Stdio};
 async fn call(
     http: &reqwest::Client,
     base: &str,
+    method: &str,
     path: &str,
     body: &Value,
     started: u64,
 ) -> reqwest::Response {
-    http.post(format!("{base}{path}"))
+    let method = reqwest::Method::from_bytes(method.as_bytes()).unwrap();
+    http.request(method, format!("{base}{path}"))
         .header(HEADER_STARTED_AT_MS, started.to_string())
         .json(body)
         .send()
@@ -51,7 +53,15 @@ async fn every_endpoint_answers_schema_valid_with_receipts() {
             let mut ok = None;
             for _ in 0..40 {
                 let started = orchestra_node::auth::now_ms();
-                let r = call(&http, &base, &ep.path, &ep.minimal_input, started).await;
+                let r = call(
+                    &http,
+                    &base,
+                    &ep.method,
+                    &ep.path,
+                    &ep.minimal_input,
+                    started,
+                )
+                .await;
                 let status = r.status().as_u16();
                 assert!(
                     [200, 500, 503, 504].contains(&status),
@@ -132,7 +142,7 @@ async fn schema_switch_changes_what_is_served_and_errors_have_statuses() {
     let served = |body: Value| (v1.is_valid(&body), v2.is_valid(&body));
     let get_ok = || async {
         for _ in 0..40 {
-            let r = call(&http, &base, &ep.path, &ep.minimal_input, 0).await;
+            let r = call(&http, &base, &ep.method, &ep.path, &ep.minimal_input, 0).await;
             if r.status() == 200 {
                 return r.json::<Value>().await.unwrap();
             }
@@ -197,7 +207,7 @@ async fn schema_switch_changes_what_is_served_and_errors_have_statuses() {
         .await
         .unwrap();
     assert_eq!(r.status(), 200);
-    let r = call(&http, &base, &ep.path, &ep.minimal_input, 0).await;
+    let r = call(&http, &base, &ep.method, &ep.path, &ep.minimal_input, 0).await;
     assert_eq!(r.status(), 503);
     let err: Value = r.json().await.unwrap();
     assert_eq!(err["error"], "unavailable");
@@ -206,14 +216,33 @@ async fn schema_switch_changes_what_is_served_and_errors_have_statuses() {
     let r = call(
         &http,
         &format!("http://{addr}/sn/{}", other.netuid()),
+        &oep.method,
         &oep.path,
         &json!({"nope": []}),
         0,
     )
     .await;
     assert_eq!(r.status(), 400);
-    let r = call(&http, &base, "/no/such/path", &json!({}), 0).await;
+    let r = call(&http, &base, "POST", "/no/such/path", &json!({}), 0).await;
     assert_eq!(r.status(), 404);
+    // Every endpoint answers the method its Ledger entry names, and only that one.
+    let get = mock_set()
+        .iter()
+        .flat_map(|m| {
+            m.entry()
+                .endpoints
+                .iter()
+                .map(move |e| (m.netuid(), e.clone()))
+        })
+        .find(|(_, e)| e.method == "GET")
+        .expect("a GET endpoint among the mocks");
+    let base = format!("http://{addr}/sn/{}", get.0);
+    let r = call(&http, &base, "POST", &get.1.path, &get.1.minimal_input, 0).await;
+    assert_eq!(r.status(), 405);
+    let body: Value = r.json().await.unwrap();
+    assert_eq!(body["error"], "method_not_allowed");
+    let r = call(&http, &base, "GET", &get.1.path, &get.1.minimal_input, 0).await;
+    assert_ne!(r.status(), 405);
 }
 
 #[test]
@@ -316,7 +345,7 @@ async fn signed_calls_through_the_subnet_client_when_auth_is_required() {
     let base = format!("http://{addr}/sn/{}", mock.netuid());
     let http = reqwest::Client::new();
     // Unsigned: refused.
-    let r = call(&http, &base, &ep.path, &ep.minimal_input, 0).await;
+    let r = call(&http, &base, &ep.method, &ep.path, &ep.minimal_input, 0).await;
     assert_eq!(r.status(), 401);
     // Signed (unbound) by the client: served, with hotkey, price and a verifying receipt.
     let client = SubnetClient::new(http, Some(Arc::new(hotkey("//Miner1"))));

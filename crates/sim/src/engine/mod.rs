@@ -697,33 +697,16 @@ impl<'a> Engine<'a> {
                 0,
             );
         };
-        let start = challenge.issued_at_ms + NETWORK_MS;
         let m = &mut self.miners[mi];
-        let view = self.canonical.clone();
-        let world = &mut self.world;
-        let mut session = match m.miner.start(challenge, &view, block, start, &mut m.rng) {
-            Ok(s) => s,
-            Err(e) => return (Err(e.to_string()), start, 0),
-        };
-        let mut cost = 0u64;
-        let world_rng = &mut m.world_rng;
-        let end = drive(&mut m.miner, &mut session, start, |call| {
-            let (outcome, latency, c) = world.subcall(
-                call.netuid,
-                &call.endpoint,
-                &call.request,
-                call.started_at_ms,
-                world_rng,
-            );
-            cost += c;
-            (outcome, latency)
-        });
-        let response = match m.miner.finish(session, &view, block, end) {
-            Ok(Some(r)) => Ok(r),
-            Ok(None) => Err("the miner declined".to_string()),
-            Err(e) => Err(e.to_string()),
-        };
-        (response, end + NETWORK_MS, cost)
+        answer_in_world(
+            &mut m.miner,
+            challenge,
+            &self.canonical,
+            block,
+            &mut self.world,
+            &mut m.rng,
+            &mut m.world_rng,
+        )
     }
 
     /// Deliver validator `v`'s challenges to the miners and their answers back, run its audit
@@ -1009,6 +992,44 @@ impl<'a> Engine<'a> {
         self.publish_chain();
         Ok(())
     }
+}
+
+/// A miner's answer to `challenge` in the simulated world, as the engine delivers every
+/// challenge: the miner core driven in virtual time from `issued_at + NETWORK_MS` against the
+/// Ledger `view`, its sub-calls answered by `world`. Returns the response (or why there is none),
+/// when it reaches the validator, and what the sub-calls cost.
+pub fn answer_in_world(
+    miner: &mut Miner,
+    challenge: &Challenge,
+    view: &LedgerView,
+    block: u64,
+    world: &mut World,
+    rng: &mut ChaCha8Rng,
+    world_rng: &mut ChaCha8Rng,
+) -> (Result<Response, String>, u64, u64) {
+    let start = challenge.issued_at_ms + NETWORK_MS;
+    let mut session = match miner.start(challenge, view, block, start, rng) {
+        Ok(s) => s,
+        Err(e) => return (Err(e.to_string()), start, 0),
+    };
+    let mut cost = 0u64;
+    let end = drive(miner, &mut session, start, |call| {
+        let (outcome, latency, c) = world.subcall(
+            call.netuid,
+            &call.endpoint,
+            &call.request,
+            call.started_at_ms,
+            world_rng,
+        );
+        cost += c;
+        (outcome, latency)
+    });
+    let response = match miner.finish(session, view, block, end) {
+        Ok(Some(r)) => Ok(r),
+        Ok(None) => Err("the miner declined".to_string()),
+        Err(e) => Err(e.to_string()),
+    };
+    (response, end + NETWORK_MS, cost)
 }
 
 pub(crate) fn scenario_err(key: &str, expected: &str, found: &str) -> RunError {
