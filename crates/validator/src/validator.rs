@@ -430,7 +430,7 @@ impl Validator {
         let scorer = Scorer::new(config.params.clone(), config.scorer, generator.templates());
         let verifier = ProposalVerifier::new(config.hotkey.clone(), ledger);
         let view = Arc::new(verifier.view());
-        let view_size = verifier.ledger().head().tree_size;
+        let view_size = verifier.ledger().tree().size();
         Ok(Validator {
             auditor: Auditor::new(config.auditor),
             setter: WeightSetter::new(WeightLimits::default(), config.weights_every_tempos),
@@ -931,7 +931,7 @@ impl Validator {
     /// Rebuilding compiles schemas, so a driver chooses its cadence: a node after every change
     /// it commits, the simulator every 50 blocks, as a node polling its replica would.
     pub fn refresh_view(&mut self) -> bool {
-        let size = self.verifier.ledger().head().tree_size;
+        let size = self.verifier.ledger().tree().size();
         if size == self.view_size {
             return false;
         }
@@ -1011,8 +1011,8 @@ impl Validator {
         if every == 0 {
             return;
         }
-        let head = self.verifier.ledger().head();
-        let (size, root, head_block) = (head.tree_size, head.root, head.block);
+        // The size first: computing the root hashes the tree, and most blocks anchor nothing.
+        let size = self.verifier.ledger().tree().size();
         let due = match self.last_anchor {
             None => true,
             Some((b, s)) => block >= b.saturating_add(every) && s != size,
@@ -1020,6 +1020,8 @@ impl Validator {
         if !due || size == 0 {
             return;
         }
+        let head = self.verifier.ledger().head();
+        let (root, head_block) = (head.root, head.block);
         self.last_anchor = Some((block, size));
         self.dirty = true;
         let mut data = Vec::with_capacity(48);
