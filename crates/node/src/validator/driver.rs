@@ -267,7 +267,13 @@ impl<C: Chain + Send + Sync + 'static, S: SubnetCalls, M: MinerCalls> Driver<C, 
         loop {
             tokio::select! {
                 () = &mut shutdown => break,
-                _ = tick.tick() => self.on_tick().await,
+                // A tick may wait on a chain that has gone (each read retries for seconds):
+                // shutdown must not queue behind it. Every core input is synchronous, so a tick
+                // dropped between two awaits leaves the core consistent.
+                _ = tick.tick() => tokio::select! {
+                    () = &mut shutdown => break,
+                    () = self.on_tick() => {}
+                },
                 Some(ev) = self.rx.recv() => self.on_event(ev),
             }
             self.pump();
@@ -392,6 +398,14 @@ impl<C: Chain + Send + Sync + 'static, S: SubnetCalls, M: MinerCalls> Driver<C, 
         for netuid in netuids {
             let keys = match self.chain.metagraph(netuid, 0).await {
                 Ok(mg) => mg.neurons.iter().map(|n| ss58_of(&n.hotkey)).collect(),
+                Err(e) if e.is_transient() => {
+                    // The chain is unreachable, not the subnet unknown: keep the keys already
+                    // read and retry at the next metagraph refresh, not once per subnet now.
+                    self.metrics.chain_error("metagraph");
+                    tracing::warn!(netuid, error = %e, "reading a Ledger subnet's hotkeys failed");
+                    self.subnet_keys_block = None;
+                    return;
+                }
                 Err(e) => {
                     tracing::debug!(netuid, error = %e, "no metagraph for a Ledger subnet");
                     Default::default()
