@@ -80,7 +80,8 @@ pub struct ChainConfig {
     /// miners every 20 blocks ≈ 720 challenges per miner per day at ≈ 0.009 TAO of sub-calls
     /// each); at 0.1 TAO honest miners lose money and doing nothing beats honest work on ROI.
     pub alpha_price_rao: u64,
-    /// Commit-reveal: weights become visible to the chain one tempo after they are set.
+    /// Commit-reveal v2: validators commit at tempo close and reveal in the next tempo (the
+    /// validator core's schedule), so weights reach Yuma one tempo after they are computed.
     pub commit_reveal: bool,
 }
 
