@@ -9,12 +9,16 @@
 mod miner_support;
 
 use miner_support::*;
+use orchestra_ledger::compile_schema;
+use orchestra_mocks::CallContext;
 use orchestra_node::auth::{now_ms, now_ns};
 use orchestra_node::miner::MinerSettings;
 use orchestra_protocol::btauth::{AuthHeaders, Verifier};
 use orchestra_protocol::ledger::ProposalChange;
 use orchestra_protocol::messages::Response;
 use orchestra_protocol::proof;
+use rand::SeedableRng;
+use rand_chacha::ChaCha8Rng;
 use serde_json::{Value, json};
 use std::collections::BTreeSet;
 
@@ -135,18 +139,33 @@ async fn a_schema_switch_produces_a_schema_update_proposal() {
         }
     };
     let first = ask(10).await;
-    // A subnet the plan uses that has a second schema version for the endpoint it used.
+    // A subnet the plan uses whose endpoint has a breaking second schema version: a version 2
+    // response the Ledger's version 1 schema rejects. (An additive version, such as x_search's,
+    // still validates, so a miner rightly proposes nothing for it.)
     let set = mock_set();
+    let breaks_v1 = |netuid: u16, endpoint: &str| {
+        let Some(m) = set.get(netuid) else {
+            return false;
+        };
+        let Some(ep) = m.entry().endpoints.iter().find(|e| e.name == endpoint) else {
+            return false;
+        };
+        let ctx = CallContext {
+            seed: 1,
+            now_ms: 1,
+            load: 0.0,
+        };
+        let mut rng = ChaCha8Rng::seed_from_u64(1);
+        let v2 = m.generate(endpoint, 2, &ep.minimal_input, ctx, &mut rng);
+        let v1 = compile_schema(&ep.output_schema).expect("shipped schemas compile");
+        v2.is_some_and(|r| !v1.is_valid(&r))
+    };
     let (netuid, endpoint) = first
         .pipeline
         .iter()
-        .find(|s| {
-            set.get(s.netuid)
-                .and_then(|m| m.schema_versions(&s.endpoint))
-                .is_some_and(|v| v.len() > 1)
-        })
+        .find(|s| breaks_v1(s.netuid, &s.endpoint))
         .map(|s| (s.netuid, s.endpoint.clone()))
-        .expect("the plan uses a subnet with schema versions");
+        .expect("the plan uses an endpoint with a breaking schema version");
     let r = http
         .post(format!("http://{mocks}/admin/schema-version"))
         .json(&json!({"netuid": netuid, "endpoint": endpoint, "version": 2}))
