@@ -5,7 +5,8 @@
 //!
 //! One task owns the core. Every IO — a challenge to a miner, an audit re-execution or probe
 //! against a subnet, a weight or anchor extrinsic — runs in its own spawned task and reports
-//! back through an [`Event`]; the loop never waits on the network while holding the core. On
+//! back through an [`Event`]; the loop never waits on the network while holding the core.
+//! Extrinsics, signed by one account, go to the chain one after another in the core's order. On
 //! every tick it reads the block, tells the core the block and the chain's tempo index (the
 //! core decides on rounds, tempo closes, weights with commit-reveal, reveals and anchors), and
 //! hands out the work that produced. Accepted Ledger changes are appended to the SQLite replica
@@ -202,6 +203,8 @@ pub struct Driver<C: Chain, S: SubnetCalls, M: MinerCalls = HttpMiners> {
     unsaved: bool,
     /// Block at which the subnets' hotkeys were last read.
     subnet_keys_block: Option<u64>,
+    /// The last extrinsic submitted: the next one waits for it (see [`Driver::submit_in_order`]).
+    last_extrinsic: Option<tokio::task::JoinHandle<()>>,
 }
 
 /// Blocks between reads of the hotkeys of the subnets in the Ledger (whose receipts exempt a
@@ -256,6 +259,7 @@ impl<C: Chain + Send + Sync + 'static, S: SubnetCalls, M: MinerCalls> Driver<C, 
             version_key: 0,
             unsaved: false,
             subnet_keys_block: None,
+            last_extrinsic: None,
         }
     }
 
@@ -650,7 +654,7 @@ impl<C: Chain + Send + Sync + 'static, S: SubnetCalls, M: MinerCalls> Driver<C, 
             let chain = self.chain.clone();
             let tx = self.tx.clone();
             let netuid = self.settings.netuid;
-            tokio::spawn(async move {
+            self.submit_in_order(async move {
                 let (status, detail) = match chain.anchor_commitment(netuid, &a.data).await {
                     Ok(o) => ("ok", format!("0x{}", hex::encode(o.tx_hash))),
                     Err(e @ ChainError::MissingCall { .. }) => ("unsupported", e.to_string()),
@@ -774,6 +778,21 @@ impl<C: Chain + Send + Sync + 'static, S: SubnetCalls, M: MinerCalls> Driver<C, 
         }
     }
 
+    /// Run `submit` (one extrinsic and its report) once every extrinsic handed out before it
+    /// has finished. Extrinsics are signed by one account, so they must reach the chain in the
+    /// order the core asked for them: a reveal and the next commit in one block would otherwise
+    /// race (and two in-flight submissions could take the same account nonce).
+    fn submit_in_order(&mut self, submit: impl Future<Output = ()> + Send + 'static) {
+        let previous = self.last_extrinsic.take();
+        self.last_extrinsic = Some(tokio::spawn(async move {
+            if let Some(p) = previous {
+                // A panicked predecessor must not stop the queue.
+                let _ = p.await;
+            }
+            submit.await;
+        }));
+    }
+
     /// Submit one weight extrinsic: set, commit (commit-reveal v2: `BlakeTwo256(SCALE(hotkey,
     /// netuid index, uids, values, salt, version key))`) or reveal.
     fn submit_weights(&mut self, action: WeightsAction) {
@@ -803,7 +822,7 @@ impl<C: Chain + Send + Sync + 'static, S: SubnetCalls, M: MinerCalls> Driver<C, 
                 }),
             ),
         };
-        tokio::spawn(async move {
+        self.submit_in_order(async move {
             let (result, done) = match &call {
                 Call::Set(s) => (chain.set_weights(s).await, "ok"),
                 Call::Commit(c) => (chain.commit_weights(c).await, "committed"),
