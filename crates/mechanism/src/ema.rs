@@ -157,11 +157,15 @@ impl EmaBook {
         self.miners.iter().map(|(&u, m)| (u, m))
     }
 
-    /// `(O_i, L_i)` of every observed miner, by ascending uid.
+    /// `(O_i, L_i)` of every observed miner, by ascending uid, with the Ledger work gate
+    /// ([`crate::ledger::work_gate`]) applied to `L_i`.
     pub fn scores(&self, params: &MechanismParams) -> BTreeMap<u16, (f64, f64)> {
-        self.iter()
+        let mut scores = self
+            .iter()
             .map(|(u, m)| (u, (m.orchestration_score(params), m.ledger_score(params))))
-            .collect()
+            .collect();
+        crate::ledger::work_gate(&mut scores, params.ledger_work_exponent);
+        scores
     }
 }
 

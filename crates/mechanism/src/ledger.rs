@@ -17,7 +17,7 @@ use std::collections::{BTreeMap, BTreeSet, VecDeque};
 use serde::{Deserialize, Serialize};
 
 use crate::orchestration::{clamp_finite, clamp01, debug_assert_score_within, unit};
-use crate::params::MechanismParams;
+use crate::params::{ConfirmationScope, MechanismParams};
 
 pub use orchestra_protocol::ledger::ProposalKind;
 
@@ -228,6 +228,74 @@ pub fn coverage(demand: &BTreeMap<u16, f64>, covered: &BTreeSet<u16>) -> f64 {
     clamp01(share)
 }
 
+/// The Ledger work gate: multiplies each miner's Ledger score `L_i` by `(O_i / max_j O_j)^k`,
+/// its orchestration score relative to the best orchestrator's, so Ledger credit needs audited
+/// orchestration work behind it (a ledger-only prober or a confirmation farmer that does not
+/// orchestrate earns little of it). `k = 0` leaves the scores untouched (the seed's design).
+/// When nobody has an orchestration score, nobody keeps Ledger credit.
+pub fn work_gate(scores: &mut BTreeMap<u16, (f64, f64)>, k: f64) {
+    if !(k.is_finite() && k > 0.0) {
+        return;
+    }
+    let best = scores
+        .values()
+        .map(|&(o, _)| clamp_finite(o))
+        .fold(0.0, f64::max);
+    for (o, l) in scores.values_mut() {
+        let gate = if best > 0.0 {
+            clamp01(clamp_finite(*o) / best).powf(k)
+        } else {
+            0.0
+        };
+        let before = *l;
+        *l = clamp_finite(*l) * unit("work gate", gate);
+        debug_assert!(
+            *l <= clamp_finite(before),
+            "the work gate raised a Ledger score"
+        );
+    }
+}
+
+/// Mean of values in `[0, 1]`; 0 for none.
+fn mean_or_zero(xs: &[f64]) -> f64 {
+    if xs.is_empty() {
+        0.0
+    } else {
+        clamp01(xs.iter().sum::<f64>() / xs.len() as f64)
+    }
+}
+
+/// `freshness` with each accepted record's `exp(−lag/τ)` multiplied by its worth (1 for a first
+/// proposal, `confirmation_factor` for a confirmation), averaged over the records.
+/// ([`ConfirmationScope::AllTerms`]).
+pub fn weighted_freshness(lags_blocks: &[u64], worths: &[f64], tau_blocks: f64) -> f64 {
+    debug_assert_eq!(lags_blocks.len(), worths.len());
+    if lags_blocks.is_empty() || !(tau_blocks.is_finite() && tau_blocks > 0.0) {
+        return 0.0;
+    }
+    let sum: f64 = lags_blocks
+        .iter()
+        .zip(worths)
+        .map(|(&lag, &w)| clamp01(w) * (-(lag as f64) / tau_blocks).exp())
+        .sum();
+    clamp01(unit("freshness", (sum / lags_blocks.len() as f64).min(1.0)))
+}
+
+/// `coverage` with each subnet's demand multiplied by the miner's best worth on it (1 if it has a
+/// first proposal there, `confirmation_factor` if only confirmations)
+/// ([`ConfirmationScope::AllTerms`]).
+pub fn weighted_coverage(demand: &BTreeMap<u16, f64>, covered: &BTreeMap<u16, f64>) -> f64 {
+    let total: f64 = demand.values().copied().map(clamp_finite).sum();
+    if total <= 0.0 {
+        return 0.0;
+    }
+    let hit: f64 = demand
+        .iter()
+        .filter_map(|(n, &d)| covered.get(n).map(|&w| clamp01(w) * clamp_finite(d)))
+        .sum();
+    clamp01(hit / total)
+}
+
 /// One tempo of Ledger activity.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 struct TempoActivity {
@@ -309,12 +377,40 @@ impl LedgerWindow {
                 let accepted: Vec<_> = ps.iter().filter(|p| p.verdict.accepted()).collect();
                 let rejected = (ps.len() - accepted.len()) as u64;
                 let lags: Vec<u64> = accepted.iter().map(|p| p.lag_blocks).collect();
-                let covered: BTreeSet<u16> = accepted.iter().map(|p| p.netuid).collect();
-                let terms = LedgerTerms {
-                    update_accuracy: update_accuracy(accepted.len() as u64, rejected),
-                    discovery: discovery.get(&m).copied().unwrap_or(0.0),
-                    freshness: freshness(&lags, params.freshness_tau_blocks),
-                    coverage: coverage(&demand, &covered),
+                let discovery = discovery.get(&m).copied().unwrap_or(0.0);
+                let terms = match params.confirmation_scope {
+                    ConfirmationScope::Discovery => {
+                        let covered: BTreeSet<u16> = accepted.iter().map(|p| p.netuid).collect();
+                        LedgerTerms {
+                            update_accuracy: update_accuracy(accepted.len() as u64, rejected),
+                            discovery,
+                            freshness: freshness(&lags, params.freshness_tau_blocks),
+                            coverage: coverage(&demand, &covered),
+                        }
+                    }
+                    ConfirmationScope::AllTerms => {
+                        let worth = |p: &ProposalRecord| match p.verdict {
+                            Verdict::First => 1.0,
+                            _ => clamp01(params.confirmation_factor),
+                        };
+                        let worths: Vec<f64> = accepted.iter().map(|p| worth(p)).collect();
+                        let mut covered: BTreeMap<u16, f64> = BTreeMap::new();
+                        for (p, &w) in accepted.iter().zip(&worths) {
+                            let c = covered.entry(p.netuid).or_default();
+                            *c = c.max(w);
+                        }
+                        LedgerTerms {
+                            update_accuracy: update_accuracy(accepted.len() as u64, rejected)
+                                * mean_or_zero(&worths),
+                            discovery,
+                            freshness: weighted_freshness(
+                                &lags,
+                                &worths,
+                                params.freshness_tau_blocks,
+                            ),
+                            coverage: weighted_coverage(&demand, &covered),
+                        }
+                    }
                 };
                 for t in terms.as_array() {
                     unit("Ledger term", t);
@@ -388,6 +484,67 @@ mod tests {
         assert!((coverage(&demand, &BTreeSet::from([1, 3])) - 0.7).abs() < 1e-12);
         assert_eq!(coverage(&demand, &BTreeSet::from([9])), 0.0);
         assert_eq!(coverage(&BTreeMap::new(), &BTreeSet::from([1])), 0.0);
+    }
+
+    #[test]
+    fn all_terms_scope_discounts_confirmations_in_every_term() {
+        let mut p = MechanismParams {
+            confirmation_scope: ConfirmationScope::AllTerms,
+            ..Default::default()
+        };
+        let rec = |miner, netuid, verdict, lag| ProposalRecord {
+            miner,
+            netuid,
+            kind: ProposalKind::SchemaUpdate,
+            verdict,
+            lag_blocks: lag,
+        };
+        let mut w = LedgerWindow::new(4);
+        w.push_tempo(
+            vec![
+                rec(1, 1, Verdict::First, 0),
+                rec(2, 1, Verdict::Confirmation, 0),
+                rec(2, 2, Verdict::Confirmation, 0),
+                rec(3, 1, Verdict::First, 0),
+                rec(3, 2, Verdict::Confirmation, 7200),
+            ],
+            BTreeMap::from([(1, 60), (2, 40)]),
+        );
+        let t = w.terms(&p);
+        // The discoverer keeps the seed's terms.
+        assert_eq!(t[&1].update_accuracy, 2.0 / 3.0);
+        assert_eq!(t[&1].freshness, 1.0);
+        assert!((t[&1].coverage - 0.6).abs() < 1e-12);
+        // The farmer: accuracy (2+1)/(2+2) × mean worth 0.2; freshness 0.2; coverage 0.2 × 1.
+        assert!((t[&2].update_accuracy - 0.75 * 0.2).abs() < 1e-12);
+        assert!((t[&2].freshness - 0.2).abs() < 1e-12);
+        assert!((t[&2].coverage - 0.2).abs() < 1e-12);
+        // Mixed: accuracy 0.75 × 0.6; freshness (1 + 0.2 e^−1)/2; coverage 0.6 + 0.2 × 0.4.
+        assert!((t[&3].update_accuracy - 0.75 * 0.6).abs() < 1e-12);
+        let f = (1.0 + 0.2 * (-1.0f64).exp()) / 2.0;
+        assert!((t[&3].freshness - f).abs() < 1e-12);
+        assert!((t[&3].coverage - 0.68).abs() < 1e-12);
+        // With a full confirmation factor the scope changes nothing.
+        p.confirmation_factor = 1.0;
+        let seed = MechanismParams {
+            confirmation_factor: 1.0,
+            ..Default::default()
+        };
+        assert_eq!(w.terms(&p), w.terms(&seed));
+    }
+
+    #[test]
+    fn work_gate_scales_ledger_scores_by_relative_orchestration() {
+        let mut s = BTreeMap::from([(1, (0.4, 0.3)), (2, (0.2, 0.3)), (3, (0.0, 0.3))]);
+        work_gate(&mut s, 0.0);
+        assert_eq!(s[&2], (0.2, 0.3));
+        work_gate(&mut s, 2.0);
+        assert_eq!(s[&1], (0.4, 0.3));
+        assert!((s[&2].1 - 0.3 * 0.25).abs() < 1e-12);
+        assert_eq!(s[&3], (0.0, 0.0));
+        let mut nobody = BTreeMap::from([(1, (0.0, 0.3))]);
+        work_gate(&mut nobody, 1.0);
+        assert_eq!(nobody[&1], (0.0, 0.0));
     }
 
     #[test]

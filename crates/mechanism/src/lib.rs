@@ -31,6 +31,6 @@ pub use combine::{CombinedWeights, MechanismWeights, combine, emission_split_u16
 pub use ema::{EmaBook, MinerEma};
 pub use ledger::{LedgerTerms, LedgerWindow, ProposalKind, ProposalRecord, Verdict};
 pub use orchestration::OrchestrationTerms;
-pub use params::{CombinationMode, LatencyMode, MechanismParams, ParamsError};
+pub use params::{CombinationMode, ConfirmationScope, LatencyMode, MechanismParams, ParamsError};
 pub use templates::{Capability, ObjectiveTemplate, TemplateError, instantiate};
 pub use weights::{WeightLimits, WeightsError, clip_to_max_weight, normalize, weights_for_chain};

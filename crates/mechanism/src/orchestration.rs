@@ -248,10 +248,11 @@ pub fn audit_draw(rng: &mut impl rand::Rng, audit_rate: f64) -> bool {
     rng.random_bool(clamp01(audit_rate))
 }
 
-/// `fidelity` from counts: traceable leaf values ÷ all leaf values (1 if there are none).
+/// `fidelity` from counts: traceable leaf values ÷ all leaf values; 0 if there are none (an
+/// answer with no content has nothing traceable, and scoring it 1 paid empty "shell" responses).
 pub fn fidelity_from_counts(traceable: usize, total: usize) -> f64 {
     if total == 0 {
-        1.0
+        0.0
     } else {
         clamp01(traceable as f64 / total as f64)
     }
@@ -414,7 +415,8 @@ mod tests {
         // Leaves: "Acme" ✓, 10 ✓, "Beta" ✓, 99 ✗; null ignored → 3/4.
         let data = json!({"players": [{"n": "Acme", "r": 10}, {"n": "Beta", "r": 99}], "x": null});
         assert_eq!(fidelity(&data, &subs), 0.75);
-        assert_eq!(fidelity(&json!({}), &subs), 1.0);
+        assert_eq!(fidelity(&json!({}), &subs), 0.0);
+        assert_eq!(fidelity(&json!({"items": []}), &subs), 0.0);
         assert_eq!(fidelity_from_counts(1, 4), 0.25);
     }
 

@@ -69,6 +69,19 @@ pub enum LatencyMode {
     LinearDecay,
 }
 
+/// Which Ledger terms discount a confirmation to `confirmation_factor` (docs/mechanism.md §6).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ConfirmationScope {
+    /// Only `discovery` (the seed's design): a confirmation earns full accuracy, freshness and
+    /// coverage credit, which a confirmation farmer lives on.
+    #[default]
+    Discovery,
+    /// Every Ledger term: a confirmation counts `confirmation_factor` of a first proposal in
+    /// `update_accuracy`, `freshness` and `coverage` too.
+    AllTerms,
+}
+
 /// Relative weights of the orchestration terms (docs/mechanism.md §4); rescaled to sum to `s`.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
@@ -238,6 +251,12 @@ pub struct MechanismParams {
     pub credits: ProposalCredits,
     /// Credit of a confirmation as a fraction of the unit (default 0.2).
     pub confirmation_factor: f64,
+    /// Which Ledger terms discount confirmations (default `discovery`, the seed's).
+    pub confirmation_scope: ConfirmationScope,
+    /// Exponent `k` of the Ledger work gate: each miner's Ledger score is multiplied by
+    /// `(O_i / max_j O_j)^k`, its orchestration score relative to the best orchestrator's, so
+    /// Ledger credit needs orchestration work behind it (default 0: off, the seed's).
+    pub ledger_work_exponent: f64,
     /// Slash per rejected proposal as a fraction of its kind's unit (default 0.5).
     pub slash: f64,
     /// Response-hash replay window in milliseconds (default 1 day).
@@ -265,6 +284,8 @@ impl Default for MechanismParams {
             freshness_tau_blocks: BLOCKS_PER_DAY as f64,
             credits: ProposalCredits::default(),
             confirmation_factor: 0.2,
+            confirmation_scope: ConfirmationScope::Discovery,
+            ledger_work_exponent: 0.0,
             slash: 0.5,
             replay_window_ms: 86_400_000,
             max_inline_bytes: 256 * 1024,
@@ -366,6 +387,13 @@ impl MechanismParams {
         non_negative("credits.deprecation", self.credits.deprecation)?;
         non_negative("credits.metrics_update", self.credits.metrics_update)?;
         unit_interval("confirmation_factor", self.confirmation_factor)?;
+        check(
+            self.ledger_work_exponent.is_finite()
+                && (0.0..=16.0).contains(&self.ledger_work_exponent),
+            "ledger_work_exponent",
+            self.ledger_work_exponent,
+            "a finite number in [0, 16]",
+        )?;
         non_negative("slash", self.slash)?;
         check(
             self.replay_window_ms > 0,

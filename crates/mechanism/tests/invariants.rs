@@ -13,7 +13,9 @@ use orchestra_mechanism::ledger::{
 use orchestra_mechanism::orchestration::{
     OrchestrationTerms, fidelity, latency, routing, schema_valid_from_counts,
 };
-use orchestra_mechanism::params::{CombinationMode, LatencyMode, MechanismParams};
+use orchestra_mechanism::params::{
+    CombinationMode, ConfirmationScope, LatencyMode, MechanismParams,
+};
 use orchestra_mechanism::weights::WeightLimits;
 use orchestra_mechanism::{EmaBook, emission_split_u16};
 use proptest::prelude::*;
@@ -43,9 +45,17 @@ fn params() -> impl Strategy<Value = MechanismParams> {
             Just(CombinationMode::Normalized),
             Just(CombinationMode::Mechanisms)
         ],
+        (
+            prop_oneof![
+                Just(ConfirmationScope::Discovery),
+                Just(ConfirmationScope::AllTerms)
+            ],
+            prop_oneof![Just(0.0), 0.0f64..=16.0],
+            0.0f64..=1.0,
+        ),
     )
         .prop_map(
-            |(share, o, l, (strike, pstrike, alpha, gamma), combination)| {
+            |(share, o, l, (strike, pstrike, alpha, gamma), combination, (scope, k, cf))| {
                 let mut p = MechanismParams {
                     orchestration_share: share,
                     strike_penalty: strike,
@@ -53,6 +63,9 @@ fn params() -> impl Strategy<Value = MechanismParams> {
                     ema_alpha: alpha,
                     routing_gamma: gamma,
                     combination,
+                    confirmation_scope: scope,
+                    ledger_work_exponent: k,
+                    confirmation_factor: cf,
                     ..Default::default()
                 };
                 let w = &mut p.orchestration_weights;
@@ -241,11 +254,46 @@ proptest! {
             0..8),
     ) {
         let mut w = LedgerWindow::new(window);
+        let seed_scope = MechanismParams {
+            confirmation_scope: ConfirmationScope::Discovery,
+            ..p.clone()
+        };
         for (proposals, routed) in tempos {
             w.push_tempo(proposals, routed);
-            for terms in w.terms(&p).values() {
+            let seed_terms = w.terms(&seed_scope);
+            for (uid, terms) in w.terms(&p) {
                 prop_assert!(terms.as_array().into_iter().all(in_unit), "{:?}", terms);
                 prop_assert!(within(terms.score(&p), 1.0 - p.orchestration_share));
+                // Discounting confirmations in every term never pays more than the seed's scope.
+                let seed = seed_terms[&uid];
+                for (a, b) in terms.as_array().into_iter().zip(seed.as_array()) {
+                    prop_assert!(a <= b + 1e-12, "{:?} above {:?}", terms, seed);
+                }
+            }
+        }
+    }
+
+    /// The work gate never raises a Ledger score, leaves orchestration scores alone, keeps the
+    /// best orchestrator's Ledger score, and is the identity at k = 0.
+    #[test]
+    fn the_work_gate_only_lowers_ledger_scores(
+        k in prop_oneof![Just(0.0), 0.0f64..=16.0],
+        scores in prop::collection::btree_map(0u16..32, (raw(), raw()), 0..12),
+    ) {
+        let mut gated = scores.clone();
+        orchestra_mechanism::ledger::work_gate(&mut gated, k);
+        let best = scores.values().map(|s| if s.0.is_finite() && s.0 > 0.0 { s.0 } else { 0.0 }).fold(0.0, f64::max);
+        for (uid, &(o, l)) in &scores {
+            let (go, gl) = gated[uid];
+            prop_assert_eq!(go.to_bits(), o.to_bits());
+            let clean = if l.is_finite() && l > 0.0 { l } else { 0.0 };
+            if k == 0.0 {
+                prop_assert_eq!(gl.to_bits(), l.to_bits());
+                continue;
+            }
+            prop_assert!(gl >= 0.0 && gl <= clean, "{} -> {}", l, gl);
+            if best > 0.0 && o == best {
+                prop_assert_eq!(gl, clean);
             }
         }
     }
