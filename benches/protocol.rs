@@ -30,6 +30,7 @@ fn challenge() -> Challenge {
         target_schema: json!({"type": "object"}),
         deadline_ms: 60_000,
         budget_rao: None,
+        replay_binding: false,
     }
 }
 

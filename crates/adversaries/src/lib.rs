@@ -63,7 +63,7 @@ pub use freerider::{Freerider, FreeriderParams, HonestParams};
 pub use ledger_only::{LedgerOnly, LedgerOnlyParams};
 pub use ledger_spammer::{LedgerSpammer, LedgerSpammerParams};
 pub use params::{Knob, KnobKind, ParamError, Params};
-pub use replayer::{Replayer, ReplayerParams};
+pub use replayer::{ReplayRequest, Replayer, ReplayerParams};
 pub use stale_router::{StaleRouter, StaleRouterParams};
 pub use sybil::{Sybil, SybilParams, SybilPool};
 pub use validators::{

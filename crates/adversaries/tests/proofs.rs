@@ -9,6 +9,7 @@ mod harness;
 
 use harness::{BLOCK, T0, Validator, answer, miner, params, ready_at, strategy};
 use orchestra_adversaries::GroupState;
+use orchestra_protocol::messages::{NONCE_FIELD, call_nonce};
 use orchestra_protocol::proof::verify;
 use orchestra_validator::{ChallengeOutcome, StepVerdict};
 
@@ -345,6 +346,171 @@ fn replayer_dodging_the_replay_window_is_struck_by_audit() {
     assert!(report.replays.is_empty(), "{report:?}");
     assert!(report.audit_failed());
     assert_eq!(score.outcome, ChallengeOutcome::Struck);
+}
+
+/// Parameters with replay binding on or off.
+fn bound(audit_rate: f64, replay_binding: bool) -> orchestra_mechanism::MechanismParams {
+    orchestra_mechanism::MechanismParams {
+        replay_binding,
+        ..params(audit_rate)
+    }
+}
+
+/// A replayer that answers from its cache while committing this challenge's fresh request
+/// (the default) is caught by re-executing deterministic steps, binding or not: the fresh
+/// request carries a new `request_id`, so the fakes answer it differently. Under binding the
+/// miner core puts this challenge's nonce in the fresh request, so no nonce check fails: the
+/// nonce changes nothing for this replayer. `a` issues both challenges; `b`, a validator that
+/// never saw the first answer, judges the replay, so its replay set cannot help.
+#[test]
+fn replayer_with_fresh_requests_is_caught_by_audit_with_or_without_binding() {
+    for binding in [false, true] {
+        let mut a = Validator::new(bound(1.0, binding));
+        let mut b = Validator::new(bound(1.0, binding));
+        let mut g = GroupState::default();
+        let mut rep = miner("miner-r", strategy("replayer", "", &mut g, 1));
+        let c1 = a.challenge("data_aggregation", T0);
+        let (r1, done1) = answer(&mut rep, &c1).0.unwrap();
+        assert_eq!(
+            a.judge(4, &c1, &r1, done1).1.outcome,
+            ChallengeOutcome::Scored
+        );
+        let c2 = a.challenge("data_aggregation", T0 + 3_600_000);
+        assert_eq!(c2.replay_binding, binding);
+        let ((r2, done2), paid) = {
+            let (r, p) = answer(&mut rep, &c2);
+            (r.unwrap(), p)
+        };
+        assert_eq!(paid.calls, 0);
+        let (report, score) = b.judge(4, &c2, &r2, done2);
+        assert!(report.replays.is_empty(), "{report:?}");
+        assert!(
+            report
+                .steps
+                .iter()
+                .all(|s| !matches!(s.verdict, StepVerdict::NonceMismatch { .. })),
+            "binding {binding}: {report:?}"
+        );
+        assert!(
+            report
+                .steps
+                .iter()
+                .any(|s| s.verdict == StepVerdict::HashMismatch),
+            "binding {binding}: {report:?}"
+        );
+        assert_eq!(score.outcome, ChallengeOutcome::Struck);
+    }
+}
+
+/// The replayer's best response, binding or not: commit the cached request itself, its nonce
+/// rewritten to this challenge's under binding (`request = "rebound"`; the nonce is public to
+/// the miner). Re-executing that request reproduces the cached response, because the endpoint
+/// ignores the nonce, so a validator that never saw the original cannot tell: this is what
+/// binding cannot catch (docs/mechanism.md §3, "Replay binding"). Only the validator whose
+/// replay set holds the original response does.
+#[test]
+fn replayer_rebinding_cached_requests_passes_audits_a_replay_set_misses_even_under_binding() {
+    for binding in [false, true] {
+        let mut a = Validator::new(bound(1.0, binding));
+        let mut b = Validator::new(bound(1.0, binding));
+        let mut g = GroupState::default();
+        let mut rep = miner(
+            "miner-r",
+            strategy("replayer", r#"request = "rebound""#, &mut g, 1),
+        );
+        let c1 = a.challenge("data_aggregation", T0);
+        let (r1, done1) = answer(&mut rep, &c1).0.unwrap();
+        assert_eq!(
+            a.judge(4, &c1, &r1, done1).1.outcome,
+            ChallengeOutcome::Scored
+        );
+        let c2 = a.challenge("data_aggregation", T0 + 3_600_000);
+        let ((r2, done2), paid) = {
+            let (r, p) = answer(&mut rep, &c2);
+            (r.unwrap(), p)
+        };
+        assert_eq!(paid.calls, 0);
+        verify(&c2, &r2, done2).unwrap();
+        for (old, new) in r1.pipeline.iter().zip(&r2.pipeline) {
+            let (old_req, new_req) = (
+                old.request.as_deref().unwrap(),
+                new.request.as_deref().unwrap(),
+            );
+            assert_eq!(
+                old_req["request_id"], new_req["request_id"],
+                "the cached request"
+            );
+            assert_eq!(old.response_hash, new.response_hash, "the cached response");
+            let nonce = new_req.get(NONCE_FIELD).and_then(|v| v.as_str());
+            if binding {
+                let expected = call_nonce(&c2.challenge_id, &new.step_id).to_hex();
+                assert_eq!(
+                    nonce,
+                    Some(expected.as_str()),
+                    "rewritten to this challenge's"
+                );
+            } else {
+                assert_eq!(nonce, None);
+            }
+        }
+        let (report, score) = b.judge(4, &c2, &r2, done2);
+        assert!(report.hash_verified(), "binding {binding}: {report:?}");
+        assert_eq!(score.outcome, ChallengeOutcome::Scored);
+        // The validator that saw the original catches the repeated response hashes.
+        let (report, score) = a.judge(4, &c2, &r2, done2);
+        assert_eq!(report.replays.len(), r2.pipeline.len());
+        assert_eq!(score.outcome, ChallengeOutcome::Unverified);
+    }
+}
+
+/// The cached request committed verbatim (`request = "cached"`): without binding it passes
+/// every audit a replay set misses, like `rebound`; under binding its nonce names the first
+/// challenge and every replayed step fails as fabrication.
+#[test]
+fn replayer_committing_cached_requests_verbatim_is_struck_under_binding_only() {
+    for binding in [false, true] {
+        let mut a = Validator::new(bound(0.2, binding));
+        let mut b = Validator::new(bound(0.2, binding));
+        let mut g = GroupState::default();
+        let mut rep = miner(
+            "miner-r",
+            strategy("replayer", r#"request = "cached""#, &mut g, 1),
+        );
+        let c1 = a.challenge("data_aggregation", T0);
+        let (r1, done1) = answer(&mut rep, &c1).0.unwrap();
+        assert_eq!(
+            a.judge(4, &c1, &r1, done1).1.outcome,
+            ChallengeOutcome::Scored
+        );
+        let c2 = a.challenge("data_aggregation", T0 + 3_600_000);
+        let ((r2, done2), paid) = {
+            let (r, p) = answer(&mut rep, &c2);
+            (r.unwrap(), p)
+        };
+        assert_eq!(paid.calls, 0);
+        for (old, new) in r1.pipeline.iter().zip(&r2.pipeline) {
+            assert_eq!(
+                old.request_hash, new.request_hash,
+                "the cached request, verbatim"
+            );
+        }
+        let (report, score) = b.judge(4, &c2, &r2, done2);
+        if binding {
+            assert_eq!(
+                report
+                    .steps
+                    .iter()
+                    .filter(|s| s.verdict == StepVerdict::NonceMismatch { present: true })
+                    .count(),
+                r2.pipeline.len(),
+                "{report:?}"
+            );
+            assert_eq!(score.outcome, ChallengeOutcome::Struck);
+        } else {
+            assert!(report.hash_verified(), "{report:?}");
+            assert_eq!(score.outcome, ChallengeOutcome::Scored);
+        }
+    }
 }
 
 #[test]

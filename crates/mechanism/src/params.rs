@@ -261,6 +261,12 @@ pub struct MechanismParams {
     pub slash: f64,
     /// Response-hash replay window in milliseconds (default 1 day).
     pub replay_window_ms: u64,
+    /// Replay binding (docs/mechanism.md §3, default false): challenges tell miners to put a
+    /// nonce derived from the challenge and step into every sub-call request, and an audit fails
+    /// a step whose request lacks this challenge's nonce, so a request (and the receipt signed
+    /// over it) cannot serve two challenges. Off by default until the tuned defaults are chosen,
+    /// and because miners that predate it refuse challenges that carry it.
+    pub replay_binding: bool,
     /// Largest request/response body carried inline in a pipeline step (default 256 KiB).
     pub max_inline_bytes: u64,
     /// How orchestration and Ledger scores are combined into weights (default `normalized`).
@@ -288,6 +294,7 @@ impl Default for MechanismParams {
             ledger_work_exponent: 0.0,
             slash: 0.5,
             replay_window_ms: 86_400_000,
+            replay_binding: false,
             max_inline_bytes: 256 * 1024,
             combination: CombinationMode::Normalized,
         }

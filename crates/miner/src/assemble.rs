@@ -242,8 +242,9 @@ const QUERY_NAMES: [&str; 7] = [
 /// fitting value under that name in `sources` (the objective's parameters, then dependency
 /// responses); a free-text property (`query`, `prompt`, …) or a required string nothing supplies
 /// takes the objective text; other required properties get their schema's smallest value. Unless
-/// the schema forbids extra properties, `request_id`, `inputs` and `target_schema` ride along, so
-/// a subnet can echo the request id and synthesis sees its material.
+/// the schema forbids extra properties, `request_id`, `orchestra_nonce` (replay binding),
+/// `inputs` and `target_schema` ride along, so a subnet can echo the request id, receipts and
+/// audits cover the nonce, and synthesis sees its material.
 pub fn shape_request(
     input_schema: &Value,
     generic: &Map<String, Value>,
@@ -265,8 +266,15 @@ pub fn shape_request(
     Value::Object(out)
 }
 
-/// Fields of the generic request that go along unless the schema forbids extra properties.
-const RIDE_ALONG: [&str; 3] = ["request_id", "inputs", "target_schema"];
+/// Fields of the generic request that go along unless the schema forbids extra properties (the
+/// replay-binding nonce among them: `orchestra_protocol::messages::accepts_nonce` is the same
+/// rule, so the auditor asks for it exactly where it can ride along).
+const RIDE_ALONG: [&str; 4] = [
+    "request_id",
+    orchestra_protocol::messages::NONCE_FIELD,
+    "inputs",
+    "target_schema",
+];
 
 /// [`shape_request`] taking the generic request by value, with `sources` = `params`, then the
 /// generic request's `inputs` (what a miner's execution passes): what rides along is moved

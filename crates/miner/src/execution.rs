@@ -50,7 +50,8 @@ use crate::router::Route;
 use orchestra_protocol::Body;
 use orchestra_protocol::hash::{CanonicalError, Hash32};
 use orchestra_protocol::messages::{
-    Challenge, PipelineStep, Plan, PlanError, PlanStep, ProofSummary, Receipt,
+    Challenge, NONCE_FIELD, PipelineStep, Plan, PlanError, PlanStep, ProofSummary, Receipt,
+    call_nonce,
 };
 use orchestra_protocol::proof::ProofBuilder;
 use serde::{Deserialize, Serialize};
@@ -102,7 +103,8 @@ pub struct SubCall {
     pub endpoint: String,
     /// The request body. It carries a `request_id` derived from the challenge lock, which a subnet
     /// echoes; that keeps honest response hashes unique per challenge (check 4) even from
-    /// deterministic endpoints.
+    /// deterministic endpoints. When the challenge asks for replay binding it also carries the
+    /// step's nonce under `orchestra_nonce` (`orchestra_protocol::messages::call_nonce`).
     pub request: Body,
     /// BLAKE3 of the canonical request.
     pub request_hash: Hash32,
@@ -517,6 +519,13 @@ impl Execution {
         }
         let mut req = Map::new();
         req.insert("request_id".into(), Value::String(request_id.to_hex()));
+        // Under replay binding the validator checks this on every step (docs/mechanism.md §3);
+        // it rides along like `request_id`, so an endpoint that refuses unknown fields does not
+        // get it, and `accepts_nonce` makes the auditor not ask for it there.
+        if self.challenge.replay_binding {
+            let nonce = call_nonce(&self.challenge.challenge_id, &step.id);
+            req.insert(NONCE_FIELD.into(), Value::String(nonce.to_hex()));
+        }
         req.insert("capability".into(), Value::String(step.capability.clone()));
         req.insert(
             "objective".into(),

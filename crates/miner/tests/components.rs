@@ -37,6 +37,7 @@ fn challenge(kind: &str, deadline_ms: u64) -> Challenge {
         target_schema: t.target_schema,
         deadline_ms,
         budget_rao: None,
+        replay_binding: false,
     }
 }
 

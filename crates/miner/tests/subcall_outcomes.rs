@@ -181,6 +181,7 @@ fn challenge(case: &Case) -> Challenge {
         target_schema: t.target_schema.clone(),
         deadline_ms: case.deadline_ms,
         budget_rao: case.budget_rao,
+        replay_binding: false,
     }
 }
 

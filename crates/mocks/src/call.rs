@@ -5,8 +5,9 @@ use crate::model::{CompiledEndpoint, CompiledVersion, MockSubnet, Z95};
 use crate::plan::{self, GenCtx};
 use crate::state::SubnetState;
 use orchestra_protocol::Body;
+use orchestra_protocol::hash_value;
 use orchestra_protocol::ledger::{Entry, Metrics, Status};
-use orchestra_protocol::messages::{Receipt, receipt_message};
+use orchestra_protocol::messages::{NONCE_FIELD, Receipt, receipt_message};
 use rand::{Rng, RngExt};
 use rand_distr::StandardNormal;
 use serde::{Deserialize, Serialize};
@@ -272,6 +273,14 @@ impl MockSubnet {
     /// Key of the deterministic stream for one request: derived from the request's canonical
     /// hash, so equal JSON gives equal keys whatever the field order on the wire, and the hash
     /// the caller and the receipt need anyway is computed once.
+    ///
+    /// Replay binding's nonce (`orchestra_nonce`): a deterministic endpoint ignores it, as a real
+    /// one ignores a field it does not know, so its output depends only on the rest of the
+    /// request and an audit's re-execution reproduces it exactly. A non-deterministic endpoint's
+    /// stable fields are keyed by the full request, nonce included, so honest calls for
+    /// different challenges differ there and a response replayed under another challenge's
+    /// nonce does not agree with a re-execution (docs/mechanism.md §3, "Replay binding"). A
+    /// request without the nonce is keyed exactly as before the nonce existed.
     fn response_key(
         &self,
         ep: &CompiledEndpoint,
@@ -279,13 +288,21 @@ impl MockSubnet {
         request: &Body,
         world_seed: u64,
     ) -> [u8; 32] {
+        let request_hash = match request.as_object() {
+            Some(fields) if ep.deterministic && fields.contains_key(NONCE_FIELD) => {
+                let mut without = fields.clone();
+                without.remove(NONCE_FIELD);
+                hash_value(&Value::Object(without))
+            }
+            _ => request.hash(),
+        };
         let mut hasher = blake3::Hasher::new_derive_key("orchestra mocks response v2");
         hasher.update(&world_seed.to_le_bytes());
         hasher.update(&self.netuid().to_le_bytes());
         hasher.update(&version.to_le_bytes());
         hasher.update(&(ep.name.len() as u64).to_le_bytes());
         hasher.update(ep.name.as_bytes());
-        hasher.update(&request.hash().0);
+        hasher.update(&request_hash.0);
         hasher.finalize().into()
     }
 

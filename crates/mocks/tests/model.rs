@@ -416,3 +416,53 @@ fn an_empty_behaviour_table_means_the_defaults() {
     assert_eq!(b.timeout_ms, 30_000);
     assert_eq!(b.max_items, 8);
 }
+
+/// A receipt over a request carrying the replay-binding nonce signs the hash of the whole
+/// request, nonce included: it verifies for that request and not for the same request under
+/// another challenge's nonce (or none), so it cannot be reused for another challenge.
+#[test]
+fn receipts_over_nonce_bearing_requests_verify_and_bind_the_nonce() {
+    use orchestra_protocol::hash::Hash32;
+    use orchestra_protocol::messages::{NONCE_FIELD, call_nonce};
+    let s = set().iter().find(|s| s.behaviour().receipts).unwrap();
+    let key = s.receipt_key().unwrap();
+    let ep = &s.entry().endpoints[0];
+    let mut request = ep.minimal_input.clone();
+    request[NONCE_FIELD] = json!(call_nonce(&Hash32([7; 32]), "step").to_hex());
+    let mut other = request.clone();
+    other[NONCE_FIELD] = json!(call_nonce(&Hash32([8; 32]), "step").to_hex());
+    let mut rng = ChaCha8Rng::seed_from_u64(9);
+    let state = s.initial_state();
+    let (response, receipt) = (0..20)
+        .find_map(|_| {
+            match s.call(
+                &state,
+                &ep.name,
+                &request.clone().into(),
+                ctx(0.0),
+                &mut rng,
+            ) {
+                CallOutcome::Ok {
+                    response, receipt, ..
+                } => Some((response, receipt.unwrap())),
+                CallOutcome::Err { .. } => None,
+            }
+        })
+        .unwrap();
+    let scheme = Scheme::from_name(&receipt.scheme).unwrap();
+    let sig: [u8; 64] = hex::decode(receipt.signature.trim_start_matches("0x"))
+        .unwrap()
+        .try_into()
+        .unwrap();
+    let signs = |req: &serde_json::Value| {
+        let msg = receipt_message(
+            &hash_canonical(req).unwrap(),
+            &hash_canonical(&response).unwrap(),
+            ctx(0.0).now_ms,
+        );
+        verify_signature(scheme, &key.public_key(), &msg, &sig)
+    };
+    assert!(signs(&request));
+    assert!(!signs(&other));
+    assert!(!signs(&ep.minimal_input));
+}

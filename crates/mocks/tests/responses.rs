@@ -368,3 +368,67 @@ fn counts_agree_with_their_lists() {
         assert!(q["total"].as_i64().unwrap() >= 2);
     }
 }
+
+/// Replay binding (docs/mechanism.md §3): a deterministic endpoint ignores the nonce, so an
+/// audit re-executing a bound request reproduces it and the output depends only on the rest of
+/// the request; a non-deterministic endpoint's stable fields are keyed by the full request,
+/// nonce included, so they agree on a re-execution of the same bound request and differ for
+/// another challenge's nonce.
+#[test]
+fn deterministic_endpoints_ignore_the_nonce_and_stable_fields_follow_it() {
+    use orchestra_protocol::hash::Hash32;
+    use orchestra_protocol::messages::{NONCE_FIELD, call_nonce};
+    let nonce = |i: u8| call_nonce(&Hash32([i; 32]), "step").to_hex();
+    let mut rng = ChaCha8Rng::seed_from_u64(4);
+
+    let embed = set().get(5).unwrap();
+    let plain = json!({"input": ["hello", "world"], "model": "m", "request_id": "r1"});
+    let mut bound = plain.clone();
+    bound[NONCE_FIELD] = json!(nonce(1));
+    let mut other = plain.clone();
+    other[NONCE_FIELD] = json!(nonce(2));
+    let a = embed.generate("embed", 1, &plain, ctx(9, 1), &mut rng);
+    assert_eq!(a, embed.generate("embed", 1, &bound, ctx(9, 1), &mut rng));
+    assert_eq!(a, embed.generate("embed", 1, &other, ctx(9, 1), &mut rng));
+
+    // The shipped stable fields are constants or echoes ("assistant", "success", the request's
+    // url), which no key moves; a web search whose first title is stable shows the keying.
+    let text = std::fs::read_to_string(
+        PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../mocks/subnets/sn022_desearch.toml"),
+    )
+    .unwrap();
+    // Only version 1: the other versions rename the field.
+    let text = text
+        .split("[[behaviour.schema_versions]]")
+        .next()
+        .unwrap()
+        .replacen(
+            "stable_fields = []",
+            r#"stable_fields = ["/search_results/0/title"]"#,
+            1,
+        );
+    let search = orchestra_mocks::MockSubnet::from_toml_str("sn022", &text).unwrap();
+    let title = |request: &Value, rng: &mut ChaCha8Rng| {
+        search
+            .generate("web_search", 1, request, ctx(9, 1), rng)
+            .unwrap()["search_results"][0]["title"]
+            .clone()
+    };
+    let base = json!({"prompt": "bittensor subnets", "count": 3, "request_id": "r1"});
+    let with = |i: u8| {
+        let mut r = base.clone();
+        r[NONCE_FIELD] = json!(nonce(i));
+        r
+    };
+    // The same bound request always agrees on its stable field (what an audit compares).
+    assert_eq!(title(&with(1), &mut rng), title(&with(1), &mut rng));
+    // Other challenges' nonces move it.
+    let mine = title(&with(1), &mut rng);
+    let moved = (2..12u8)
+        .filter(|&i| title(&with(i), &mut rng) != mine)
+        .count();
+    assert!(
+        moved >= 8,
+        "only {moved} of 10 nonces changed the stable field"
+    );
+}

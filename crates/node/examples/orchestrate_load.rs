@@ -136,6 +136,7 @@ async fn main() {
                     target_schema: template.target_schema.clone(),
                     deadline_ms: 30_000,
                     budget_rao: None,
+                    replay_binding: false,
                 };
                 let body = serde_json::to_vec(&c).unwrap();
                 let h = signed_headers(&alice, "POST", &url, &body, Some(&miner_ss58), now_ns());

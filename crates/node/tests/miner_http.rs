@@ -120,6 +120,57 @@ async fn signed_challenge_gets_a_verifiable_signed_response() {
     );
 }
 
+/// Replay binding over HTTP (docs/mechanism.md §3): the challenge's `replay_binding` reaches the
+/// node's miner, every sub-call it sends through the subnet client carries the step's nonce in
+/// the body, the mock subnets answer it (and sign receipts over it), and the auditor's nonce
+/// check passes.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_bound_challenge_gets_nonce_bearing_sub_calls_that_pass_the_audit() {
+    use orchestra_protocol::messages::{call_nonce, request_nonce};
+    let (mocks, _) = start_mocks(0.05).await;
+    let (addr, miner) = start_miner(mocks, &[ALICE], MinerSettings::default()).await;
+    let alice = hotkey(ALICE);
+    let http = reqwest::Client::new();
+    let mut c = challenge(&alice.ss58(), 4, 12_000);
+    c.replay_binding = true;
+    let r = post_challenge(&http, addr, &alice, miner.ss58(), &c).await;
+    assert_eq!(r.status(), 200);
+    let received = now_ms();
+    let response: Response = r.json().await.unwrap();
+    assert!(!response.pipeline.is_empty(), "no sub-calls were made");
+    proof::verify(&c, &response, received).expect("the proof verifies");
+    for step in &response.pipeline {
+        let expected = call_nonce(&c.challenge_id, &step.step_id).to_hex();
+        let request = step.request.as_deref().unwrap();
+        assert_eq!(
+            request_nonce(request),
+            Some(expected.as_str()),
+            "{}",
+            step.step_id
+        );
+        if let Some(receipt) = &step.receipt {
+            assert!(orchestra_validator::audit::receipt_valid(step, receipt));
+        }
+    }
+    let view = orchestra_miner::LedgerView::new(mock_set().entries().into_values());
+    let params = orchestra_mechanism::MechanismParams {
+        audit_rate: 0.0,
+        replay_binding: true,
+        ..Default::default()
+    };
+    let report = orchestra_validator::Auditor::default()
+        .begin(
+            &c,
+            &response,
+            received,
+            &view,
+            &params,
+            &mut ChaCha8Rng::seed_from_u64(1),
+        )
+        .finish();
+    assert!(report.hash_verified(), "{report:?}");
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_schema_switch_produces_a_schema_update_proposal() {
     let (mocks, mock_server) = start_mocks(0.02).await;

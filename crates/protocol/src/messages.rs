@@ -47,6 +47,68 @@ pub struct Challenge {
     /// Optional spending cap for sub-calls, in rao.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub budget_rao: Option<u64>,
+    /// Replay binding (docs/mechanism.md §3, "Replay binding"): every sub-call request must
+    /// carry [`call_nonce`] of this challenge and its step under [`NONCE_FIELD`], and the audit
+    /// fails a step whose request does not. Left out of the JSON when `false`, so a challenge
+    /// without binding is byte-for-byte what it was before the field existed, and miners that
+    /// predate it still parse it; a miner that predates it refuses a challenge with binding on
+    /// (challenges deny unknown fields), which scores as no response.
+    #[serde(default, skip_serializing_if = "is_false")]
+    pub replay_binding: bool,
+}
+
+fn is_false(b: &bool) -> bool {
+    !*b
+}
+
+/// The request-body field that carries a sub-call's nonce under replay binding.
+///
+/// It travels in the JSON body, next to `request_id`, rather than in an HTTP header, because
+/// the body is the only part of a call that everything downstream covers: the proof commits
+/// `request_hash` = BLAKE3(JCS(body)), a subnet's [`Receipt`] signs that hash, and an audit
+/// re-sends the committed body verbatim. A header would be outside all three. JSON APIs that
+/// accept unknown fields (most, and every shipped mock) ignore it as they ignore `request_id`;
+/// an endpoint whose input schema says `additionalProperties: false` cannot carry it, so the
+/// miner leaves it out there and the audit does not ask for it ([`accepts_nonce`]).
+pub const NONCE_FIELD: &str = "orchestra_nonce";
+
+/// The `blake3::derive_key` context of [`call_nonce`].
+pub const NONCE_CONTEXT: &str = "orchestra v1 call nonce";
+
+/// The nonce of step `step_id`'s sub-calls in challenge `challenge_id`:
+/// `blake3::derive_key("orchestra v1 call nonce", challenge_id ‖ step_id)`, where the challenge
+/// id enters as its 32 bytes and the step id as its UTF-8 bytes; sent as lowercase hex under
+/// [`NONCE_FIELD`].
+///
+/// The challenge id is 32 random bytes the validator draws at issue, so no call can carry the
+/// nonce before the challenge exists, and a call made for one challenge carries a nonce no other
+/// challenge accepts. It is public to the miner (it has to be, to send it), so it binds a
+/// request to a challenge, not a response: see docs/mechanism.md §3 for what that catches.
+/// Retries and fallbacks of one step share it; the per-call `request_id` still tells them apart.
+pub fn call_nonce(challenge_id: &Hash32, step_id: &str) -> Hash32 {
+    let mut hasher = blake3::Hasher::new_derive_key(NONCE_CONTEXT);
+    hasher.update(&challenge_id.0);
+    hasher.update(step_id.as_bytes());
+    hasher.finalize().into()
+}
+
+/// The nonce a request body carries under [`NONCE_FIELD`], if it carries a string there.
+pub fn request_nonce(request: &Value) -> Option<&str> {
+    request.get(NONCE_FIELD).and_then(Value::as_str)
+}
+
+/// Whether an endpoint with `input_schema` can carry [`NONCE_FIELD`]: unless the schema forbids
+/// properties it does not declare (`additionalProperties: false`) or declares the field with
+/// another type. The miner and the auditor both decide with this, so an honest miner is never
+/// asked for a nonce it could not send.
+pub fn accepts_nonce(input_schema: &Value) -> bool {
+    match input_schema
+        .get("properties")
+        .and_then(|p| p.get(NONCE_FIELD))
+    {
+        Some(declared) => declared.get("type").is_none_or(|t| t == "string"),
+        None => input_schema.get("additionalProperties") != Some(&Value::Bool(false)),
+    }
 }
 
 impl Challenge {
@@ -373,6 +435,61 @@ mod tests {
             steps: vec![step("a", &[]), step("a", &[])],
         };
         assert_eq!(dup.validate(), Err(PlanError::DuplicateId("a".into())));
+    }
+
+    /// The nonce is pinned: miners and validators of different versions must derive the same
+    /// one, so a change here is a wire change.
+    #[test]
+    fn call_nonce_golden_value() {
+        let id = Hash32([0x11; 32]);
+        let nonce = call_nonce(&id, "search");
+        assert_eq!(
+            nonce.to_hex(),
+            "6716af9e66741f6b8906dc40c572f42d403e76a12c92f46790e29d5d6a620dd1"
+        );
+        // The one-shot KDF over the concatenated material agrees with the streamed one.
+        let mut material = id.0.to_vec();
+        material.extend_from_slice(b"search");
+        assert_eq!(nonce.0, blake3::derive_key(NONCE_CONTEXT, &material));
+        // Another step or another challenge gives another nonce.
+        assert_ne!(nonce, call_nonce(&id, "synthesize"));
+        assert_ne!(nonce, call_nonce(&Hash32([0x12; 32]), "search"));
+        let request = serde_json::json!({ NONCE_FIELD: nonce.to_hex(), "q": "x" });
+        assert_eq!(request_nonce(&request), Some(nonce.to_hex().as_str()));
+        assert_eq!(request_nonce(&serde_json::json!({"q": "x"})), None);
+    }
+
+    #[test]
+    fn only_schemas_that_forbid_it_cannot_carry_the_nonce() {
+        use serde_json::json;
+        assert!(accepts_nonce(&json!({"type": "object"})));
+        assert!(accepts_nonce(
+            &json!({"properties": {"q": {"type": "string"}}})
+        ));
+        assert!(!accepts_nonce(&json!({
+            "properties": {"q": {"type": "string"}}, "additionalProperties": false
+        })));
+        assert!(accepts_nonce(&json!({
+            "properties": {"orchestra_nonce": {"type": "string"}}, "additionalProperties": false
+        })));
+        assert!(!accepts_nonce(&json!({
+            "properties": {"orchestra_nonce": {"type": "integer"}}
+        })));
+    }
+
+    #[test]
+    fn a_challenge_without_binding_serialises_as_before() {
+        let text = r#"{"challenge_id":"1111111111111111111111111111111111111111111111111111111111111111","validator":"v","issued_block":1,"issued_at_ms":2,"salt":"2222222222222222222222222222222222222222222222222222222222222222","objective":{"kind":"k","text":"t","params":{}},"target_schema":{},"deadline_ms":3}"#;
+        let c: Challenge = serde_json::from_str(text).unwrap();
+        assert!(!c.replay_binding);
+        assert_eq!(serde_json::to_string(&c).unwrap(), text);
+        let bound = Challenge {
+            replay_binding: true,
+            ..c
+        };
+        let json = serde_json::to_value(&bound).unwrap();
+        assert_eq!(json["replay_binding"], true);
+        assert_eq!(serde_json::from_value::<Challenge>(json).unwrap(), bound);
     }
 
     #[test]

@@ -68,6 +68,7 @@ fn case() -> impl Strategy<Value = Case> {
                 target_schema: json!({"type": "object"}),
                 deadline_ms: 60_000,
                 budget_rao: None,
+                replay_binding: false,
             };
             let mut builder = ProofBuilder::new(&challenge, MINER);
             let mut plan = Plan::default();
@@ -237,6 +238,7 @@ fn dependency_order_is_enforced() {
         target_schema: json!({}),
         deadline_ms: 10_000,
         budget_rao: None,
+        replay_binding: false,
     };
     let plan = Plan {
         steps: vec![

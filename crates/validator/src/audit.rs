@@ -18,6 +18,10 @@
 //!   fails when drawn; a step with a receipt whose signature does not verify fails outright
 //!   (a forged receipt is fabrication). A receipt by a hotkey the validator does not know for
 //!   that subnet is ignored (the step is drawn like any other).
+//! - Under replay binding (the challenge's `replay_binding`, set from `MechanismParams`) every
+//!   step's committed request must carry this challenge's nonce for its step, unless the
+//!   validator's Ledger says the endpoint cannot carry one; the check needs no subnet, so it runs
+//!   on every step before receipts and draws, and a step failing it takes no draw.
 //!
 //! # Invariants
 //!
@@ -42,7 +46,10 @@ use orchestra_protocol::Body;
 use orchestra_protocol::hash::Hash32;
 use orchestra_protocol::keys::{Scheme, VerifyingKey};
 use orchestra_protocol::messages::SubCallFailure;
-use orchestra_protocol::messages::{Challenge, PipelineStep, Receipt, Response, receipt_message};
+use orchestra_protocol::messages::{
+    Challenge, PipelineStep, Receipt, Response, accepts_nonce, call_nonce, receipt_message,
+    request_nonce,
+};
 use orchestra_protocol::proof::{ProofError, verify};
 use orchestra_protocol::ss58;
 use serde::{Deserialize, Serialize};
@@ -133,6 +140,13 @@ pub enum StepVerdict {
     BodyMissing,
     /// The endpoint is not in the validator's Ledger.
     UnknownEndpoint,
+    /// Replay binding is on and the committed request does not carry this challenge's nonce for
+    /// its step (docs/mechanism.md §3): the call was not made for this challenge, or its request
+    /// was omitted so it cannot be checked. Judged without re-executing anything.
+    NonceMismatch {
+        /// Whether the request carried a nonce at all (another challenge's or step's, when true).
+        present: bool,
+    },
     /// The re-execution itself failed.
     Inconclusive {
         /// How.
@@ -537,9 +551,19 @@ impl Auditor {
             return audit(report, VecDeque::new());
         }
         let mut to_send = VecDeque::new();
-        // Check 5: receipts, then draws, step by step (one draw per unreceipted step, in
-        // pipeline order, so the RNG stream is a function of the response alone).
+        // Check 5: the nonce under replay binding, then receipts, then draws, step by step (one
+        // draw per unreceipted step, in pipeline order, so the RNG stream is a function of the
+        // response alone).
         for (step_index, step) in response.pipeline.iter().enumerate() {
+            if challenge.replay_binding
+                && let Some(present) = nonce_failure(challenge, step, view)
+            {
+                report.steps.push(StepAudit {
+                    step_index,
+                    verdict: StepVerdict::NonceMismatch { present },
+                });
+                continue;
+            }
             if let Some(receipt) = &step.receipt {
                 let known = self
                     .subnet_hotkeys
@@ -645,6 +669,29 @@ impl Auditor {
         }
         audit(report, to_send)
     }
+}
+
+/// Under replay binding, why `step`'s request fails the nonce check: `Some(false)` when it
+/// carries no nonce (or its body was omitted, so nothing can be checked), `Some(true)` when it
+/// carries another one; `None` when it passes. An endpoint the validator's Ledger lists with an
+/// input schema that cannot carry the nonce (`accepts_nonce`) is not asked for one: an honest
+/// miner leaves it out there. The check needs no subnet, so it runs on every step, drawn or not,
+/// receipted or not — a receipt over a request for another challenge is such a request.
+fn nonce_failure(challenge: &Challenge, step: &PipelineStep, view: &LedgerView) -> Option<bool> {
+    if let Some((_, ep)) = view.endpoint(step.netuid, &step.endpoint)
+        && !accepts_nonce(&ep.input_schema)
+    {
+        return None;
+    }
+    let Some(request) = step.request.as_deref() else {
+        return Some(false);
+    };
+    let Some(found) = request_nonce(request) else {
+        return Some(false);
+    };
+    let expected = call_nonce(&challenge.challenge_id, &step.step_id);
+    // Compared as hex text: the nonce is sent as lowercase hex, and anything else is not it.
+    (found != expected.to_hex()).then_some(true)
 }
 
 fn proof_error_text(e: &ProofError) -> String {

@@ -141,6 +141,8 @@ impl ChallengeGenerator {
             target_schema: template.target_schema.clone(),
             deadline_ms: self.config.deadline_ms,
             budget_rao: self.config.budget_rao,
+            // The validator core sets it from its mechanism parameters when it sends.
+            replay_binding: false,
         }
     }
 
@@ -164,6 +166,8 @@ impl ChallengeGenerator {
             target_schema,
             deadline_ms: self.config.deadline_ms,
             budget_rao: self.config.budget_rao,
+            // The validator core sets it from its mechanism parameters when it sends.
+            replay_binding: false,
         }
     }
 

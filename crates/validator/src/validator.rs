@@ -640,7 +640,10 @@ impl Validator {
             .unwrap_or_default()
     }
 
-    fn send(&mut self, uid: u16, challenge: Challenge, organic: Option<u64>, now_ms: u64) {
+    fn send(&mut self, uid: u16, mut challenge: Challenge, organic: Option<u64>, now_ms: u64) {
+        // Told to the miner in the challenge itself, so the audit asks for the nonce exactly
+        // when the miner was asked to send it, even if the parameters change in between.
+        challenge.replay_binding = self.scorer.params().replay_binding;
         let job = self.next_job;
         self.next_job += 1;
         let timeout_at_ms = now_ms.saturating_add(self.response_timeout_ms(&challenge));

@@ -189,6 +189,7 @@ fn challenge(id: u8, issued_at_ms: u64) -> Challenge {
         target_schema: json!({"type": "object"}),
         deadline_ms: 30_000,
         budget_rao: None,
+        replay_binding: false,
     }
 }
 

@@ -31,6 +31,14 @@ fn hotkey(uid: u16) -> String {
 }
 
 fn validator(every: u64, strategy: Option<Box<dyn ValidatorStrategy>>) -> Validator {
+    validator_with(every, strategy, MechanismParams::default())
+}
+
+fn validator_with(
+    every: u64,
+    strategy: Option<Box<dyn ValidatorStrategy>>,
+    params: MechanismParams,
+) -> Validator {
     let ledger = Ledger::seeded(
         VerifyParams::default(),
         &support::ledger_entries(),
@@ -41,7 +49,7 @@ fn validator(every: u64, strategy: Option<Box<dyn ValidatorStrategy>>) -> Valida
     let config = ValidatorConfig {
         challenge_every_blocks: every,
         anchor_every_blocks: 0,
-        ..ValidatorConfig::new(VALIDATOR, MechanismParams::default())
+        ..ValidatorConfig::new(VALIDATOR, params)
     };
     let v = Validator::new(
         config,
@@ -177,6 +185,45 @@ fn rounds_fall_on_slots_and_every_answer_is_scored() {
     let scores = v.scores();
     assert_eq!(scores.keys().copied().collect::<Vec<_>>(), uids);
     assert!(scores.values().all(|(o, _)| *o > 0.0), "{scores:?}");
+}
+
+/// Replay binding reaches miners through the challenge the core sends (synthetic and a user's
+/// alike), on the wire only when it is on, and honest miners, which then send the nonce, score
+/// as before with every step re-executed.
+#[test]
+fn replay_binding_travels_in_the_challenge_and_bound_honest_miners_score() {
+    let uids = [1, 2, 3];
+    for binding in [false, true] {
+        let params = MechanismParams {
+            replay_binding: binding,
+            audit_rate: 1.0,
+            ..MechanismParams::default()
+        };
+        let mut v = validator_with(5, None, params.clone());
+        v.handle_chain(chain(&uids, false));
+        v.handle_block(5, T0 + 5 * BLOCK_MS);
+        let (objective, schema) = objective();
+        let mut users = ChaCha8Rng::seed_from_u64(5);
+        v.handle_organic(objective, schema, 5, T0 + 5 * BLOCK_MS, &mut users);
+        let mut sent = 0;
+        while let Some(t) = v.poll_challenge() {
+            assert_eq!(t.challenge.replay_binding, binding);
+            let wire = serde_json::to_value(&*t.challenge).unwrap();
+            assert_eq!(wire.get("replay_binding").is_some(), binding);
+            sent += 1;
+        }
+        assert_eq!(sent, 4, "three synthetic challenges and a user's");
+
+        let mut v = validator_with(5, None, params);
+        v.handle_chain(chain(&uids, false));
+        let ev = run(&mut v, &mut Miners::new(&uids), 1..=6);
+        let s = scored(&ev);
+        assert_eq!(s.len(), 3, "{s:?}");
+        assert!(
+            s.iter().all(|(_, o)| *o == ChallengeOutcome::Scored),
+            "binding {binding}: {s:?}"
+        );
+    }
 }
 
 #[test]

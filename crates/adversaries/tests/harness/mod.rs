@@ -68,15 +68,22 @@ impl Validator {
         let t = self.generator.template(kind).unwrap().clone();
         let (_, mut objective) = self.generator.objective(&mut self.rng_challenges);
         objective.kind = t.kind.clone();
-        self.generator
-            .challenge(&t, objective, BLOCK, now_ms, &mut self.rng_challenges)
+        let mut c =
+            self.generator
+                .challenge(&t, objective, BLOCK, now_ms, &mut self.rng_challenges);
+        // As the validator core does when it sends a challenge.
+        c.replay_binding = self.params.replay_binding;
+        c
     }
 
     /// One round: the same objective to every uid, each its own challenge.
     pub fn round(&mut self, uids: &[u16], now_ms: u64) -> Vec<(u16, Challenge)> {
         let mut rng = ChaCha8Rng::seed_from_u64(3);
-        let round = self.generator.round(uids, BLOCK, now_ms, &mut rng);
+        let mut round = self.generator.round(uids, BLOCK, now_ms, &mut rng);
         assert_eq!(round.len(), uids.len());
+        for (_, c) in &mut round {
+            c.replay_binding = self.params.replay_binding;
+        }
         round
     }
 

@@ -8,6 +8,7 @@ use orchestra_miner::assemble::conform;
 use orchestra_miner::{SubCall, SubCallOutcome, SubCallReply};
 use orchestra_protocol::hash::hash_canonical;
 use orchestra_protocol::ledger::{Access, Endpoint, Entry, Metrics, Status};
+use orchestra_protocol::messages::NONCE_FIELD;
 use serde_json::{Value, json};
 
 /// The objective templates shipped under mocks/objectives (the one embedded list).
@@ -101,7 +102,7 @@ pub fn ledger_entries() -> Vec<Entry> {
 }
 
 /// The fake subnets' answer to `request` at `netuid`/`endpoint`: a deterministic function of the
-/// request, echoing its `request_id`, conforming to the endpoint's output schema. Synthesis
+/// request (without its replay-binding nonce), echoing its `request_id`, conforming to the endpoint's output schema. Synthesis
 /// fills the request's `target_schema` from its inputs.
 pub fn respond(netuid: u16, endpoint: &str, request: &Value) -> Value {
     let request_id = request.get("request_id").cloned().unwrap_or(Value::Null);
@@ -118,7 +119,16 @@ pub fn respond(netuid: u16, endpoint: &str, request: &Value) -> Value {
         let data = conform(&schema, request.get("params"), &inputs);
         return json!({"request_id": request_id, "data": data});
     }
-    let h = hash_canonical(request).unwrap().to_hex();
+    // Like a real endpoint, the fakes ignore replay binding's nonce, a field they do not know
+    // (docs/mechanism.md §3): a request's output depends on everything else in it.
+    let h = match request.as_object() {
+        Some(fields) if fields.contains_key(NONCE_FIELD) => {
+            let mut without = fields.clone();
+            without.remove(NONCE_FIELD);
+            hash_canonical(&without).unwrap().to_hex()
+        }
+        _ => hash_canonical(request).unwrap().to_hex(),
+    };
     let items: Vec<Value> = (0..3)
         .map(|i| {
             json!({"title": format!("{endpoint} result {i} {}", &h[..8]),

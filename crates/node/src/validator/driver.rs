@@ -1047,6 +1047,7 @@ fn verdict_name(v: &StepVerdict) -> &'static str {
         StepVerdict::ForgedReceipt => "forged_receipt",
         StepVerdict::BodyMissing => "body_missing",
         StepVerdict::UnknownEndpoint => "unknown_endpoint",
+        StepVerdict::NonceMismatch { .. } => "nonce_mismatch",
         StepVerdict::Inconclusive { .. } => "inconclusive",
     }
 }

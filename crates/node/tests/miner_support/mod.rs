@@ -110,6 +110,7 @@ pub fn challenge(validator: &str, seed: u64, deadline_ms: u64) -> Challenge {
         target_schema: t.target_schema.clone(),
         deadline_ms,
         budget_rao: None,
+        replay_binding: false,
     }
 }
 
