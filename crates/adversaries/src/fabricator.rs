@@ -6,18 +6,19 @@
 //! (audit) or a receipt can expose it. It claims the Ledger price of each invented call, so its
 //! routing term looks honest while it pays nothing.
 //!
+//! The per-challenge bookkeeping is [`Inventions`], which
+//! [`invented_step`](crate::invented_step) shares: that strategy invents only where an audit
+//! cannot compare exactly, and never falls back to a deterministic step.
+//!
 //! Defence (docs/mechanism.md §3, §8): audits, receipts, fabrication strikes.
 
-use crate::forge::{invent_reply, stream};
+use crate::forge::{Inventions, stream};
 use crate::params::{Knob, KnobKind, ParamError, Params, check_range};
-use crate::track::CallTracker;
 use orchestra_miner::{Answer, CallAction, Strategy, StrategyCtx, SubCall, honest_answer};
 use orchestra_protocol::messages::Challenge;
 use rand::RngExt;
 use rand_chacha::ChaCha8Rng;
 use serde::{Deserialize, Serialize};
-use serde_json::Value;
-use std::collections::{BTreeMap, BTreeSet};
 
 /// Which steps of a fabricated challenge are invented.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
@@ -98,22 +99,12 @@ impl Params for FabricatorParams {
     }
 }
 
-/// What the fabricator decided for one challenge.
-#[derive(Debug, Clone)]
-struct Decision {
-    /// Step ids to invent.
-    steps: BTreeSet<String>,
-    /// (netuid, endpoint) → (output schema, Ledger price), for every route of those steps.
-    endpoints: BTreeMap<(u16, String), (Value, u64)>,
-}
-
 /// The fabricator strategy (see the module docs).
 #[derive(Debug, Clone)]
 pub struct Fabricator {
     params: FabricatorParams,
-    tracker: CallTracker<Decision>,
+    inventions: Inventions,
     rng: ChaCha8Rng,
-    invented: u64,
 }
 
 impl Fabricator {
@@ -121,15 +112,14 @@ impl Fabricator {
     pub fn new(params: FabricatorParams, seed: u64) -> Self {
         Fabricator {
             params,
-            tracker: CallTracker::default(),
+            inventions: Inventions::default(),
             rng: stream(seed, "fabricator"),
-            invented: 0,
         }
     }
 
     /// Sub-responses invented so far (for tests and reports).
     pub fn invented(&self) -> u64 {
-        self.invented
+        self.inventions.invented()
     }
 }
 
@@ -166,45 +156,14 @@ impl Strategy for Fabricator {
                 vec![i]
             }
         };
-        let mut decision = Decision {
-            steps: BTreeSet::new(),
-            endpoints: BTreeMap::new(),
-        };
-        for i in chosen {
-            let (Some(step), Some(routes)) = (routed.plan.steps.get(i), routed.routes.get(i))
-            else {
-                continue;
-            };
-            decision.steps.insert(step.id.clone());
-            for r in routes {
-                if let Some(ep) = ctx
-                    .view
-                    .entry(r.netuid)
-                    .and_then(|e| e.endpoints.get(r.endpoint_index))
-                {
-                    decision.endpoints.insert(
-                        (r.netuid, r.endpoint.clone()),
-                        (ep.output_schema.clone(), r.cost_rao),
-                    );
-                }
-            }
-        }
-        self.tracker.register(challenge, ctx.miner, decision);
+        // Every route of a chosen step is invented, fallbacks included: the fabricator never
+        // pays for a chosen step.
+        self.inventions
+            .register(ctx, challenge, &routed, chosen, |_| true);
         Answer::Execute(routed)
     }
 
     fn on_subcall(&mut self, call: &SubCall) -> CallAction {
-        let Some(d) = self.tracker.find(call) else {
-            return CallAction::Send;
-        };
-        if !d.steps.contains(&call.step_id) {
-            return CallAction::Send;
-        }
-        let Some((schema, cost)) = d.endpoints.get(&(call.netuid, call.endpoint.clone())) else {
-            return CallAction::Send;
-        };
-        let reply = invent_reply(call, schema, *cost);
-        self.invented += 1;
-        CallAction::Substitute(reply)
+        self.inventions.on_subcall(call)
     }
 }

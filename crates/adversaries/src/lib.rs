@@ -35,35 +35,44 @@
 //! | `cherry_picker` | answers only cheap objectives | `max_cost_rao` \[0,1e9\] 1.3 M; `answer_rate` \[0,1\] 0; `hard` decline\|shell decline; `answer_kinds` list [] | zero per missing challenge |
 //! | `freerider` | orchestration only, no proposals | — | the split |
 //! | `ledger_only` | Ledger only: probes instead of orchestrating | `target` stalest\|objective stalest; `steps` \[1,16\] 1 | routing term, the split |
+//! | `shell_responder` | schema-valid placeholder data, few or no sub-calls | `rate` \[0,1\] 1; `subcalls` \[0,16\] 0 | routing, completeness, fidelity |
+//! | `invented_step` | invents non-deterministic, unreceipted sub-responses | `rate` \[0,1\] 1; `steps` \[1,16\] 1; `pick` costliest\|first\|last costliest; `avoid_receipted` bool true; `stable` learn\|ignore learn | receipts; audits via `stable_fields` only |
+//! | `adaptive` | switches attacks when its ROI falls | `window` \[1,100\] 3 epochs; `threshold` \[0,1\] 0.8; `attacks` list, `params` table (not knobs) | each inner attack's defence |
 //!
 //! The validator-side adversaries (`weight_copier`, `colluding_bloc`) are
 //! [`ValidatorStrategy`](orchestra_validator::ValidatorStrategy)s of the validator core, built by
 //! [`build_validator`] (see [`validators`]).
 
+pub mod adaptive;
 pub mod cherry_picker;
 pub mod confirmation_farmer;
 pub mod copycat;
 pub mod fabricator;
 pub mod forge;
 pub mod freerider;
+pub mod invented_step;
 pub mod ledger_only;
 pub mod ledger_spammer;
 pub mod params;
 pub mod replayer;
+pub mod shell_responder;
 pub mod stale_router;
 pub mod sybil;
 pub mod track;
 pub mod validators;
 
+pub use adaptive::{Adaptive, AdaptiveParams};
 pub use cherry_picker::{CherryPicker, CherryPickerParams};
 pub use confirmation_farmer::{ConfirmationFarmer, ConfirmationFarmerParams};
 pub use copycat::{Copycat, CopycatParams};
 pub use fabricator::{Fabricator, FabricatorParams};
 pub use freerider::{Freerider, FreeriderParams, HonestParams};
+pub use invented_step::{InventedStep, InventedStepParams};
 pub use ledger_only::{LedgerOnly, LedgerOnlyParams};
 pub use ledger_spammer::{LedgerSpammer, LedgerSpammerParams};
 pub use params::{Knob, KnobKind, ParamError, Params};
 pub use replayer::{ReplayRequest, Replayer, ReplayerParams};
+pub use shell_responder::{ShellResponder, ShellResponderParams};
 pub use stale_router::{StaleRouter, StaleRouterParams};
 pub use sybil::{Sybil, SybilParams, SybilPool};
 pub use validators::{
@@ -86,6 +95,9 @@ pub const NAMES: &[&str] = &[
     "cherry_picker",
     "freerider",
     "ledger_only",
+    "shell_responder",
+    "invented_step",
+    "adaptive",
 ];
 
 /// What the strategies built for one scenario group (`[[miners]]` block) share. Create one per
@@ -158,6 +170,10 @@ pub fn build(
             Box::new(Freerider)
         }
         "ledger_only" => Box::new(LedgerOnly::new(parse(params)?)),
+        "shell_responder" => Box::new(ShellResponder::new(parse(params)?, seed)),
+        "invented_step" => Box::new(InventedStep::new(parse(params)?, seed)),
+        // The inner attacks are built here too, on this group and seed.
+        "adaptive" => Box::new(Adaptive::build(parse(params)?, group, seed)?),
         other => {
             return Err(BuildError::UnknownStrategy {
                 name: other.to_string(),
@@ -179,6 +195,9 @@ pub fn knobs(strategy: &str) -> &'static [Knob] {
         "sybil" => SybilParams::KNOBS,
         "cherry_picker" => CherryPickerParams::KNOBS,
         "ledger_only" => LedgerOnlyParams::KNOBS,
+        "shell_responder" => ShellResponderParams::KNOBS,
+        "invented_step" => InventedStepParams::KNOBS,
+        "adaptive" => AdaptiveParams::KNOBS,
         _ => &[],
     }
 }

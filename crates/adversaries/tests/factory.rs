@@ -9,9 +9,10 @@ mod harness;
 use harness::{T0, Validator, answer, miner, params, table};
 use orchestra_adversaries::params::parse;
 use orchestra_adversaries::{
-    BuildError, CherryPickerParams, ConfirmationFarmerParams, CopycatParams, FabricatorParams,
-    GroupState, KnobKind, LedgerOnlyParams, LedgerSpammerParams, NAMES, Params, ReplayerParams,
-    StaleRouterParams, SybilParams, build, knobs, params_at,
+    AdaptiveParams, BuildError, CherryPickerParams, ConfirmationFarmerParams, CopycatParams,
+    FabricatorParams, GroupState, InventedStepParams, KnobKind, LedgerOnlyParams,
+    LedgerSpammerParams, NAMES, Params, ReplayerParams, ShellResponderParams, StaleRouterParams,
+    SybilParams, build, knobs, params_at,
 };
 use proptest::prelude::*;
 
@@ -32,7 +33,7 @@ fn key_of(name: &str, params: &str) -> String {
 #[test]
 fn every_name_builds_with_default_params() {
     assert_eq!(NAMES[0], "honest");
-    assert_eq!(NAMES.len(), 11);
+    assert_eq!(NAMES.len(), 14);
     for &name in NAMES {
         let s = build(name, &toml::Table::new(), &mut GroupState::default(), 1).unwrap();
         assert_eq!(s.name(), name);
@@ -71,6 +72,35 @@ fn out_of_range_values_are_named() {
         ("cherry_picker", "max_cost_rao = 1000000001", "max_cost_rao"),
         ("ledger_only", "steps = 0", "steps"),
         ("ledger_only", "steps = 17", "steps"),
+        ("shell_responder", "rate = 1.5", "rate"),
+        ("shell_responder", "subcalls = 17", "subcalls"),
+        ("invented_step", "steps = 0", "steps"),
+        ("invented_step", "rate = -1.0", "rate"),
+        ("adaptive", "window = 0", "window"),
+        ("adaptive", "threshold = 1.5", "threshold"),
+        ("adaptive", "attacks = []", "attacks"),
+        ("adaptive", r#"attacks = ["adaptive"]"#, "attacks"),
+        (
+            "adaptive",
+            r#"attacks = ["replayer", "replayer"]"#,
+            "attacks",
+        ),
+        ("adaptive", r#"attacks = ["bogus"]"#, "attacks"),
+        (
+            "adaptive",
+            r#"attacks = ["replayer"], params = { fabricator = {} }"#,
+            "params.fabricator",
+        ),
+        (
+            "adaptive",
+            r#"attacks = ["replayer"], params = { replayer = { rate = 2.0 } }"#,
+            "params.replayer.rate",
+        ),
+        (
+            "adaptive",
+            r#"attacks = ["copycat"], params = { copycat = { bogus = 1 } }"#,
+            "params.copycat.bogus",
+        ),
     ] {
         assert_eq!(key_of(name, params), key, "{name} {{ {params} }}");
     }
@@ -94,6 +124,12 @@ fn ill_typed_values_are_named() {
             "answer_kinds",
         ),
         ("ledger_only", r#"target = "everything""#, "target"),
+        ("shell_responder", "subcalls = -1", "subcalls"),
+        ("invented_step", r#"pick = "cheapest""#, "pick"),
+        ("invented_step", "avoid_receipted = 1", "avoid_receipted"),
+        ("invented_step", r#"stable = "copy""#, "stable"),
+        ("adaptive", r#"attacks = "replayer""#, "attacks"),
+        ("adaptive", "params = 1", "params"),
     ] {
         let e = build_err(name, params);
         assert_eq!(e.key(), Some(key), "{name} {{ {params} }}: {e}");
@@ -122,6 +158,9 @@ fn knob_defaults_are_the_params_defaults() {
     same_as_default::<SybilParams>("sybil");
     same_as_default::<CherryPickerParams>("cherry_picker");
     same_as_default::<LedgerOnlyParams>("ledger_only");
+    same_as_default::<ShellResponderParams>("shell_responder");
+    same_as_default::<InventedStepParams>("invented_step");
+    same_as_default::<AdaptiveParams>("adaptive");
     for name in NAMES {
         let ks = knobs(name);
         for k in ks {

@@ -28,5 +28,5 @@ pub use orchestra_ledger::view::{self, CompiledSchema, LedgerView, compile_schem
 pub use planner::{Planner, PlanningError, RoutedPlan};
 pub use router::{Route, Router, RouterConfig};
 pub use strategy::{
-    Answer, CallAction, Honest, Strategy, StrategyCtx, honest_answer, seal_response,
+    Answer, CallAction, EpochReward, Honest, Strategy, StrategyCtx, honest_answer, seal_response,
 };

@@ -15,7 +15,7 @@ use crate::detector::{DetectorConfig, ProposalDetector};
 use crate::execution::{Execution, ExecutionConfig, ExecutionError, SubCall, SubCallOutcome};
 use crate::planner::Planner;
 use crate::router::{Router, RouterConfig};
-use crate::strategy::{Answer, CallAction, Honest, Strategy, StrategyCtx};
+use crate::strategy::{Answer, CallAction, EpochReward, Honest, Strategy, StrategyCtx};
 use crate::view::LedgerView;
 use orchestra_protocol::hash::Hash32;
 use orchestra_protocol::messages::{Challenge, Response};
@@ -274,5 +274,10 @@ impl Miner {
     /// Show the strategy another miner's response.
     pub fn observe_peer(&mut self, challenge: &Challenge, response: &Response) {
         self.strategy.observe_peer(challenge, response);
+    }
+
+    /// Tell the strategy what the chain paid this miner for the epoch that just closed.
+    pub fn on_epoch(&mut self, reward: &EpochReward) {
+        self.strategy.on_epoch(reward);
     }
 }

@@ -5,13 +5,15 @@
 //!
 //! | hook | honest default | what an adversary can do there |
 //! |---|---|---|
-//! | [`answer`](Strategy::answer) | plan with the reference decomposition and execute | decline (cherry_picker, ledger_only), answer with a ready-made response (copycat, full fabricator, freerider), execute a cheaper or stale plan (stale_router) |
-//! | [`on_subcall`](Strategy::on_subcall) | send it | substitute an invented or cached reply (fabricator, replayer), or pretend it failed |
-//! | [`on_subcall_outcome`](Strategy::on_subcall_outcome) | nothing | cache responses for later replay |
-//! | [`finalize`](Strategy::finalize) | send as built | add, drop or copy proposals (ledger_spammer, confirmation_farmer), tamper, withhold |
+//! | [`answer`](Strategy::answer) | plan with the reference decomposition and execute | decline (cherry_picker, ledger_only), answer with a ready-made response (copycat, full fabricator, freerider, shell_responder), execute a cheaper or stale plan (stale_router, shell_responder) |
+//! | [`on_subcall`](Strategy::on_subcall) | send it | substitute an invented or cached reply (fabricator, invented_step, replayer), or pretend it failed |
+//! | [`on_subcall_outcome`](Strategy::on_subcall_outcome) | nothing | cache responses for later replay, learn which endpoints sign receipts, count spend (adaptive) |
+//! | [`finalize`](Strategy::finalize) | send as built | add, drop or copy proposals (ledger_spammer, confirmation_farmer), re-seal over other data (shell_responder), tamper, withhold |
 //!
 //! and [`observe_peer`](Strategy::observe_peer) lets a driver show a strategy other miners'
-//! responses (what a copycat or confirmation farmer feeds on). The trait is dyn-compatible, so a
+//! responses (what a copycat or confirmation farmer feeds on), while
+//! [`on_epoch`](Strategy::on_epoch) tells it, when a driver learns it, what the chain paid this
+//! miner for the epoch just closed (what an adaptive attacker measures its ROI with). The trait is dyn-compatible, so a
 //! driver holds `Box<dyn Strategy>`; randomness arrives in [`answer`](Strategy::answer), and a
 //! strategy that needs it elsewhere keeps its own stream, seeded by its driver.
 
@@ -157,6 +159,27 @@ pub trait Strategy: Send {
     fn observe_peer(&mut self, challenge: &Challenge, response: &Response) {
         let _ = (challenge, response);
     }
+
+    /// An epoch closed and the chain paid this miner `reward`. Drivers call it once per epoch
+    /// when they know the miner's emission (the simulator does; a node that does not read its
+    /// incentive never calls it), so a strategy must not rely on it arriving.
+    fn on_epoch(&mut self, reward: &EpochReward) {
+        let _ = reward;
+    }
+}
+
+/// What a miner learns about itself when an epoch closes: the emission the chain paid it, which
+/// anyone can read from the metagraph. Sub-call spend is not included: a strategy sees its own
+/// through [`Strategy::on_subcall_outcome`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct EpochReward {
+    /// The block the epoch closed at.
+    pub block: u64,
+    /// Alpha emitted to this miner (its incentive share) over the epoch, rao.
+    pub emission_rao: u64,
+    /// The same emission in TAO rao at the subnet's alpha price: the unit sub-calls are paid in,
+    /// so `value_rao − spend` is the epoch's ROI.
+    pub value_rao: u64,
 }
 
 /// The honest answer: execute the honest plan; if nothing can be routed, answer with no

@@ -40,6 +40,9 @@ const STRATEGY_NAMES: &[&str] = &[
     "\"ledger_only\"",
     "\"ledger_spammer\"",
     "\"confirmation_farmer\"",
+    "\"shell_responder\"",
+    "\"invented_step\"",
+    "\"adaptive\"",
 ];
 
 fn rust_files(dir: &Path, out: &mut Vec<PathBuf>) {

@@ -25,7 +25,9 @@ use orchestra_ledger::{Ledger, VerifyParams};
 use orchestra_mechanism::combine::emission_split_u16;
 use orchestra_mechanism::params::CombinationMode;
 use orchestra_mechanism::weights::WeightLimits;
-use orchestra_miner::{Honest, LedgerView, Miner, MinerConfig, Planner, Strategy, local::drive};
+use orchestra_miner::{
+    EpochReward, Honest, LedgerView, Miner, MinerConfig, Planner, Strategy, local::drive,
+};
 use orchestra_protocol::ledger::Entry;
 use orchestra_protocol::messages::{Challenge, Response};
 use orchestra_protocol::ss58;
@@ -988,10 +990,27 @@ impl<'a> Engine<'a> {
             live: self.world.live().len(),
             alpha_price_rao: self.spec.chain.alpha_price_rao,
         });
+        // Each miner learns its own emission, as it could from the metagraph: what a strategy
+        // that weighs its ROI (docs/mechanism.md §8, `adaptive`) reacts to.
+        let price = self.spec.chain.alpha_price_rao;
+        for m in self.miners.iter_mut().filter(|m| m.active) {
+            let emission = payout.server.get(usize::from(m.uid)).copied().unwrap_or(0);
+            m.miner.on_epoch(&EpochReward {
+                block,
+                emission_rao: emission,
+                value_rao: alpha_value_rao(emission, price),
+            });
+        }
         self.last_payout = Some(payout);
         self.publish_chain();
         Ok(())
     }
+}
+
+/// `alpha_rao` of alpha in TAO rao at `price_rao` TAO rao per alpha (1e9 alpha rao), saturating.
+fn alpha_value_rao(alpha_rao: u64, price_rao: u64) -> u64 {
+    let v = u128::from(alpha_rao) * u128::from(price_rao) / 1_000_000_000;
+    u64::try_from(v).unwrap_or(u64::MAX)
 }
 
 /// A miner's answer to `challenge` in the simulated world, as the engine delivers every
