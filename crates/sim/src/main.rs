@@ -126,6 +126,22 @@ enum Command {
         /// No progress lines.
         #[arg(long)]
         quiet: bool,
+        /// Keep every simulation's result in DIR (created if absent) and take results already
+        /// there instead of simulating them again: an interrupted tune rerun with the same
+        /// --state continues where it stopped. DIR must belong to this tune (same scenario
+        /// file, --days, --budget and binary); anything else is refused.
+        #[arg(long, value_name = "DIR")]
+        state: Option<PathBuf>,
+        /// Run shard I of N of every batch of simulations, sharing --state DIR (a shared file
+        /// system) with the other shards, which run at the same time: each shard simulates its
+        /// part of a batch, waits for the others' results, and continues. Shard 1 writes the
+        /// output directory, identical to the unsharded tune's (see docs/tuning.md).
+        #[arg(long, value_name = "I/N", requires = "state")]
+        shard: Option<orchestra_sim::shard::Shard>,
+        /// With --state: give up (exit code 3) when no other shard has stored a result for
+        /// this many seconds; 0 stores this shard's part of the current batch and stops at once.
+        #[arg(long, value_name = "SECONDS", default_value_t = 3600)]
+        wait_timeout: u64,
     },
     /// Run one Yuma epoch: read its input JSON, print the output JSON.
     Epoch {
@@ -394,6 +410,9 @@ struct TuneArgs {
     out: Option<PathBuf>,
     no_charts: bool,
     quiet: bool,
+    state: Option<PathBuf>,
+    shard: Option<orchestra_sim::shard::Shard>,
+    wait_timeout: u64,
 }
 
 fn tune(a: &TuneArgs) -> ExitCode {
@@ -437,21 +456,49 @@ fn tune(a: &TuneArgs) -> ExitCode {
         .num_threads(a.jobs.unwrap_or(0))
         .build();
     let quiet = a.quiet;
-    let work =
-        || -> Result<(orchestra_sim::tune::Outcome, String), orchestra_sim::tune::TuneError> {
+    let say = |msg: &str| {
+        if !quiet {
+            eprintln!("[{:>6.1} s] {msg}", started.elapsed().as_secs_f64());
+        }
+    };
+    let first_seed = scenario.points[0].spec.scenario.seed;
+    // Only shard 1 (or an unsharded run) writes the output directory: the shards share --out
+    // in a cluster job, and one complete copy is what is wanted.
+    let writes_output = a.shard.is_none_or(|s| s.index == 1);
+    let work = || -> Result<
+        (orchestra_sim::tune::Outcome, Option<String>),
+        orchestra_sim::tune::TuneError,
+    > {
+        let Some(state) = &a.state else {
             let eval = ScenarioEvaluator::new(&scenario, &inputs, &dir, a.days)?;
-            let first_seed = scenario.points[0].spec.scenario.seed;
             let settings = Settings::from_spec(eval.tune(), eval.dims().len(), first_seed);
             let dims = eval.dims().to_vec();
             let goals = eval.goals().clone();
-            let outcome = optimise(&dims, &eval.baseline(), &goals, &settings, &eval, |msg| {
-                if !quiet {
-                    eprintln!("[{:>6.1} s] {msg}", started.elapsed().as_secs_f64());
-                }
-            })?;
+            let outcome = optimise(&dims, &eval.baseline(), &goals, &settings, &eval, say)?;
             let snippet = eval.finish(&outcome, &command)?;
-            Ok((outcome, snippet))
+            return Ok((outcome, Some(snippet)));
         };
+        use orchestra_sim::tune::store;
+        let days = a.days.unwrap_or(scenario.points[0].spec.scenario.days);
+        let header = store::Header::new(&scenario, days, spec.budget);
+        let st = store::Store::open(state, header)?;
+        let eval = ScenarioEvaluator::with_store(&scenario, &inputs, a.days, &st)?;
+        let settings = Settings::from_spec(eval.tune(), eval.dims().len(), first_seed);
+        let opts = store::Options {
+            shard: a.shard.unwrap_or(orchestra_sim::shard::Shard { index: 1, count: 1 }),
+            wait_timeout: std::time::Duration::from_secs(a.wait_timeout),
+        };
+        let out = writes_output.then_some((dir.as_path(), command.as_str()));
+        let done = store::run(&eval, &settings, &opts, out, say)?;
+        say(&format!(
+            "{}{} simulation(s) run here, {} taken from {}",
+            a.shard.map_or_else(String::new, |s| format!("shard {s} · ")),
+            done.simulated,
+            done.reused,
+            state.display()
+        ));
+        Ok((done.outcome, done.snippet))
+    };
     let result = match &pool {
         Ok(pool) => pool.install(work),
         Err(_) => work(),
@@ -460,8 +507,24 @@ fn tune(a: &TuneArgs) -> ExitCode {
         Ok(x) => x,
         Err(e) => {
             eprintln!("error: tune {}: {e}", scenario.name());
-            return ExitCode::from(2);
+            // Exit 3: waiting for other shards ran out (nothing is wrong with the inputs;
+            // rerunning continues from the stored results).
+            let code = if matches!(e, orchestra_sim::tune::TuneError::Timeout(_)) {
+                3
+            } else {
+                2
+            };
+            return ExitCode::from(code);
         }
+    };
+    let Some(snippet) = snippet else {
+        println!(
+            "\n{}: shard {}: search complete ({} candidate(s)); shard 1 writes the output directory",
+            scenario.name(),
+            a.shard.map_or_else(|| "?".to_string(), |s| s.to_string()),
+            outcome.candidates.len()
+        );
+        return ExitCode::SUCCESS;
     };
     let simulated = started.elapsed();
     let best = outcome.best();
@@ -532,6 +595,9 @@ fn main() -> ExitCode {
             out,
             no_charts,
             quiet,
+            state,
+            shard,
+            wait_timeout,
         }) => tune(&TuneArgs {
             scenario,
             budget,
@@ -540,6 +606,9 @@ fn main() -> ExitCode {
             out,
             no_charts,
             quiet,
+            state,
+            shard,
+            wait_timeout,
         }),
         Some(Command::Epoch { input }) => epoch(&input),
         Some(Command::Check { scenarios }) => check_all(&scenarios),

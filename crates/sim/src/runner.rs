@@ -318,13 +318,56 @@ pub(crate) fn write_run(
     for (block, epoch, kind, detail) in &out.events {
         writeln!(
             events,
-            "{name},{},{seed},{block},{epoch},{},{}",
+            "{name},{},{seed},{}",
             point.index,
-            csv(kind),
-            csv(detail)
+            EventTail(*block, *epoch, kind, detail)
         )?;
     }
-    let manifest = serde_json::json!({
+    writeln!(
+        manifests,
+        "{}",
+        manifest(scenario, point, seed, &out.event_log_hash)
+    )
+}
+
+/// Write a run kept as text tails ([`RowTail`], [`EventTail`]) — how a stored tune result
+/// comes back — exactly as [`write_run`] writes the run it was made from.
+#[allow(clippy::too_many_arguments)]
+pub(crate) fn write_stored_run(
+    scenario: &Scenario,
+    point: &Point,
+    seed: u64,
+    row_tails: &[String],
+    event_tails: &[String],
+    event_log_hash: &str,
+    runs: &mut impl Write,
+    events: &mut impl Write,
+    manifests: &mut impl Write,
+) -> std::io::Result<()> {
+    let name = csv(scenario.name()).into_owned();
+    let params = point.params_string();
+    let params = csv(&params);
+    for tail in row_tails {
+        writeln!(runs, "{name},{},{params},{seed},{tail}", point.index)?;
+    }
+    for tail in event_tails {
+        writeln!(events, "{name},{},{seed},{tail}", point.index)?;
+    }
+    writeln!(
+        manifests,
+        "{}",
+        manifest(scenario, point, seed, event_log_hash)
+    )
+}
+
+/// One line of `manifests.jsonl`.
+fn manifest(
+    scenario: &Scenario,
+    point: &Point,
+    seed: u64,
+    event_log_hash: &str,
+) -> serde_json::Value {
+    serde_json::json!({
         "scenario": scenario.name(),
         "scenario_file_hash": scenario.file_hash,
         "point": point.index,
@@ -333,9 +376,49 @@ pub(crate) fn write_run(
         "days": point.spec.scenario.days,
         "crate_version": env!("CARGO_PKG_VERSION"),
         "git_commit": env!("ORCHESTRA_GIT_COMMIT"),
-        "event_log_hash": out.event_log_hash,
-    });
-    writeln!(manifests, "{manifest}")
+        "event_log_hash": event_log_hash,
+    })
+}
+
+/// The part of a run-table line after `scenario,point,params,seed,`:
+/// `epoch,entity,strategy,metric,value`. It depends on the run alone, not on where the run lands
+/// in the table, so a tune can store it and write the line later (see `tune::store`); one
+/// formatter for both paths keeps them byte-identical.
+pub(crate) struct RowTail<'a>(pub(crate) &'a Row);
+
+impl std::fmt::Display for RowTail<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let Row {
+            epoch,
+            entity,
+            strategy,
+            metric,
+            value,
+        } = self.0;
+        write!(
+            f,
+            "{epoch},{},{},{metric},{}",
+            csv(entity),
+            csv(strategy),
+            num(*value)
+        )
+    }
+}
+
+/// The part of an `events.csv` line after `scenario,point,seed,`: `block,epoch,kind,detail`
+/// (see [`RowTail`] for why it is separate).
+pub(crate) struct EventTail<'a>(
+    pub(crate) u64,
+    pub(crate) i64,
+    pub(crate) &'a str,
+    pub(crate) &'a str,
+);
+
+impl std::fmt::Display for EventTail<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let EventTail(block, epoch, kind, detail) = self;
+        write!(f, "{block},{epoch},{},{}", csv(kind), csv(detail))
+    }
 }
 
 /// Rows of the run table for `rows` of one run.
@@ -349,21 +432,12 @@ fn write_rows(
     let name = csv(scenario.name()).into_owned();
     let params = point.params_string();
     let params = csv(&params);
-    for Row {
-        epoch,
-        entity,
-        strategy,
-        metric,
-        value,
-    } in rows
-    {
+    for row in rows {
         writeln!(
             runs,
-            "{name},{},{params},{seed},{epoch},{},{},{metric},{}",
+            "{name},{},{params},{seed},{}",
             point.index,
-            csv(entity),
-            csv(strategy),
-            num(*value)
+            RowTail(row)
         )?;
     }
     Ok(())

@@ -17,9 +17,14 @@
 //! 4. **Output**: every candidate's KPIs with intervals, the Pareto front over the objectives,
 //!    each parameter's sensitivity (Spearman rank correlation with the score and objectives over
 //!    the search's candidates) and the recommendation.
+//!
+//! [`store`] makes a tune resumable and shardable: every simulation's result is a file in a
+//! state directory, and the search is replayed from them, batch by batch, by any number of
+//! concurrent processes that share it (`orchestra-sim tune --state DIR --shard I/N`).
 
 pub mod sim;
 pub mod spec;
+pub mod store;
 
 pub use spec::{Constraints, FreeParam, Goal, Objective, TuneSpec};
 
@@ -53,6 +58,52 @@ pub enum TuneError {
     /// The search itself failed.
     #[error("search: {0}")]
     Search(String),
+    /// Some results the search needs next are not stored yet (a resumable or sharded tune,
+    /// [`store`]): the search stops here, and [`store::run`] simulates or waits for them.
+    #[error("results still pending")]
+    Pending,
+    /// A stored result or the state directory is unusable (corrupt, or from another tune).
+    #[error("{path}: {message}")]
+    Store {
+        /// The file.
+        path: std::path::PathBuf,
+        /// What is wrong, and what to do about it.
+        message: String,
+    },
+    /// Other shards' results did not arrive in time.
+    #[error("{0}")]
+    Timeout(String),
+}
+
+/// The part of the search running, told to the [`Evaluator`] (progress of a sharded tune).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Phase {
+    /// Candidate 0, the scenario's own parameters.
+    Baseline,
+    /// A CMA-ES generation.
+    Generation {
+        /// 1-based.
+        index: usize,
+        /// Generations in the budget.
+        of: usize,
+    },
+    /// A round of racing the finalists on more seeds.
+    Racing {
+        /// 1-based.
+        round: usize,
+        /// Seeds after this round.
+        seeds: usize,
+    },
+}
+
+impl std::fmt::Display for Phase {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Phase::Baseline => write!(f, "baseline"),
+            Phase::Generation { index, of } => write!(f, "generation {index}/{of}"),
+            Phase::Racing { round, seeds } => write!(f, "racing round {round} ({seeds} seeds)"),
+        }
+    }
 }
 
 /// One free parameter of the search.
@@ -241,6 +292,22 @@ pub trait Evaluator: Sync {
     fn commit(&self, order: &[(usize, String)]) -> Result<(), TuneError> {
         let _ = order;
         Ok(())
+    }
+
+    /// The search enters `phase`; the evaluations that follow belong to it.
+    fn phase(&self, phase: Phase) {
+        let _ = phase;
+    }
+}
+
+/// Keep the error that explains most: a real failure over [`TuneError::Pending`], else the
+/// first.
+fn keep_worst(slot: &mut Option<TuneError>, err: TuneError) {
+    if slot
+        .as_ref()
+        .is_none_or(|f| matches!(f, TuneError::Pending) && !matches!(err, TuneError::Pending))
+    {
+        *slot = Some(err);
     }
 }
 
@@ -456,6 +523,7 @@ pub fn optimise<E: Evaluator>(
         };
 
     // Baseline.
+    evaluator.phase(Phase::Baseline);
     let base_key = params_key(dims, baseline);
     let e = evaluator.evaluate(baseline, &base_key, &settings.seeds)?;
     let mut c = new_candidate(0, 0, &base_key, baseline);
@@ -505,12 +573,19 @@ pub fn optimise<E: Evaluator>(
                     s
                 }
                 Err(err) => {
-                    if let Ok(mut f) = failure.lock()
-                        && f.is_none()
-                    {
-                        *f = Some(err);
+                    // A pending result gets a finite stand-in so that CMA-ES (which stops at the
+                    // first invalid value) still asks for every candidate of the generation:
+                    // a sharded tune needs all of their pending simulations at once. The
+                    // generation is discarded either way.
+                    let stand_in = if matches!(err, TuneError::Pending) {
+                        0.0
+                    } else {
+                        f64::NAN
+                    };
+                    if let Ok(mut f) = failure.lock() {
+                        keep_worst(&mut f, err);
                     }
-                    return f64::NAN;
+                    return stand_in;
                 }
             },
         };
@@ -530,6 +605,10 @@ pub fn optimise<E: Evaluator>(
     let generations = settings.budget.div_ceil(population);
     let mut ran = 0;
     for g in 1..=generations {
+        evaluator.phase(Phase::Generation {
+            index: g,
+            of: generations,
+        });
         let stop = cma.next_parallel();
         ran = g;
         if let Some(err) = failure.lock().ok().and_then(|mut f| f.take()) {
@@ -605,18 +684,34 @@ pub fn optimise<E: Evaluator>(
             .all(|&f| paired(&cands[l], &cands[f]).lo > 0.0)
     };
     if finalists.len() > 1 {
+        let mut round = 0;
         while !separated(&candidates, &finalists) {
             let more: Vec<u64> = extra.by_ref().take(n0).collect();
             if more.is_empty() {
                 break;
             }
             seeds.extend(more);
+            round += 1;
+            evaluator.phase(Phase::Racing {
+                round,
+                seeds: seeds.len(),
+            });
             let results: Vec<Result<Evaluation, TuneError>> = finalists
                 .par_iter()
                 .map(|&f| evaluator.evaluate(&candidates[f].values, &candidates[f].key, &seeds))
                 .collect();
-            for (&f, r) in finalists.iter().zip(results) {
-                let e = r?;
+            let mut evaluations = Vec::with_capacity(results.len());
+            let mut failed = None;
+            for r in results {
+                match r {
+                    Ok(e) => evaluations.push(e),
+                    Err(err) => keep_worst(&mut failed, err),
+                }
+            }
+            if let Some(err) = failed {
+                return Err(err);
+            }
+            for (&f, e) in finalists.iter().zip(evaluations) {
                 summarise(goals, &mut candidates[f], e, seeds.len());
             }
             let order: Vec<(usize, String)> = finalists

@@ -19,7 +19,8 @@
 //! (`miners.<label>.params.<knob>`).
 
 use super::spec::{ADVERSARY_ROI_GAP, SPLIT_ERROR, has_adversaries};
-use super::{Bound, Dim, Evaluation, Goal, Goals, Outcome, TuneError, TuneSpec};
+use super::store::{JobId, RunKpis, Store};
+use super::{Bound, Dim, Evaluation, Goal, Goals, Outcome, Phase, TuneError, TuneSpec};
 use crate::engine::{RunOutput, RunSpec, run};
 use crate::inputs::Inputs;
 use crate::scenario::{Point, Scenario, ScenarioSpec, set_path};
@@ -61,24 +62,48 @@ type Probe = Vec<Option<Vec<f64>>>;
 /// A finished (probe, seed) simulation of a candidate, or why it failed.
 type ProbeRun = (usize, u64, Result<RunOutput, String>);
 
-/// What one run contributes to the KPIs.
-#[derive(Debug, Clone, Default)]
-struct RunKpis {
-    all: BTreeMap<String, f64>,
-    roi: BTreeMap<String, f64>,
+/// A simulation the search needs, with everything needed to run it (a resumable or sharded
+/// tune runs these between passes of the search, see [`super::store`]).
+#[derive(Debug, Clone)]
+pub struct Job {
+    /// Which simulation.
+    pub id: JobId,
+    values: Vec<toml::Value>,
+    probe: Probe,
+    /// The candidate's orchestration share (for `split_error`).
+    share: f64,
+    /// The run table's `params` column.
+    params: String,
+}
+
+/// Stage → the jobs a pass met at that stage, and whether each was stored.
+type Stages = BTreeMap<usize, BTreeMap<JobId, (Job, bool)>>;
+
+/// The jobs of the first incomplete stage of a pass (see [`ScenarioEvaluator::take_batch`]).
+#[derive(Debug)]
+pub struct Batch {
+    /// Where in the search, e.g. `generation 2/3 · refinement 1/1`.
+    pub label: String,
+    /// Every job of the stage in canonical order, with whether it is stored.
+    pub jobs: Vec<(Job, bool)>,
+    /// A number of the batch that every pass gives it (from the phase and stage), so that
+    /// the shards can rotate who gets the first job of each batch.
+    pub ordinal: usize,
 }
 
 #[derive(Default)]
 struct CandState {
     probes: Vec<Probe>,
     results: BTreeMap<(usize, u64), RunKpis>,
-    pending: Vec<(usize, u64, RunOutput)>,
+    /// Runs to write at the next commit: simulated here, or (`None`) stored.
+    pending: Vec<(usize, u64, Option<RunOutput>)>,
     /// Probes still used (racing re-runs only these).
     active: BTreeSet<usize>,
     evaluated: bool,
 }
 
 struct Writers {
+    dir: PathBuf,
     runs: BufWriter<File>,
     events: BufWriter<File>,
     manifests: BufWriter<File>,
@@ -104,8 +129,13 @@ pub struct ScenarioEvaluator<'a> {
     better: BTreeMap<String, Goal>,
     goals: Goals,
     state: Mutex<BTreeMap<String, CandState>>,
-    writers: Mutex<Writers>,
-    dir: PathBuf,
+    /// The output tables; `None` while a resumable tune replays without writing.
+    writers: Mutex<Option<Writers>>,
+    /// Where results are stored and read (a resumable or sharded tune).
+    store: Option<&'a Store>,
+    /// Stage → the jobs the current pass met at that stage, and whether each was stored.
+    batches: Mutex<Stages>,
+    phase: Mutex<Option<Phase>>,
 }
 
 fn io(path: &Path) -> impl Fn(std::io::Error) -> TuneError + '_ {
@@ -159,6 +189,30 @@ impl<'a> ScenarioEvaluator<'a> {
         inputs: &'a Inputs,
         dir: &Path,
         days: Option<f64>,
+    ) -> Result<Self, TuneError> {
+        let eval = Self::build(scenario, inputs, days, None)?;
+        eval.open_output(dir)?;
+        Ok(eval)
+    }
+
+    /// An evaluator that never simulates inside the search: it reads results from `store`, and
+    /// a missing one stops the search with [`TuneError::Pending`] after noting the job
+    /// ([`Self::take_batch`]); [`super::store::run`] drives it. No output until
+    /// [`Self::open_output`].
+    pub fn with_store(
+        scenario: &'a Scenario,
+        inputs: &'a Inputs,
+        days: Option<f64>,
+        store: &'a Store,
+    ) -> Result<Self, TuneError> {
+        Self::build(scenario, inputs, days, Some(store))
+    }
+
+    fn build(
+        scenario: &'a Scenario,
+        inputs: &'a Inputs,
+        days: Option<f64>,
+        store: Option<&'a Store>,
     ) -> Result<Self, TuneError> {
         let base = &scenario.points[0].spec;
         let tune = base
@@ -225,29 +279,6 @@ impl<'a> ScenarioEvaluator<'a> {
             better.remove(ADVERSARY_ROI_GAP);
         }
 
-        std::fs::create_dir_all(dir).map_err(io(dir))?;
-        let copy = dir.join("scenario.toml");
-        std::fs::write(&copy, &scenario.doc.text).map_err(io(&copy))?;
-        let open = |name: &str, header: &str| -> Result<BufWriter<File>, TuneError> {
-            let path = dir.join(name);
-            let mut w = BufWriter::new(File::create(&path).map_err(io(&path))?);
-            writeln!(w, "{header}").map_err(io(&path))?;
-            Ok(w)
-        };
-        let writers = Writers {
-            runs: open(
-                "runs.csv",
-                "scenario,point,params,seed,epoch,entity,strategy,metric,value",
-            )?,
-            events: open("events.csv", "scenario,point,seed,block,epoch,kind,detail")?,
-            manifests: BufWriter::new(
-                File::create(dir.join("manifests.jsonl"))
-                    .map_err(io(&dir.join("manifests.jsonl")))?,
-            ),
-            next_point: 0,
-            points: BTreeMap::new(),
-            params: Vec::new(),
-        };
         Ok(ScenarioEvaluator {
             scenario,
             inputs,
@@ -262,9 +293,180 @@ impl<'a> ScenarioEvaluator<'a> {
             better,
             goals,
             state: Mutex::new(BTreeMap::new()),
-            writers: Mutex::new(writers),
-            dir: dir.to_path_buf(),
+            writers: Mutex::new(None),
+            store,
+            batches: Mutex::new(BTreeMap::new()),
+            phase: Mutex::new(None),
         })
+    }
+
+    /// Create the output directory `dir` (`scenario.toml` and the run tables' headers); every
+    /// commit from now on writes its runs there.
+    pub fn open_output(&self, dir: &Path) -> Result<(), TuneError> {
+        std::fs::create_dir_all(dir).map_err(io(dir))?;
+        let copy = dir.join("scenario.toml");
+        std::fs::write(&copy, &self.scenario.doc.text).map_err(io(&copy))?;
+        let open = |name: &str, header: &str| -> Result<BufWriter<File>, TuneError> {
+            let path = dir.join(name);
+            let mut w = BufWriter::new(File::create(&path).map_err(io(&path))?);
+            writeln!(w, "{header}").map_err(io(&path))?;
+            Ok(w)
+        };
+        let writers = Writers {
+            dir: dir.to_path_buf(),
+            runs: open(
+                "runs.csv",
+                "scenario,point,params,seed,epoch,entity,strategy,metric,value",
+            )?,
+            events: open("events.csv", "scenario,point,seed,block,epoch,kind,detail")?,
+            manifests: BufWriter::new(
+                File::create(dir.join("manifests.jsonl"))
+                    .map_err(io(&dir.join("manifests.jsonl")))?,
+            ),
+            next_point: 0,
+            points: BTreeMap::new(),
+            params: Vec::new(),
+        };
+        *self
+            .writers
+            .lock()
+            .map_err(|_| TuneError::Search("writer lock poisoned".into()))? = Some(writers);
+        Ok(())
+    }
+
+    /// The state directory, for a resumable or sharded tune.
+    pub fn store(&self) -> Option<&'a Store> {
+        self.store
+    }
+
+    /// Forget every candidate, for a fresh pass of the search (results stay in the store).
+    pub fn reset(&self) {
+        if let Ok(mut s) = self.state.lock() {
+            s.clear();
+        }
+        if let Ok(mut b) = self.batches.lock() {
+            b.clear();
+        }
+        if let Ok(mut p) = self.phase.lock() {
+            *p = None;
+        }
+    }
+
+    /// After a pass stopped with [`TuneError::Pending`]: the first stage with missing results.
+    /// Every candidate of the phase reached it (the stages before it are complete), so its job
+    /// list is the same whichever results are stored — what lets shards agree on who runs what.
+    pub fn take_batch(&self) -> Option<Batch> {
+        let batches = std::mem::take(&mut *self.batches.lock().ok()?);
+        let (stage, jobs) = batches
+            .into_iter()
+            .find(|(_, jobs)| jobs.values().any(|(_, stored)| !stored))?;
+        let phase = self.phase.lock().ok().and_then(|p| *p);
+        let mut label = phase.map_or_else(|| "search".to_string(), |p| p.to_string());
+        if !matches!(phase, Some(Phase::Racing { .. })) {
+            if stage == 0 {
+                label.push_str(" · probes");
+            } else {
+                label.push_str(&format!(" · refinement {stage}/{}", self.tune.inner_refine));
+            }
+        }
+        // Any numbering fixed by (phase, stage) does; racing rounds start far past any
+        // generation count.
+        let phase_number = match phase {
+            None | Some(Phase::Baseline) => 0,
+            Some(Phase::Generation { index, .. }) => index,
+            Some(Phase::Racing { round, .. }) => 1_000_000 + round,
+        };
+        Some(Batch {
+            label,
+            jobs: jobs.into_values().collect(),
+            ordinal: phase_number * (self.tune.inner_refine as usize + 1) + stage,
+        })
+    }
+
+    /// Simulate `jobs` in parallel, storing each result as soon as it is done (an interrupted
+    /// process keeps what it finished). Jobs another process stored meanwhile are skipped.
+    pub fn simulate_jobs(&self, jobs: &[Job]) -> Result<(), TuneError> {
+        let store = self
+            .store
+            .ok_or_else(|| TuneError::Search("no state directory to store results in".into()))?;
+        let results: Vec<Result<(), TuneError>> = jobs
+            .par_iter()
+            .map(|job| {
+                if store.contains(&job.id) {
+                    return Ok(());
+                }
+                let id = &job.id;
+                let failed = |e: String| {
+                    TuneError::Run(format!(
+                        "candidate {}, probe {}, seed {}: {e}",
+                        id.candidate, id.probe, id.seed
+                    ))
+                };
+                let spec = self.spec_at(&job.values, &job.probe).map_err(failed)?;
+                let out = run(&RunSpec {
+                    spec: &spec,
+                    point: 0,
+                    seed: id.seed,
+                    inputs: self.inputs,
+                })
+                .map_err(|e| failed(e.to_string()))?;
+                store.save(id, &job.params, &self.kpis_of(&out, job.share), &out)
+            })
+            .collect();
+        results.into_iter().collect()
+    }
+
+    /// Take results of `jobs` (one stage of candidate `key`) from the store, noting every job
+    /// for [`Self::take_batch`]; [`TuneError::Pending`] if any is missing.
+    #[allow(clippy::too_many_arguments)]
+    fn read_stored(
+        &self,
+        store: &Store,
+        key: &str,
+        values: &[toml::Value],
+        share: f64,
+        st: &mut CandState,
+        jobs: &[(usize, u64)],
+        stage: usize,
+    ) -> Result<(), TuneError> {
+        let mut met = Vec::with_capacity(jobs.len());
+        let mut missing = false;
+        for &(p, seed) in jobs {
+            let job = Job {
+                id: JobId {
+                    candidate: key.to_string(),
+                    probe: p,
+                    seed,
+                },
+                values: values.to_vec(),
+                probe: st.probes[p].clone(),
+                share,
+                params: params_text(&self.point_params(values, &st.probes[p])),
+            };
+            let stored = match store.kpis(&job.id, &job.params)? {
+                Some(k) => {
+                    st.results.insert((p, seed), k);
+                    st.pending.push((p, seed, None));
+                    true
+                }
+                None => {
+                    missing = true;
+                    false
+                }
+            };
+            met.push((job, stored));
+        }
+        if let Ok(mut b) = self.batches.lock() {
+            let stage_jobs = b.entry(stage).or_default();
+            for (job, stored) in met {
+                stage_jobs.insert(job.id.clone(), (job, stored));
+            }
+        }
+        if missing {
+            Err(TuneError::Pending)
+        } else {
+            Ok(())
+        }
     }
 
     /// The free parameters.
@@ -639,27 +841,33 @@ impl super::Evaluator for ScenarioEvaluator<'_> {
         let share = self
             .spec_at(values, &none)
             .map_or(f64::NAN, |s| s.mechanism.orchestration_share);
-        let run_probes = |st: &mut CandState, probes: Vec<usize>| -> Result<(), TuneError> {
-            let jobs: Vec<(usize, u64)> = probes
-                .iter()
-                .flat_map(|&p| seeds.iter().map(move |&s| (p, s)))
-                .filter(|j| !st.results.contains_key(j))
-                .collect();
-            for (p, seed, out) in self.simulate(values, &st.probes, &jobs)? {
-                let out = out.map_err(|e| {
-                    TuneError::Run(format!("candidate {key}, probe {p}, seed {seed}: {e}"))
-                })?;
-                st.results.insert((p, seed), self.kpis_of(&out, share));
-                st.pending.push((p, seed, out));
-            }
-            Ok(())
-        };
+        // `stage` numbers the steps of one candidate's evaluation that depend on each other:
+        // 0 the probes as written and the design, r the r-th refinement (racing: 0).
+        let run_probes =
+            |st: &mut CandState, probes: Vec<usize>, stage: usize| -> Result<(), TuneError> {
+                let jobs: Vec<(usize, u64)> = probes
+                    .iter()
+                    .flat_map(|&p| seeds.iter().map(move |&s| (p, s)))
+                    .filter(|j| !st.results.contains_key(j))
+                    .collect();
+                if let Some(store) = self.store {
+                    return self.read_stored(store, key, values, share, st, &jobs, stage);
+                }
+                for (p, seed, out) in self.simulate(values, &st.probes, &jobs)? {
+                    let out = out.map_err(|e| {
+                        TuneError::Run(format!("candidate {key}, probe {p}, seed {seed}: {e}"))
+                    })?;
+                    st.results.insert((p, seed), self.kpis_of(&out, share));
+                    st.pending.push((p, seed, Some(out)));
+                }
+                Ok(())
+            };
         if !st.evaluated {
             st.probes = std::iter::once(none.clone())
                 .chain(self.design.iter().cloned())
                 .collect();
             let all: Vec<usize> = (0..st.probes.len()).collect();
-            run_probes(&mut st, all)?;
+            run_probes(&mut st, all, 0)?;
             for r in 0..self.tune.inner_refine {
                 let probes: Vec<usize> = (0..st.probes.len()).collect();
                 let (_, details, _) = self.assess(&st, &probes, seeds);
@@ -703,7 +911,7 @@ impl super::Evaluator for ScenarioEvaluator<'_> {
                     .collect();
                 st.probes.push(probe);
                 let p = st.probes.len() - 1;
-                run_probes(&mut st, vec![p])?;
+                run_probes(&mut st, vec![p], r as usize + 1)?;
             }
             let probes: Vec<usize> = (0..st.probes.len()).collect();
             let (_, _, used) = self.assess(&st, &probes, seeds);
@@ -711,7 +919,7 @@ impl super::Evaluator for ScenarioEvaluator<'_> {
             st.evaluated = true;
         } else {
             let active: Vec<usize> = st.active.iter().copied().collect();
-            run_probes(&mut st, active)?;
+            run_probes(&mut st, active, 0)?;
         }
         let probes: Vec<usize> = if st.active.is_empty() {
             (0..st.probes.len()).collect()
@@ -739,21 +947,36 @@ impl super::Evaluator for ScenarioEvaluator<'_> {
         })
     }
 
+    fn phase(&self, phase: Phase) {
+        if let Ok(mut p) = self.phase.lock() {
+            *p = Some(phase);
+        }
+        // A batch is one stage of one phase: the previous phase's jobs are all stored (else the
+        // search would have stopped there) and must not shift the new batch's job numbers.
+        if let Ok(mut b) = self.batches.lock() {
+            b.clear();
+        }
+    }
+
     fn commit(&self, order: &[(usize, String)]) -> Result<(), TuneError> {
         let mut state = self
             .state
             .lock()
             .map_err(|_| TuneError::Search("state lock poisoned".into()))?;
-        let mut w = self
+        let mut writers = self
             .writers
             .lock()
             .map_err(|_| TuneError::Search("writer lock poisoned".into()))?;
-        let runs_path = self.dir.join("runs.csv");
         for (_, key) in order {
             let Some(st) = state.get_mut(key) else {
                 continue;
             };
             let mut pending = std::mem::take(&mut st.pending);
+            // A resumable tune's passes before the last write nothing.
+            let Some(w) = writers.as_mut() else {
+                continue;
+            };
+            let runs_path = w.dir.join("runs.csv");
             pending.sort_by_key(|(p, s, _)| (*p, *s));
             let values: Vec<toml::Value> = key_values(&self.dims, key);
             for (p, seed, out) in pending {
@@ -783,21 +1006,54 @@ impl super::Evaluator for ScenarioEvaluator<'_> {
                     events,
                     manifests,
                     ..
-                } = &mut *w;
-                crate::runner::write_run(
-                    self.scenario,
-                    &point,
-                    seed,
-                    &out,
-                    runs,
-                    events,
-                    manifests,
-                )
+                } = w;
+                match out {
+                    Some(out) => crate::runner::write_run(
+                        self.scenario,
+                        &point,
+                        seed,
+                        &out,
+                        runs,
+                        events,
+                        manifests,
+                    ),
+                    None => {
+                        let store = self.store.ok_or_else(|| {
+                            TuneError::Search("a stored run without a state directory".into())
+                        })?;
+                        let id = JobId {
+                            candidate: key.clone(),
+                            probe: p,
+                            seed,
+                        };
+                        let lines = store.lines(&id, &point.params_string())?;
+                        crate::runner::write_stored_run(
+                            self.scenario,
+                            &point,
+                            seed,
+                            &lines.rows,
+                            &lines.events,
+                            &lines.event_log_hash,
+                            runs,
+                            events,
+                            manifests,
+                        )
+                    }
+                }
                 .map_err(io(&runs_path))?;
             }
         }
         Ok(())
     }
+}
+
+/// The run table's `params` column of a point's values (as [`Point::params_string`]).
+fn params_text(values: &BTreeMap<String, toml::Value>) -> String {
+    values
+        .iter()
+        .map(|(k, v)| format!("{k}={v}"))
+        .collect::<Vec<_>>()
+        .join(";")
 }
 
 /// The values of a canonical key (in `dims` order).
@@ -835,23 +1091,26 @@ impl ScenarioEvaluator<'_> {
     /// Flush the tables, write `points.json`, `tune.json` and `recommended.toml`; returns the
     /// snippet.
     pub fn finish(&self, outcome: &Outcome, command: &str) -> Result<String, TuneError> {
-        let mut w = self
+        let mut writers = self
             .writers
             .lock()
             .map_err(|_| TuneError::Search("writer lock poisoned".into()))?;
-        let runs_path = self.dir.join("runs.csv");
-        w.runs.flush().map_err(io(&runs_path))?;
-        w.events.flush().map_err(io(&self.dir.join("events.csv")))?;
+        let w = writers
+            .as_mut()
+            .ok_or_else(|| TuneError::Search("finish before open_output".into()))?;
+        let dir = w.dir.clone();
+        w.runs.flush().map_err(io(&dir.join("runs.csv")))?;
+        w.events.flush().map_err(io(&dir.join("events.csv")))?;
         w.manifests
             .flush()
-            .map_err(io(&self.dir.join("manifests.jsonl")))?;
+            .map_err(io(&dir.join("manifests.jsonl")))?;
         let mut params = w.params.clone();
         params.sort_by_key(|(i, _)| *i);
         let points: Vec<serde_json::Value> = params
             .iter()
             .map(|(i, p)| json!({"point": i, "params": p}))
             .collect();
-        let path = self.dir.join("points.json");
+        let path = dir.join("points.json");
         let text = serde_json::to_string_pretty(&points).unwrap_or_else(|_| "[]".into());
         std::fs::write(&path, text + "\n").map_err(io(&path))?;
 
@@ -871,7 +1130,7 @@ impl ScenarioEvaluator<'_> {
             }
         );
         let snippet = super::snippet(outcome, &header);
-        let path = self.dir.join("recommended.toml");
+        let path = dir.join("recommended.toml");
         std::fs::write(&path, &snippet).map_err(io(&path))?;
         let spec = &self.scenario.points[0].spec;
         let file = TuneFile {
@@ -899,7 +1158,7 @@ impl ScenarioEvaluator<'_> {
             outcome,
             recommended_toml: &snippet,
         };
-        let path = self.dir.join("tune.json");
+        let path = dir.join("tune.json");
         let text = serde_json::to_string_pretty(&file)
             .map_err(|e| TuneError::Search(format!("tune.json: {e}")))?;
         std::fs::write(&path, text + "\n").map_err(io(&path))?;
