@@ -27,7 +27,7 @@
 //! | `honest` | none | — | — |
 //! | `fabricator` | invents sub-responses | `rate` \[0,1\] 1; `steps` one\|all one; `pick` first\|nondeterministic first | audits, strikes |
 //! | `copycat` | copies a peer's response | `reseal` bool true; `fallback` honest\|decline honest; `same_objective_only` bool false | `lock0`, copy set |
-//! | `replayer` | reuses its cached sub-responses | `rate` \[0,1\] 1; `max_age_ms` \[0,30 d\] 0 = ∞; `min_age_ms` \[0,30 d\] 0; `disguise` bool false | replay set, audits |
+//! | `replayer` | reuses its cached sub-responses | `rate` \[0,1\] 1; `max_age_ms` \[0,30 d\] 0 = ∞; `min_age_ms` \[0,30 d\] 0; `disguise` bool false; `request` fresh\|cached\|rebound fresh | replay set, audits, replay binding |
 //! | `ledger_spammer` | false proposals | `per_response` \[0,64\] 4; `kinds` ⊆ {new_subnet, schema_update, deprecation, metrics_update} all | probes, slashing, accuracy prior |
 //! | `confirmation_farmer` | re-submits peers' proposals | `per_response` \[1,64\] 8; `execute` bool true | confirmation credit |
 //! | `stale_router` | never refreshes its Ledger view | `refresh_every` \[0,1e6\] 0 = never | routing, latency terms |
