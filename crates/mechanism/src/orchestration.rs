@@ -82,6 +82,20 @@ impl OrchestrationTerms {
         }
     }
 
+    /// The terms under a gate (docs/mechanism.md §4): every term but `fidelity` multiplied by
+    /// `factor` (from [`gate_factor`]). A factor of 1 returns the terms bit for bit.
+    pub fn gated(&self, factor: f64) -> Self {
+        let f = unit("gate factor", clamp01(factor));
+        Self {
+            hash_verified: self.hash_verified * f,
+            schema_valid: self.schema_valid * f,
+            completeness: self.completeness * f,
+            routing: self.routing * f,
+            latency: self.latency * f,
+            fidelity: self.fidelity,
+        }
+    }
+
     /// Every term clamped to `[0, 1]`, NaN mapped to 0.
     pub fn sanitized(&self) -> Self {
         Self::from_array(self.as_array().map(clamp01))
@@ -213,6 +227,16 @@ pub fn routing<T: Ord>(
         "routing",
         f1(used, reference) * cost_factor.powf(gamma),
     ))
+}
+
+/// The gates' factor on a scored challenge (docs/mechanism.md §4):
+/// `fidelity^fidelity_gate × execution^execution_gate`, where `execution` is the capability F1 of
+/// the executed plan against the reference (the routing term without its cost factor). Both
+/// exponents 0 (the defaults) give exactly 1.
+pub fn gate_factor(params: &MechanismParams, fidelity: f64, execution: f64) -> f64 {
+    let g = clamp01(fidelity).powf(params.fidelity_gate)
+        * clamp01(execution).powf(params.execution_gate);
+    unit("gate factor", g)
 }
 
 /// `latency`: 1 if `total_ms ≤ deadline_ms`; after that 0 in [`LatencyMode::Step`], or
@@ -404,6 +428,35 @@ mod tests {
         assert!(!audit_draw(&mut rng, 0.0));
         assert!(audit_draw(&mut rng, 1.0));
         assert!(!audit_draw(&mut rng, f64::NAN));
+    }
+
+    #[test]
+    fn the_gates_scale_every_term_but_fidelity() {
+        let t = OrchestrationTerms {
+            hash_verified: 1.0,
+            schema_valid: 1.0,
+            completeness: 0.5,
+            routing: 0.8,
+            latency: 1.0,
+            fidelity: 0.5,
+        };
+        let mut p = MechanismParams::default();
+        assert_eq!(gate_factor(&p, 0.0, 0.0), 1.0, "both gates off");
+        assert_eq!(t.gated(1.0), t);
+        p.fidelity_gate = 2.0;
+        let g = t.gated(gate_factor(&p, t.fidelity, 1.0));
+        assert_eq!(g.as_array(), [0.25, 0.25, 0.125, 0.2, 0.25, 0.5]);
+        p.execution_gate = 1.0;
+        assert_eq!(gate_factor(&p, 0.5, 0.5), 0.125);
+        // A shell: nothing executed, nothing traceable.
+        let shell = OrchestrationTerms {
+            fidelity: 0.0,
+            routing: 0.0,
+            ..t
+        };
+        let d = MechanismParams::default();
+        assert!(shell.score(&d) > 0.0);
+        assert_eq!(shell.gated(gate_factor(&p, 0.0, 0.0)).score(&d), 0.0);
     }
 
     #[test]

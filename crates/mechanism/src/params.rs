@@ -257,6 +257,14 @@ pub struct MechanismParams {
     /// `(O_i / max_j O_j)^k`, its orchestration score relative to the best orchestrator's, so
     /// Ledger credit needs orchestration work behind it (default 0: off, the seed's).
     pub ledger_work_exponent: f64,
+    /// Exponent of the fidelity gate (docs/mechanism.md §4, default 0: off, the seed's): every
+    /// other term of a scored challenge is multiplied by `fidelity^g`, so an answer whose values
+    /// come from no committed sub-response keeps none of what the additive terms would pay it.
+    pub fidelity_gate: f64,
+    /// Exponent of the execution gate (docs/mechanism.md §4, default 0: off): every other term of
+    /// a scored challenge is multiplied by `F1(capabilities executed, reference)^g`, so a
+    /// schema-valid "shell" that calls nothing scores nothing.
+    pub execution_gate: f64,
     /// Slash per rejected proposal as a fraction of its kind's unit (default 0.5).
     pub slash: f64,
     /// Response-hash replay window in milliseconds (default 1 day).
@@ -292,6 +300,8 @@ impl Default for MechanismParams {
             confirmation_factor: 0.2,
             confirmation_scope: ConfirmationScope::Discovery,
             ledger_work_exponent: 0.0,
+            fidelity_gate: 0.0,
+            execution_gate: 0.0,
             slash: 0.5,
             replay_window_ms: 86_400_000,
             replay_binding: false,
@@ -399,6 +409,18 @@ impl MechanismParams {
                 && (0.0..=16.0).contains(&self.ledger_work_exponent),
             "ledger_work_exponent",
             self.ledger_work_exponent,
+            "a finite number in [0, 16]",
+        )?;
+        check(
+            self.fidelity_gate.is_finite() && (0.0..=16.0).contains(&self.fidelity_gate),
+            "fidelity_gate",
+            self.fidelity_gate,
+            "a finite number in [0, 16]",
+        )?;
+        check(
+            self.execution_gate.is_finite() && (0.0..=16.0).contains(&self.execution_gate),
+            "execution_gate",
+            self.execution_gate,
             "a finite number in [0, 16]",
         )?;
         non_negative("slash", self.slash)?;

@@ -18,7 +18,8 @@
 use crate::audit::AuditReport;
 use orchestra_mechanism::ledger::{LedgerTerms, LedgerWindow, ProposalRecord, Verdict};
 use orchestra_mechanism::orchestration::{
-    OrchestrationTerms, fidelity, hash_verified, latency, routing, schema_valid_from_counts,
+    OrchestrationTerms, f1, fidelity, gate_factor, hash_verified, latency, routing,
+    schema_valid_from_counts,
 };
 use orchestra_mechanism::schema::{LeafPath, leaf_fields, path_satisfied, required_leaf_paths};
 use orchestra_mechanism::templates::ObjectiveTemplate;
@@ -249,19 +250,28 @@ impl Scorer {
             .filter(|s| ran.contains(s.id.as_str()))
             .map(|s| s.capability.as_str())
             .collect();
-        let routing_term = match self.references.get(&challenge.objective.kind) {
-            Some(r) => routing(
-                &used,
-                &r.capabilities,
-                r.cost_rao,
-                response.total_cost_rao(),
-                self.params.routing_gamma,
+        let (routing_term, execution) = match self.references.get(&challenge.objective.kind) {
+            Some(r) => (
+                routing(
+                    &used,
+                    &r.capabilities,
+                    r.cost_rao,
+                    response.total_cost_rao(),
+                    self.params.routing_gamma,
+                ),
+                f1(&used, &r.capabilities),
             ),
             // An organic objective has no reference plan: any executed plan gets full routing.
-            None => f64::from(u8::from(!used.is_empty())),
+            None => {
+                let any = f64::from(u8::from(!used.is_empty()));
+                (any, any)
+            }
         };
         let total_ms = received_at_ms.saturating_sub(challenge.issued_at_ms);
-        let fidelity_term = if self.params.orchestration_weights.fidelity > 0.0 {
+        // The gate needs fidelity even when the term itself carries no weight.
+        let fidelity_term = if self.params.orchestration_weights.fidelity > 0.0
+            || self.params.fidelity_gate > 0.0
+        {
             let subs = response
                 .pipeline
                 .iter()
@@ -270,7 +280,7 @@ impl Scorer {
         } else {
             0.0
         };
-        OrchestrationTerms {
+        let terms = OrchestrationTerms {
             hash_verified: hash_verified(verified),
             schema_valid,
             completeness,
@@ -278,7 +288,8 @@ impl Scorer {
             latency: latency(total_ms, challenge.deadline_ms, self.params.latency_mode),
             fidelity: fidelity_term,
         }
-        .sanitized()
+        .sanitized();
+        terms.gated(gate_factor(&self.params, terms.fidelity, execution))
     }
 
     /// Score one challenge of miner `uid` and fold it into the EMAs. `response` is `None` when
