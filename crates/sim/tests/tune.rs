@@ -7,7 +7,7 @@ use orchestra_sim::tune::{
     Bound, Dim, Evaluation, Evaluator, Goal, Goals, Objective, Outcome, Settings, TuneError,
     optimise,
 };
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
@@ -165,7 +165,8 @@ const TINY: &str = "# Tiny tune.\n[scenario]\nname = \"tiny_tune\"\nseed = 3\nda
 [[miners]]\nstrategy = \"honest\"\ncount = 6\n\n[[miners]]\nstrategy = \"ledger_spammer\"\ncount = 2\n\n\
 [[validators]]\ncount = 2\nsample = 4\n\n\
 [tune]\nseed = 5\nbudget = 2\npopulation = 2\nseeds = 2\nmax_seeds = 2\nfinalists = 1\ninner_probes = 1\ninner_refine = 1\n\
-[tune.free]\n\"mechanism.orchestration_share\" = { min = 0.4, max = 0.8 }\n";
+[tune.free]\n\"mechanism.orchestration_share\" = { min = 0.4, max = 0.8 }\n\
+[tune.knobs.ledger_spammer]\nper_response = { min = 3, max = 5 }\n";
 
 #[test]
 fn a_scenario_tune_is_reproducible_and_complete() {
@@ -228,6 +229,20 @@ fn a_scenario_tune_is_reproducible_and_complete() {
     assert_eq!(manifests.lines().count(), cands.len() * 3 * 2);
     let runs = std::fs::read_to_string(a.join("runs.csv")).unwrap();
     assert!(runs.contains("miners.ledger_spammer.params.per_response="));
+    // `[tune.knobs]` narrows the probes: every probe's per_response lies in [3, 5] (probe 0 runs
+    // the group as written, with no per_response set).
+    let tried: BTreeSet<i64> = runs
+        .split("miners.ledger_spammer.params.per_response=")
+        .skip(1)
+        .map(|rest| {
+            let n: String = rest.chars().take_while(char::is_ascii_digit).collect();
+            n.parse().unwrap()
+        })
+        .collect();
+    assert!(
+        !tried.is_empty() && tried.iter().all(|n| (3..=5).contains(n)),
+        "{tried:?}"
+    );
     if cfg!(feature = "report") {
         let html = std::fs::read_to_string(a.join("index.html")).unwrap();
         assert!(html.contains("<h2>Tuning</h2>") && html.contains("Recommendation"));
@@ -299,6 +314,21 @@ fn bad_tune_tables_are_located() {
             format!("{ok}[sweep]\n\"mechanism.audit_rate\" = [0.1, 0.2]\n"),
             "`tune`",
             "either [tune] or [sweep]",
+        ),
+        (
+            format!("{ok}[tune.knobs.fabricatr]\nrate = {{ min = 0.5, max = 1.0 }}\n"),
+            "`tune.knobs.fabricatr`",
+            "an adversary [[miners]] group label (fabricator)",
+        ),
+        (
+            format!("{ok}[tune.knobs.fabricator]\nrat = {{ min = 0.5, max = 1.0 }}\n"),
+            "`tune.knobs.fabricator.rat`",
+            "a knob of `fabricator` (rate, steps, pick)",
+        ),
+        (
+            format!("{ok}[tune.knobs.fabricator]\nrate = {{ min = 0.5, max = 1.5 }}\n"),
+            "`tune.knobs.fabricator.rate`",
+            "min ≤ max within the knob's range [0, 1]",
         ),
         (
             ok.replace("{ min = 0.3, max = 0.9 }", "{ min = 0.3 }"),

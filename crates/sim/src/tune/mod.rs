@@ -275,6 +275,9 @@ pub struct Evaluation {
     pub invalid: Option<String>,
     /// Anything the evaluator wants in the report (e.g. best adversary responses).
     pub details: serde_json::Value,
+    /// Constraints the evaluator found unmet beyond the KPI means, in words (e.g. an adversary
+    /// group whose ROI interval does not separate from honest's); each makes it infeasible.
+    pub unmet: Vec<String>,
 }
 
 /// What evaluates candidates.
@@ -481,7 +484,9 @@ fn summarise(goals: &Goals, c: &mut Candidate, e: Evaluation, n: usize) {
     c.violations = if let Some(why) = &e.invalid {
         vec![why.clone()]
     } else {
-        goals.violated(&ivs)
+        let mut v = goals.violated(&ivs);
+        v.extend(e.unmet.iter().cloned());
+        v
     };
     c.feasible = c.violations.is_empty();
     c.invalid = e.invalid;
@@ -944,6 +949,7 @@ mod tests {
             ]),
             invalid: None,
             details: serde_json::Value::Null,
+            unmet: Vec::new(),
         };
         let mut c = Candidate {
             id: 0,
@@ -970,6 +976,61 @@ mod tests {
         assert_eq!(c.kpis[spec::ADVERSARY_ROI_GAP], Interval::of(&rao).into());
         // The score is a penalised objective, not a proportion: the plain t-interval.
         assert_eq!(c.score, Interval::of(&near_one).into());
+    }
+
+    #[test]
+    fn an_unmet_evaluator_constraint_makes_a_candidate_infeasible_even_when_the_means_pass() {
+        let goals = Goals {
+            objectives: vec![Objective {
+                metric: "honest_share".into(),
+                goal: Goal::Max,
+            }],
+            constraints: vec![Bound {
+                metric: spec::ADVERSARY_ROI_GAP.into(),
+                kind: Goal::Max,
+                bound: 0.0,
+            }],
+        };
+        let blank = || Candidate {
+            id: 0,
+            generation: 0,
+            key: String::new(),
+            params: BTreeMap::new(),
+            seeds: 0,
+            kpis: BTreeMap::new(),
+            score: Interval::of(&[]).into(),
+            feasible: false,
+            violations: vec![],
+            invalid: None,
+            details: serde_json::Value::Null,
+            values: vec![],
+            per_seed: vec![],
+        };
+        let kpis = BTreeMap::from([
+            ("honest_share".to_string(), vec![0.9, 0.92, 0.91]),
+            // Below honest on the mean in every seed.
+            (spec::ADVERSARY_ROI_GAP.to_string(), vec![-0.1, -0.05, -0.2]),
+        ]);
+        let e = |unmet: Vec<String>| Evaluation {
+            kpis: kpis.clone(),
+            invalid: None,
+            details: serde_json::Value::Null,
+            unmet,
+        };
+        let mut ok = blank();
+        summarise(&goals, &mut ok, e(vec![]), 3);
+        assert!(ok.feasible, "{:?}", ok.violations);
+        let mut apart = blank();
+        summarise(
+            &goals,
+            &mut apart,
+            e(vec!["sybil: not separated".into()]),
+            3,
+        );
+        assert!(!apart.feasible);
+        assert_eq!(apart.violations, vec!["sybil: not separated".to_string()]);
+        // The search's score is the same: only feasibility reads the intervals.
+        assert_eq!(ok.score, apart.score);
     }
 
     #[test]

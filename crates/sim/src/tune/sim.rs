@@ -52,8 +52,21 @@ struct Group {
     index: usize,
     label: String,
     strategy: String,
-    knobs: &'static [Knob],
+    /// The strategy's knobs, with `[tune.knobs]` ranges applied.
+    knobs: Vec<Knob>,
     params: toml::Table,
+}
+
+/// What [`ScenarioEvaluator::assess`] finds for a candidate over some probes.
+struct Assessment {
+    /// KPI → per seed, worst case over the probes.
+    kpis: BTreeMap<String, Vec<f64>>,
+    /// Worst probe per KPI and each adversary group's best response.
+    details: serde_json::Value,
+    /// Probes that decided something (kept for racing).
+    used: BTreeSet<usize>,
+    /// Constraints unmet beyond the KPI means (adversary groups not separated from honest).
+    unmet: Vec<String>,
 }
 
 /// One probe: per adversary group, the knobs' unit coordinates (`None`: as written).
@@ -236,7 +249,20 @@ impl<'a> ScenarioEvaluator<'a> {
                 index: i,
                 label: g.label().to_string(),
                 strategy: g.strategy.clone(),
-                knobs: orchestra_adversaries::knobs(&g.strategy),
+                knobs: orchestra_adversaries::knobs(&g.strategy)
+                    .iter()
+                    .map(|k| {
+                        let narrowed = tune.knobs.get(g.label()).and_then(|m| m.get(k.name));
+                        match narrowed {
+                            Some(r) => Knob {
+                                min: r.min,
+                                max: r.max,
+                                ..*k
+                            },
+                            None => *k,
+                        }
+                    })
+                    .collect(),
                 params: g.params.clone(),
             })
             .collect();
@@ -652,16 +678,7 @@ impl<'a> ScenarioEvaluator<'a> {
     }
 
     /// Per-seed KPIs, best responses and the probes they use.
-    fn assess(
-        &self,
-        st: &CandState,
-        probes: &[usize],
-        seeds: &[u64],
-    ) -> (
-        BTreeMap<String, Vec<f64>>,
-        serde_json::Value,
-        BTreeSet<usize>,
-    ) {
+    fn assess(&self, st: &CandState, probes: &[usize], seeds: &[u64]) -> Assessment {
         let get = |p: usize, s: u64| st.results.get(&(p, s));
         let series = |p: usize, f: &dyn Fn(&RunKpis) -> f64| -> Vec<f64> {
             seeds
@@ -702,6 +719,7 @@ impl<'a> ScenarioEvaluator<'a> {
             );
         }
         let mut responses = Vec::new();
+        let mut unmet = Vec::new();
         if !self.adversaries.is_empty() && !self.honest.is_empty() {
             let scale = {
                 let m = Self::mean_over(&series(0, &|k| self.honest_roi(k)));
@@ -735,6 +753,24 @@ impl<'a> ScenarioEvaluator<'a> {
                 let diff = Interval::of(&diff);
                 let g = &self.groups[gi];
                 let probe = &st.probes[best.0];
+                let (best_roi, honest_at_best) = (
+                    Interval::of(&rb),
+                    Interval::of(&series(best.0, &|k| self.honest_roi(k))),
+                );
+                // The constraint's bar (docs/tuning.md): below honest with the 95 % intervals
+                // apart, as a run's `below_honest` check asks, not merely on the mean.
+                let separated = best_roi.below(&honest_at_best);
+                if self.gap_constrained() && !separated {
+                    unmet.push(format!(
+                        "{label}: ROI per identity at its best response {:.4e} [{:.4e}, {:.4e}] not below honest {:.4e} [{:.4e}, {:.4e}] with separated 95 % intervals",
+                        best_roi.mean,
+                        best_roi.lo,
+                        best_roi.hi,
+                        honest_at_best.mean,
+                        honest_at_best.lo,
+                        honest_at_best.hi
+                    ));
+                }
                 responses.push(json!({
                     "group": label,
                     "strategy": g.strategy,
@@ -746,9 +782,10 @@ impl<'a> ScenarioEvaluator<'a> {
                     "default_gap": stat(&Interval::of(&gap(0))),
                     "best_gap": stat(&Interval::of(&gap(best.0))),
                     "default_roi": stat(&Interval::of(&r0)),
-                    "best_roi": stat(&Interval::of(&rb)),
+                    "best_roi": stat(&best_roi),
                     "best_minus_default_roi": stat(&diff),
-                    "honest_roi_at_best": stat(&Interval::of(&series(best.0, &|k| self.honest_roi(k)))),
+                    "honest_roi_at_best": stat(&honest_at_best),
+                    "separated": separated,
                     "strictly_better": diff.n >= 2 && diff.lo > 0.0,
                 }));
             }
@@ -763,7 +800,20 @@ impl<'a> ScenarioEvaluator<'a> {
             "worst_probe": worst_probe,
             "best_responses": responses,
         });
-        (kpis, details, used)
+        Assessment {
+            kpis,
+            details,
+            used,
+            unmet,
+        }
+    }
+
+    /// Whether `adversaries_below_honest` is one of the constraints.
+    fn gap_constrained(&self) -> bool {
+        self.goals
+            .constraints
+            .iter()
+            .any(|b| b.metric == ADVERSARY_ROI_GAP)
     }
 }
 
@@ -870,7 +920,7 @@ impl super::Evaluator for ScenarioEvaluator<'_> {
             run_probes(&mut st, all, 0)?;
             for r in 0..self.tune.inner_refine {
                 let probes: Vec<usize> = (0..st.probes.len()).collect();
-                let (_, details, _) = self.assess(&st, &probes, seeds);
+                let details = self.assess(&st, &probes, seeds).details;
                 let best: Vec<usize> = details["best_responses"]
                     .as_array()
                     .map(|a| {
@@ -914,8 +964,7 @@ impl super::Evaluator for ScenarioEvaluator<'_> {
                 run_probes(&mut st, vec![p], r as usize + 1)?;
             }
             let probes: Vec<usize> = (0..st.probes.len()).collect();
-            let (_, _, used) = self.assess(&st, &probes, seeds);
-            st.active = used;
+            st.active = self.assess(&st, &probes, seeds).used;
             st.evaluated = true;
         } else {
             let active: Vec<usize> = st.active.iter().copied().collect();
@@ -935,15 +984,16 @@ impl super::Evaluator for ScenarioEvaluator<'_> {
         } else {
             probes
         };
-        let (kpis, details, _) = self.assess(&st, &probes, seeds);
+        let a = self.assess(&st, &probes, seeds);
         self.state
             .lock()
             .map_err(|_| TuneError::Search("state lock poisoned".into()))?
             .insert(key.to_string(), st);
         Ok(Evaluation {
-            kpis,
+            kpis: a.kpis,
             invalid: None,
-            details,
+            details: a.details,
+            unmet: a.unmet,
         })
     }
 

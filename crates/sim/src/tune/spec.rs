@@ -81,6 +81,18 @@ pub struct FreeParam {
     pub choices: Option<Vec<toml::Value>>,
 }
 
+/// `[tune.knobs."<group>".<knob>]`: the range the inner search draws a knob from, narrower than
+/// the knob's own (e.g. a floor on how hard an adversary attacks), in the knob's numbers: a switch
+/// is 0 (false) or 1 (true), a choice the index in its list; `min = max` fixes it.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct KnobRange {
+    /// Smallest value the inner search tries.
+    pub min: f64,
+    /// Largest value the inner search tries.
+    pub max: f64,
+}
+
 /// `[tune.constraints]`.
 #[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
@@ -138,6 +150,9 @@ pub struct TuneSpec {
     /// Constraints (penalties in the search; feasibility in the report).
     #[serde(default)]
     pub constraints: Constraints,
+    /// Per adversary group label, narrower ranges for the inner search's numeric knobs.
+    #[serde(default)]
+    pub knobs: BTreeMap<String, BTreeMap<String, KnobRange>>,
 }
 
 fn default_budget() -> u32 {
@@ -382,6 +397,54 @@ pub fn validate(
             "a share in [0, 1]",
             &tol.to_string(),
         ));
+    }
+    for (label, ranges) in &t.knobs {
+        let group = spec
+            .miners
+            .iter()
+            .find(|g| g.strategy != "honest" && g.label() == label);
+        let Some(group) = group else {
+            let labels: Vec<&str> = spec
+                .miners
+                .iter()
+                .filter(|g| g.strategy != "honest")
+                .map(|g| g.label())
+                .collect();
+            return Err(at(
+                doc,
+                &["tune", "knobs", label],
+                &format!(
+                    "an adversary [[miners]] group label ({})",
+                    labels.join(", ")
+                ),
+                &format!("{label:?}"),
+            ));
+        };
+        let knobs = orchestra_adversaries::knobs(&group.strategy);
+        for (name, r) in ranges {
+            let Some(k) = knobs.iter().find(|k| k.name == name) else {
+                let names: Vec<&str> = knobs.iter().map(|k| k.name).collect();
+                return Err(at(
+                    doc,
+                    &["tune", "knobs", label, name],
+                    &format!("a knob of `{}` ({})", group.strategy, names.join(", ")),
+                    &format!("{name:?}"),
+                ));
+            };
+            if !(r.min.is_finite()
+                && r.max.is_finite()
+                && k.min <= r.min
+                && r.min <= r.max
+                && r.max <= k.max)
+            {
+                return Err(at(
+                    doc,
+                    &["tune", "knobs", label, name],
+                    &format!("min ≤ max within the knob's range [{}, {}]", k.min, k.max),
+                    &format!("min = {}, max = {}", r.min, r.max),
+                ));
+            }
+        }
     }
     let uses_gap = c.adversaries_below_honest == Some(true)
         || c.max.contains_key(ADVERSARY_ROI_GAP)
