@@ -11,7 +11,7 @@ use indicatif::{ProgressBar, ProgressStyle};
 use orchestra_stats::Interval;
 use rayon::prelude::*;
 use serde::Serialize;
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::fs::File;
 use std::io::{BufWriter, Write};
 use std::path::{Path, PathBuf};
@@ -651,16 +651,15 @@ fn evaluate(scenario: &Scenario, collected: &BTreeMap<u32, Vec<RunResult>>) -> V
             );
         }
         if !e.below_honest.is_empty() || !e.not_above_honest.is_empty() {
-            let honest: Vec<String> = runs
-                .first()
-                .map(|r| {
-                    r.strategy_of
-                        .iter()
-                        .filter(|(_, s)| *s == "honest")
-                        .map(|(e, _)| e.clone())
-                        .collect()
-                })
-                .unwrap_or_default();
+            // Groups as the scenario declares them: after an `attack_stop` a group's rows say
+            // `honest`, and it must not count as honest work (nor leave its own check).
+            let honest: Vec<String> = point
+                .spec
+                .miners
+                .iter()
+                .filter(|g| g.strategy == "honest")
+                .map(|g| format!("strategy:{}", g.label()))
+                .collect();
             let honest_roi = Interval::of(
                 &runs
                     .iter()
@@ -684,18 +683,15 @@ fn evaluate(scenario: &Scenario, collected: &BTreeMap<u32, Vec<RunResult>>) -> V
             let strict = e.below_honest.iter().map(|n| (n, true));
             let lenient = e.not_above_honest.iter().map(|n| (n, false));
             for (name, must_be_below) in strict.chain(lenient) {
-                let entities: Vec<String> = runs
-                    .first()
-                    .map(|r| {
-                        r.strategy_of
-                            .iter()
-                            .filter(|(ent, s)| {
-                                ent.strip_prefix("strategy:") == Some(name.as_str()) || *s == name
-                            })
-                            .map(|(ent, _)| ent.clone())
-                            .collect()
-                    })
-                    .unwrap_or_default();
+                let entities: Vec<String> = point
+                    .spec
+                    .miners
+                    .iter()
+                    .filter(|g| g.label() == name.as_str() || g.strategy == *name)
+                    .map(|g| format!("strategy:{}", g.label()))
+                    .collect::<BTreeSet<_>>()
+                    .into_iter()
+                    .collect();
                 for ent in entities {
                     let i = interval(runs, &ent, "roi_per_identity_rao");
                     let label = ent.trim_start_matches("strategy:");
@@ -849,6 +845,53 @@ ledger_accuracy_min = 0.9
         assert_eq!(
             check.detail,
             format!("Ledger accuracy {} ≥ 0.9", fmt(&bounded))
+        );
+    }
+
+    #[test]
+    fn below_honest_compares_the_written_groups_even_after_an_attack_stops() {
+        let text = SCENARIO.replace(
+            "[expect]\nledger_accuracy_min = 0.9",
+            "[[events]]\nat_day = 0.01\nkind = \"attack_stop\"\ngroup = \"fabricator\"\n\n\
+             [expect]\nbelow_honest = [\"fabricator\"]",
+        );
+        let scenario = Scenario::from_str(Path::new("scales.toml"), text).expect("valid");
+        // After the stop the fabricators' rows say `honest`; their losses must not drag the
+        // honest baseline down, nor may they drop out of their own check.
+        let runs: Vec<RunResult> = [(10.0, 1.0), (11.0, 2.0), (12.0, 1.5)]
+            .iter()
+            .map(|&(honest, fab)| {
+                let mut r = RunResult::default();
+                r.add_row(
+                    -1,
+                    "strategy:honest",
+                    "honest",
+                    "roi_per_identity_rao",
+                    honest,
+                );
+                r.add_row(
+                    -1,
+                    "strategy:fabricator",
+                    "honest",
+                    "roi_per_identity_rao",
+                    fab,
+                );
+                r
+            })
+            .collect();
+        let checks = evaluate(&scenario, &BTreeMap::from([(0u32, runs)]));
+        let check = checks
+            .iter()
+            .find(|c| c.name == "below_honest:fabricator")
+            .expect("the fabricators are still checked");
+        assert!(check.passed, "{}", check.detail);
+        let honest = Interval::of(&[10.0, 11.0, 12.0]);
+        assert!(
+            check
+                .detail
+                .contains(&format!("vs honest {}", fmt(&honest))),
+            "{}",
+            check.detail
         );
     }
 }
