@@ -9,8 +9,8 @@ mod support;
 mod harness;
 
 use harness::{
-    BLOCK, T0, Validator, answer, answer_with, live_after_change, miner, params, replica, strategy,
-    subnets_after_change, verify,
+    BLOCK, T0, Validator, answer, answer_with, live_after_change, miner, params, replica,
+    seed_params, strategy, subnets_after_change, verify,
 };
 use orchestra_adversaries::GroupState;
 use orchestra_ledger::Outcome;
@@ -22,7 +22,9 @@ use std::collections::BTreeSet;
 
 #[test]
 fn ledger_spammer_proposals_are_rejected_and_slashed() {
-    let mut v = Validator::new(params(0.2));
+    // The seed's accuracy formula (with `confirmation_scope = "all_terms"` a miner with nothing
+    // accepted has accuracy 0, not the prior).
+    let mut v = Validator::new(seed_params(0.2));
     let mut g = GroupState::default();
     let mut spam = miner(
         "miner-s",
@@ -174,11 +176,12 @@ fn confirmation_farmer_gets_only_confirmation_credit() {
 
 /// A finding for the mechanism: a response with no sub-calls and the least data the target
 /// schema accepts (what `confirmation_farmer` with `execute = false` and `ledger_only` can carry
-/// their proposals in, at zero cost) keeps 5/6 of the orchestration share under the default
-/// weights — `hash_verified`, `schema_valid`, `completeness` and `latency` all hold for it. The
-/// `fidelity` term (off by default) is the lever: with it on, the shell loses that weight.
+/// their proposals in, at zero cost) keeps 5/6 of the orchestration share under the seed's
+/// mechanism — `hash_verified`, `schema_valid`, `completeness` and `latency` all hold for it. The
+/// `fidelity` term takes only its own weight away; the execution gate (on by default since
+/// mechanism v2) takes everything.
 #[test]
-fn an_empty_shell_keeps_most_of_the_orchestration_share() {
+fn an_empty_shell_keeps_most_of_the_orchestration_share_until_the_execution_gate() {
     let shell_score = |p: orchestra_mechanism::MechanismParams| {
         let mut v = Validator::new(p);
         let c = v.challenge("market_research", T0);
@@ -195,15 +198,22 @@ fn an_empty_shell_keeps_most_of_the_orchestration_share() {
         let (_, s) = v.judge(1, &c, &r, done);
         (s.score / v.params.orchestration_share, s.terms)
     };
-    let (default_share, terms) = shell_score(params(1.0));
-    let mut with_fidelity = params(1.0);
+    let (seed_share, terms) = shell_score(seed_params(1.0));
+    let mut with_fidelity = seed_params(1.0);
     with_fidelity.orchestration_weights.fidelity = 0.3;
     let (fidelity_share, _) = shell_score(with_fidelity);
+    let (v2_share, v2_terms) = shell_score(params(1.0));
     eprintln!(
-        "empty shell: {default_share:.4} of s by default, {fidelity_share:.4} with fidelity 0.3; {terms:?}"
+        "empty shell: {seed_share:.4} of s under the seed, {fidelity_share:.4} with fidelity 0.3, \
+         {v2_share:.4} under the defaults; {terms:?}"
     );
-    assert!(default_share > 0.8, "{default_share}");
-    assert!(fidelity_share < default_share);
+    assert!(seed_share > 0.8, "{seed_share}");
+    assert!(fidelity_share < seed_share);
+    assert_eq!(v2_share, 0.0, "{v2_terms:?}");
+    assert_eq!(
+        v2_terms,
+        orchestra_mechanism::orchestration::OrchestrationTerms::ZERO
+    );
 }
 
 #[test]

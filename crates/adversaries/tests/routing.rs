@@ -7,7 +7,7 @@ mod support;
 
 mod harness;
 
-use harness::{T0, Validator, answer, answer_with, miner, params, strategy};
+use harness::{T0, Validator, answer, answer_with, miner, params, seed_params, strategy};
 use orchestra_adversaries::GroupState;
 use orchestra_miner::{LedgerView, SubCall, SubCallFailure, SubCallOutcome, SubCallReply};
 use orchestra_protocol::ledger::{Entry, Status};
@@ -212,8 +212,8 @@ fn cherry_picker_answer_kinds_and_rate() {
 }
 
 #[test]
-fn cherry_picker_shelling_the_hard_ones_beats_declining_them() {
-    let mut v = Validator::new(params(1.0));
+fn cherry_picker_shelling_the_hard_ones_beats_declining_them_until_the_execution_gate() {
+    let mut v = Validator::new(seed_params(1.0));
     let s = v.params.orchestration_share;
     let mut g = GroupState::default();
     let mut shell = miner(
@@ -233,6 +233,11 @@ fn cherry_picker_shelling_the_hard_ones_beats_declining_them() {
     );
     assert_eq!(score.outcome, ChallengeOutcome::Scored);
     assert_eq!(score.terms.routing, 0.0);
-    // A finding, see tests/ledger.rs `an_empty_shell_keeps_most_of_the_orchestration_share`.
+    // A finding, see tests/ledger.rs `an_empty_shell_keeps_most_…`: under the seed's mechanism.
     assert!(score.score > 0.8 * s);
+    // Under the defaults (execution gate) the shell is worth what declining is: nothing.
+    let mut v2 = Validator::new(params(1.0));
+    let (_, gated) = v2.judge(3, &c, &r, done);
+    assert_eq!(gated.outcome, ChallengeOutcome::Scored);
+    assert_eq!(gated.score, 0.0);
 }

@@ -7,7 +7,9 @@ mod support;
 
 mod harness;
 
-use harness::{BLOCK, T0, Validator, answer, answer_with, miner, params, strategy, table};
+use harness::{
+    BLOCK, T0, Validator, answer, answer_with, miner, params, seed_params, strategy, table,
+};
 use orchestra_adversaries::forge::shell_data;
 use orchestra_adversaries::{Adaptive, AdaptiveParams, GroupState, params::parse};
 use orchestra_mechanism::orchestration::fidelity;
@@ -36,7 +38,9 @@ fn honest_paid(kind: &str) -> u64 {
 
 #[test]
 fn shell_responder_pays_nothing_and_its_empty_shell_verifies() {
-    let mut v = Validator::new(params(1.0));
+    // The seed's mechanism, where the shell pays; `v2` judges it under the defaults.
+    let mut v = Validator::new(seed_params(1.0));
+    let mut v2 = Validator::new(params(1.0));
     let s = v.params.orchestration_share;
     let mut g = GroupState::default();
     let mut shell = miner("miner-s", strategy("shell_responder", "", &mut g, 0));
@@ -63,8 +67,11 @@ fn shell_responder_pays_nothing_and_its_empty_shell_verifies() {
             score.score / s,
             score.terms
         );
-        // The finding: a free shell keeps most of the orchestration share.
+        // The finding: a free shell keeps most of the orchestration share under the seed…
         assert!(score.score > 0.5 * s, "{kind}");
+        // … and nothing under the execution gate.
+        let (_, gated) = v2.judge(5, &c, &r, done);
+        assert_eq!(gated.score, 0.0, "{kind}");
     }
 }
 

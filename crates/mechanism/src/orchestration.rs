@@ -440,7 +440,11 @@ mod tests {
             latency: 1.0,
             fidelity: 0.5,
         };
-        let mut p = MechanismParams::default();
+        let mut p = MechanismParams {
+            execution_gate: 0.0,
+            fidelity_gate: 0.0,
+            ..MechanismParams::default()
+        };
         assert_eq!(gate_factor(&p, 0.0, 0.0), 1.0, "both gates off");
         assert_eq!(t.gated(1.0), t);
         p.fidelity_gate = 2.0;
@@ -455,7 +459,7 @@ mod tests {
             ..t
         };
         let d = MechanismParams::default();
-        assert!(shell.score(&d) > 0.0);
+        assert!(shell.score(&d) > 0.0, "ungated terms");
         assert_eq!(shell.gated(gate_factor(&p, 0.0, 0.0)).score(&d), 0.0);
     }
 

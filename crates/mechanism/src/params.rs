@@ -251,29 +251,32 @@ pub struct MechanismParams {
     pub credits: ProposalCredits,
     /// Credit of a confirmation as a fraction of the unit (default 0.2).
     pub confirmation_factor: f64,
-    /// Which Ledger terms discount confirmations (default `discovery`, the seed's).
+    /// Which Ledger terms discount confirmations (default `all_terms`, mechanism v2; the seed's was
+    /// `discovery`).
     pub confirmation_scope: ConfirmationScope,
     /// Exponent `k` of the Ledger work gate: each miner's Ledger score is multiplied by
     /// `(O_i / max_j O_j)^k`, its orchestration score relative to the best orchestrator's, so
-    /// Ledger credit needs orchestration work behind it (default 0: off, the seed's).
+    /// Ledger credit needs orchestration work behind it (default 2, mechanism v2; the seed's was 0,
+    /// off).
     pub ledger_work_exponent: f64,
     /// Exponent of the fidelity gate (docs/mechanism.md §4, default 0: off, the seed's): every
     /// other term of a scored challenge is multiplied by `fidelity^g`, so an answer whose values
     /// come from no committed sub-response keeps none of what the additive terms would pay it.
     pub fidelity_gate: f64,
-    /// Exponent of the execution gate (docs/mechanism.md §4, default 0: off): every other term of
-    /// a scored challenge is multiplied by `F1(capabilities executed, reference)^g`, so a
-    /// schema-valid "shell" that calls nothing scores nothing.
+    /// Exponent of the execution gate (docs/mechanism.md §4, default 2, mechanism v2; 0 is off,
+    /// the seed's): every other term of a scored challenge is multiplied by
+    /// `F1(capabilities executed, reference)^g`, so a schema-valid "shell" that calls nothing
+    /// scores nothing.
     pub execution_gate: f64,
     /// Slash per rejected proposal as a fraction of its kind's unit (default 0.5).
     pub slash: f64,
     /// Response-hash replay window in milliseconds (default 1 day).
     pub replay_window_ms: u64,
-    /// Replay binding (docs/mechanism.md §3, default false): challenges tell miners to put a
+    /// Replay binding (docs/mechanism.md §3, default true): challenges tell miners to put a
     /// nonce derived from the challenge and step into every sub-call request, and an audit fails
     /// a step whose request lacks this challenge's nonce, so a request (and the receipt signed
-    /// over it) cannot serve two challenges. Off by default until the tuned defaults are chosen,
-    /// and because miners that predate it refuse challenges that carry it.
+    /// over it) cannot serve two challenges. On by default (mechanism v2); miners that predate it
+    /// refuse challenges that carry it.
     pub replay_binding: bool,
     /// Largest request/response body carried inline in a pipeline step (default 256 KiB).
     pub max_inline_bytes: u64,
@@ -298,13 +301,13 @@ impl Default for MechanismParams {
             freshness_tau_blocks: BLOCKS_PER_DAY as f64,
             credits: ProposalCredits::default(),
             confirmation_factor: 0.2,
-            confirmation_scope: ConfirmationScope::Discovery,
-            ledger_work_exponent: 0.0,
+            confirmation_scope: ConfirmationScope::AllTerms,
+            ledger_work_exponent: 2.0,
             fidelity_gate: 0.0,
-            execution_gate: 0.0,
+            execution_gate: 2.0,
             slash: 0.5,
             replay_window_ms: 86_400_000,
-            replay_binding: false,
+            replay_binding: true,
             max_inline_bytes: 256 * 1024,
             combination: CombinationMode::Normalized,
         }

@@ -456,8 +456,11 @@ fn scorer_folds_tempos_and_weight_setter_emits_per_mode() {
         CombinationMode::Normalized,
         CombinationMode::Mechanisms,
     ] {
+        // Without the Ledger work gate, so a miner that only proposes keeps Ledger credit and
+        // both halves reach the weights (the gate is `ledger.rs`'s and the sim's to test).
         let params = MechanismParams {
             combination: mode,
+            ledger_work_exponent: 0.0,
             ..Default::default()
         };
         let mut scorer = Scorer::new(params.clone(), ScorerConfig::default(), &templates);
@@ -481,6 +484,25 @@ fn scorer_folds_tempos_and_weight_setter_emits_per_mode() {
         let scores = scorer.scores();
         assert!(scores[&1].0 > 0.0 && scores[&1].1 == 0.0);
         assert!(scores[&2].0 == 0.0 && scores[&2].1 > 0.0);
+        // With the default work gate (k = 2) the proposer-only miner keeps none of it.
+        let mut gated = Scorer::new(
+            MechanismParams {
+                combination: mode,
+                ..Default::default()
+            },
+            ScorerConfig::default(),
+            &templates,
+        );
+        gated.score_challenge(1, &c, Some(&r), Some(&report));
+        gated.record_proposal(ProposalRecord {
+            miner: 2,
+            netuid: 22,
+            kind: orchestra_protocol::ledger::ProposalKind::SchemaUpdate,
+            verdict: Verdict::First,
+            lag_blocks: 0,
+        });
+        gated.end_tempo(&[1, 2]);
+        assert_eq!(gated.scores()[&2].1, 0.0);
 
         // Every second tempo.
         let mut setter = WeightSetter::new(WeightLimits::default(), 2);

@@ -41,6 +41,19 @@ pub fn params(audit_rate: f64) -> MechanismParams {
     }
 }
 
+/// The seed's mechanism (every v2 defence off, docs/mechanism.md), for tests that show what an
+/// attack earns without them.
+#[allow(dead_code)]
+pub fn seed_params(audit_rate: f64) -> MechanismParams {
+    MechanismParams {
+        confirmation_scope: orchestra_mechanism::params::ConfirmationScope::Discovery,
+        ledger_work_exponent: 0.0,
+        execution_gate: 0.0,
+        replay_binding: false,
+        ..params(audit_rate)
+    }
+}
+
 impl Validator {
     pub fn new(params: MechanismParams) -> Self {
         Self::with_view(params, LedgerView::new(support::ledger_entries()))
