@@ -93,6 +93,8 @@ impl Window {
 pub struct Metrics {
     labels: Vec<String>,
     strategies: Vec<String>,
+    /// Per group, whether the scenario wrote it `honest` (labels change at an `attack_stop`).
+    written_honest: Vec<bool>,
     target: f64,
     mode: CombinationMode,
     block_ms: u64,
@@ -106,6 +108,9 @@ pub struct Metrics {
     epochs: u64,
     split_num: f64,
     split_den: f64,
+    /// Emission paid to groups while they played honestly (a group counts from its
+    /// `attack_stop` on), summed over epochs: the run's honest share is this over all emission.
+    honest_emission: u64,
     max_error: f64,
     last_accuracy: f64,
     last_coverage: f64,
@@ -122,11 +127,13 @@ pub struct Metrics {
 impl Metrics {
     /// Metrics for a run of `spec` with these miner group labels.
     pub fn new(spec: &ScenarioSpec, labels: Vec<String>) -> Self {
-        let strategies = spec.miners.iter().map(|g| g.strategy.clone()).collect();
+        let strategies: Vec<String> = spec.miners.iter().map(|g| g.strategy.clone()).collect();
+        let written_honest = strategies.iter().map(|s| s == "honest").collect();
         let n = labels.len();
         Metrics {
             labels,
             strategies,
+            written_honest,
             target: spec.mechanism.orchestration_share,
             mode: spec.mechanism.combination,
             block_ms: spec.chain.block_ms,
@@ -140,6 +147,7 @@ impl Metrics {
             epochs: 0,
             split_num: 0.0,
             split_den: 0.0,
+            honest_emission: 0,
             max_error: 0.0,
             last_accuracy: f64::NAN,
             last_coverage: f64::NAN,
@@ -377,6 +385,7 @@ impl Metrics {
 
         // Network-wide.
         let honest_em: u64 = honest.iter().map(|&g| emission[g]).sum();
+        self.honest_emission += honest_em;
         let miner_em: Vec<f64> = x
             .uid_group
             .keys()
@@ -461,9 +470,9 @@ impl Metrics {
         };
         let epochs = self.epochs.max(1) as f64;
         let total: u64 = price_total.iter().sum();
-        let honest: Vec<usize> = (0..groups)
-            .filter(|&g| self.strategies[g] == "honest")
-            .collect();
+        // Whole-run ROI is compared with the groups written honest: a stopped attack's group
+        // carries its attack's losses and gains.
+        let honest: Vec<usize> = (0..groups).filter(|&g| self.written_honest[g]).collect();
         // Identity counts are averaged over epochs, so churn is weighted by time served.
         let ids: Vec<f64> = self
             .identities_sum
@@ -540,7 +549,8 @@ impl Metrics {
                 *em as f64,
             );
         }
-        let honest_em: u64 = honest.iter().map(|&g| price_total[g]).sum();
+        // Not the final labels: a group whose attack stopped is `honest` only from then on.
+        let honest_em = self.honest_emission;
         let em: Vec<f64> = per_miner.iter().map(|x| x.2 as f64).collect();
         let run = std::mem::take(&mut self.run);
         let run_secs = epochs * (self.tempo * self.block_ms) as f64 / 1000.0;
