@@ -951,7 +951,22 @@ mod tests {
             details: serde_json::Value::Null,
             unmet: Vec::new(),
         };
-        let mut c = Candidate {
+        let mut c = blank_candidate();
+        summarise(&goals, &mut c, e, 5);
+        let share = c.kpis["honest_share"];
+        assert!(Interval::of(&near_one).hi > 1.0);
+        assert!(
+            0.0 < share.lo && share.lo < share.mean && share.hi < 1.0,
+            "{share:?}"
+        );
+        assert_eq!(c.kpis[spec::ADVERSARY_ROI_GAP], Interval::of(&rao).into());
+        // The score is a penalised objective, not a proportion: the plain t-interval.
+        assert_eq!(c.score, Interval::of(&near_one).into());
+    }
+
+    /// A candidate with nothing evaluated yet.
+    fn blank_candidate() -> Candidate {
+        Candidate {
             id: 0,
             generation: 0,
             key: String::new(),
@@ -965,17 +980,7 @@ mod tests {
             details: serde_json::Value::Null,
             values: vec![],
             per_seed: vec![],
-        };
-        summarise(&goals, &mut c, e, 5);
-        let share = c.kpis["honest_share"];
-        assert!(Interval::of(&near_one).hi > 1.0);
-        assert!(
-            0.0 < share.lo && share.lo < share.mean && share.hi < 1.0,
-            "{share:?}"
-        );
-        assert_eq!(c.kpis[spec::ADVERSARY_ROI_GAP], Interval::of(&rao).into());
-        // The score is a penalised objective, not a proportion: the plain t-interval.
-        assert_eq!(c.score, Interval::of(&near_one).into());
+        }
     }
 
     #[test]
@@ -991,21 +996,6 @@ mod tests {
                 bound: 0.0,
             }],
         };
-        let blank = || Candidate {
-            id: 0,
-            generation: 0,
-            key: String::new(),
-            params: BTreeMap::new(),
-            seeds: 0,
-            kpis: BTreeMap::new(),
-            score: Interval::of(&[]).into(),
-            feasible: false,
-            violations: vec![],
-            invalid: None,
-            details: serde_json::Value::Null,
-            values: vec![],
-            per_seed: vec![],
-        };
         let kpis = BTreeMap::from([
             ("honest_share".to_string(), vec![0.9, 0.92, 0.91]),
             // Below honest on the mean in every seed.
@@ -1017,10 +1007,10 @@ mod tests {
             details: serde_json::Value::Null,
             unmet,
         };
-        let mut ok = blank();
+        let mut ok = blank_candidate();
         summarise(&goals, &mut ok, e(vec![]), 3);
         assert!(ok.feasible, "{:?}", ok.violations);
-        let mut apart = blank();
+        let mut apart = blank_candidate();
         summarise(
             &goals,
             &mut apart,
