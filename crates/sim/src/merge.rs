@@ -310,7 +310,7 @@ pub fn merge(dirs: &[PathBuf], out: &Path) -> Result<Merged, MergeError> {
                     message: format!("a row of (point {point}, seed {seed}) without epoch/value"),
                 });
             };
-            result.add_row(epoch, &f[5], &f[6], &f[7], value);
+            result.add_row(epoch, &f[5], &f[7], value);
             writeln!(runs_out, "{line}").map_err(io(&runs_path))?;
         }
         // events.csv: scenario,point,seed,block,epoch,kind,detail

@@ -474,7 +474,7 @@ fn run_spilled(
         },
         &mut |rows: Vec<Row>| {
             for row in &rows {
-                result.add_row(row.epoch, &row.entity, &row.strategy, row.metric, row.value);
+                result.add_row(row.epoch, &row.entity, row.metric, row.value);
             }
             if failed.is_none()
                 && let Err(e) = write_rows(scenario, point, seed, &rows, &mut spill)
@@ -510,7 +510,6 @@ fn run_spilled(
 #[derive(Debug, Clone, Default)]
 pub(crate) struct RunResult {
     run: BTreeMap<(String, String), f64>,
-    strategy_of: BTreeMap<String, String>,
     honest_share_by_epoch: Vec<(i64, f64)>,
     errors: Vec<f64>,
     pub(crate) attack_stop_epoch: Option<i64>,
@@ -518,22 +517,11 @@ pub(crate) struct RunResult {
 
 impl RunResult {
     /// Take in one row of the run table (also how `merge` rebuilds a run from `runs.csv`).
-    pub(crate) fn add_row(
-        &mut self,
-        epoch: i64,
-        entity: &str,
-        strategy: &str,
-        metric: &str,
-        value: f64,
-    ) {
+    pub(crate) fn add_row(&mut self, epoch: i64, entity: &str, metric: &str, value: f64) {
         if epoch < 0 {
             if !entity.starts_with("miner:") {
                 self.run
                     .insert((entity.to_string(), metric.to_string()), value);
-            }
-            if entity.starts_with("strategy:") {
-                self.strategy_of
-                    .insert(entity.to_string(), strategy.to_string());
             }
         } else if entity == "all" && metric == "honest_share" {
             self.honest_share_by_epoch.push((epoch, value));
@@ -829,7 +817,7 @@ ledger_accuracy_min = 0.9
             .iter()
             .map(|&v| {
                 let mut r = RunResult::default();
-                r.add_row(-1, "all", "", "ledger_accuracy", v);
+                r.add_row(-1, "all", "ledger_accuracy", v);
                 r
             })
             .collect();
@@ -856,26 +844,15 @@ ledger_accuracy_min = 0.9
              [expect]\nbelow_honest = [\"fabricator\"]",
         );
         let scenario = Scenario::from_str(Path::new("scales.toml"), text).expect("valid");
-        // After the stop the fabricators' rows say `honest`; their losses must not drag the
-        // honest baseline down, nor may they drop out of their own check.
+        // After the stop the fabricators' rows say `honest`; the check goes by the written
+        // groups, so their losses do not drag the honest baseline down, nor do they drop out of
+        // their own check.
         let runs: Vec<RunResult> = [(10.0, 1.0), (11.0, 2.0), (12.0, 1.5)]
             .iter()
             .map(|&(honest, fab)| {
                 let mut r = RunResult::default();
-                r.add_row(
-                    -1,
-                    "strategy:honest",
-                    "honest",
-                    "roi_per_identity_rao",
-                    honest,
-                );
-                r.add_row(
-                    -1,
-                    "strategy:fabricator",
-                    "honest",
-                    "roi_per_identity_rao",
-                    fab,
-                );
+                r.add_row(-1, "strategy:honest", "roi_per_identity_rao", honest);
+                r.add_row(-1, "strategy:fabricator", "roi_per_identity_rao", fab);
                 r
             })
             .collect();
