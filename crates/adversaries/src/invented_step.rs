@@ -26,9 +26,14 @@
 //! With probability `rate` a challenge gets up to `steps` inventions, chosen among the eligible
 //! steps by `pick`; a challenge with no eligible step is executed honestly.
 //!
-//! Defence (docs/mechanism.md §3, §8): subnet receipts; audits only through `stable_fields`
-//! whose values a miner cannot predict without calling; `fidelity` does not help (an invented reply is committed,
-//! so its values are traceable).
+//! With `content = "borrow"` an invention is the endpoint's last real reply instead, re-addressed
+//! to this call: real content, only not this request's — the best a miner can do against a
+//! content check without calling.
+//!
+//! Defence (docs/mechanism.md §3, §8): subnet receipts; the content check
+//! (`audit_agreement_min`), which compares a re-execution's content with the committed reply;
+//! `stable_fields` whose values a miner cannot predict without calling. `fidelity` does not help
+//! (an invented reply is committed, so its values are traceable).
 
 use crate::forge::{Inventions, stream};
 use crate::params::{Knob, KnobKind, ParamError, Params, check_range};
@@ -83,6 +88,21 @@ pub struct InventedStepParams {
     /// showed their values to be predictable, and carry them; `ignore`: invent regardless (an
     /// audit then catches whatever stable value the invention gets wrong).
     pub stable: Stable,
+    /// `schema` (default): build an invention from the output schema and the request;
+    /// `borrow`: reuse the endpoint's last real reply to another request (what passes a content
+    /// check best without calling: real content, only not this request's).
+    pub content: Content,
+}
+
+/// What an invented reply is made of.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Content {
+    /// Filled from the output schema and the request.
+    #[default]
+    Schema,
+    /// The endpoint's last real reply, re-addressed to this call (its `request_id`).
+    Borrow,
 }
 
 /// How `invented_step` treats the `stable_fields` an audit compares.
@@ -104,6 +124,7 @@ impl Default for InventedStepParams {
             pick: Pick::Costliest,
             avoid_receipted: true,
             stable: Stable::Learn,
+            content: Content::Schema,
         }
     }
 }
@@ -150,6 +171,14 @@ impl Params for InventedStepParams {
             kind: KnobKind::Choice(&["learn", "ignore"]),
             doc: "learn stable fields from real replies, or invent them too",
         },
+        Knob {
+            name: "content",
+            min: 0.0,
+            max: 1.0,
+            default: 0.0,
+            kind: KnobKind::Choice(&["schema", "borrow"]),
+            doc: "fill inventions from the output schema, or reuse the endpoint's last real reply",
+        },
     ];
 
     fn validate(&self) -> Result<(), ParamError> {
@@ -186,6 +215,8 @@ struct Notes {
     stable_fields: Vec<String>,
     /// Per stable pointer, what the real replies showed.
     stable_seen: BTreeMap<String, Seen>,
+    /// The last real reply (kept only with `content = "borrow"`).
+    last_reply: Option<Value>,
 }
 
 impl Notes {
@@ -193,6 +224,7 @@ impl Notes {
     /// learning, every stable field either echoed from the request or seen constant.
     fn eligible(&self, params: &InventedStepParams) -> bool {
         !(params.avoid_receipted && self.receipted)
+            && (params.content == Content::Schema || self.last_reply.is_some())
             && (params.stable == Stable::Ignore
                 || self
                     .stable_fields
@@ -355,24 +387,41 @@ impl Strategy for InventedStep {
 
     fn on_subcall(&mut self, call: &SubCall) -> CallAction {
         let learn = self.params.stable == Stable::Learn;
+        let borrow = self.params.content == Content::Borrow;
         let notes = &self.notes;
         let action = self
             .inventions
             .on_subcall_patched(call, |call, ep, response| {
+                let noted = notes.get(&(call.netuid, call.endpoint.clone()));
+                if borrow && let Some(real) = noted.and_then(|n| n.last_reply.as_ref()) {
+                    // Re-addressed, or the replay set would catch the copy.
+                    *response = real.clone();
+                    if let (Some(rid), Some(obj)) =
+                        (call.request.get("request_id"), response.as_object_mut())
+                        && obj.contains_key("request_id")
+                    {
+                        obj.insert("request_id".into(), rid.clone());
+                    }
+                }
                 echo_request_id(call, &ep.output_schema, response);
                 if !learn {
                     return;
                 }
-                let Some(n) = notes.get(&(call.netuid, call.endpoint.clone())) else {
+                let Some(n) = noted else {
                     return;
                 };
                 for (p, seen) in &n.stable_seen {
-                    // An echoed value was filled from this request already; a repeated one is
-                    // copied.
-                    if let (Some(v), false, true) = (&seen.value, seen.echoed, seen.repeated)
-                        && let Some(slot) = response.pointer_mut(p)
-                    {
-                        *slot = v.clone();
+                    // A repeated value is copied; an echoed one was filled from this request
+                    // (a borrowed reply echoes another request, so it is filled here).
+                    let value = match (&seen.value, seen.echoed, seen.repeated) {
+                        (Some(v), false, true) => Some(v.clone()),
+                        (Some(_), true, _) if borrow => {
+                            find_key(&[&call.request], &last_key(p), |_| true).cloned()
+                        }
+                        _ => None,
+                    };
+                    if let (Some(v), Some(slot)) = (value, response.pointer_mut(p)) {
+                        *slot = v;
                     }
                 }
             });
@@ -424,6 +473,9 @@ impl Strategy for InventedStep {
         };
         n.receipted |= reply.receipt.is_some();
         let response: &Value = &reply.response;
+        if self.params.content == Content::Borrow {
+            n.last_reply = Some(response.clone());
+        }
         let mut seen = BTreeMap::new();
         for p in &n.stable_fields {
             let value = response.pointer(p).cloned();

@@ -7,7 +7,7 @@ mod support;
 
 mod harness;
 
-use harness::{BLOCK, T0, Validator, answer, miner, params, ready_at, strategy};
+use harness::{BLOCK, T0, Validator, answer, miner, params, ready_at, seed_params, strategy};
 use orchestra_adversaries::GroupState;
 use orchestra_protocol::messages::{NONCE_FIELD, call_nonce};
 use orchestra_protocol::proof::verify;
@@ -125,33 +125,48 @@ fn fabricator_rate_decides_per_challenge_and_every_fabrication_is_struck() {
     assert_eq!(struck, fabricated);
 }
 
-/// A finding for the mechanism, not a defence: an audit of a non-deterministic endpoint only
-/// checks the output schema and the `stable` fields, so an invented synthesis that echoes its
-/// `request_id` passes it. Receipts are the only defence there today.
+/// Under the seed's mechanism an audit of a non-deterministic endpoint only checks the output
+/// schema and the `stable` fields, so an invented synthesis that echoes its `request_id` passes
+/// it; the content check (`audit_agreement_min`, on by default) compares the committed reply with
+/// the re-execution and fails it.
 #[test]
-fn fabricated_nondeterministic_step_passes_the_audit_today() {
-    let mut v = Validator::new(params(1.0));
-    let mut g = GroupState::default();
-    let mut fab = miner(
-        "miner-n",
-        strategy(
-            "fabricator",
-            r#"steps = "one", pick = "nondeterministic""#,
-            &mut g,
-            9,
-        ),
-    );
-    let c = v.challenge("market_research", T0);
-    let (r, paid) = answer(&mut fab, &c);
-    let (r, done) = r.unwrap();
-    assert_eq!(paid.calls as usize, r.pipeline.len() - 1);
-    let (report, score) = v.judge(9, &c, &r, done);
-    eprintln!(
-        "fabricator(nondeterministic): {:?} score {:.4} terms {:?}",
-        score.outcome, score.score, score.terms
-    );
-    assert!(!report.audit_failed(), "{report:?}");
-    assert_eq!(score.outcome, ChallengeOutcome::Scored);
+fn fabricated_nondeterministic_step_passes_the_seed_audit_but_not_the_content_check() {
+    for (label, p) in [("seed", seed_params(1.0)), ("v2", params(1.0))] {
+        let mut v = Validator::new(p);
+        let mut g = GroupState::default();
+        let mut fab = miner(
+            "miner-n",
+            strategy(
+                "fabricator",
+                r#"steps = "one", pick = "nondeterministic""#,
+                &mut g,
+                9,
+            ),
+        );
+        let c = v.challenge("market_research", T0);
+        let (r, paid) = answer(&mut fab, &c);
+        let (r, done) = r.unwrap();
+        assert_eq!(paid.calls as usize, r.pipeline.len() - 1);
+        let (report, score) = v.judge(9, &c, &r, done);
+        eprintln!(
+            "fabricator(nondeterministic, {label}): {:?} score {:.4} terms {:?}",
+            score.outcome, score.score, score.terms
+        );
+        if label == "seed" {
+            assert!(!report.audit_failed(), "{report:?}");
+            assert_eq!(score.outcome, ChallengeOutcome::Scored);
+        } else {
+            assert!(
+                report
+                    .steps
+                    .iter()
+                    .any(|s| matches!(s.verdict, StepVerdict::Disagrees { .. })),
+                "{report:?}"
+            );
+            assert!(report.audit_failed());
+            assert_eq!(score.outcome, ChallengeOutcome::Struck);
+        }
+    }
 }
 
 #[test]

@@ -15,10 +15,11 @@ use orchestra_adversaries::{Adaptive, AdaptiveParams, GroupState, params::parse}
 use orchestra_mechanism::orchestration::fidelity;
 use orchestra_miner::local::drive;
 use orchestra_miner::{EpochReward, LedgerView, SubCall, SubCallOutcome};
-use orchestra_protocol::messages::Receipt;
+use orchestra_protocol::messages::{NONCE_FIELD, Receipt};
 use orchestra_protocol::proof::verify;
 use orchestra_validator::ChallengeOutcome;
 use rand::SeedableRng;
+use serde_json::{Value, json};
 use std::collections::BTreeSet;
 
 const KINDS: [&str; 3] = [
@@ -204,7 +205,10 @@ fn invented_step_invents_only_a_nondeterministic_unreceipted_step_and_passes_the
 #[test]
 fn invented_step_steps_and_pick_choose_among_eligible_steps_only() {
     let view = LedgerView::new(support::ledger_entries());
-    let mut v = Validator::new(params(1.0));
+    // The seed's audits: the invented social replies share no content with the real ones, which
+    // the content check would catch (`invented_step_borrows_real_content_and_the_content_check
+    // _still_fails_it`).
+    let mut v = Validator::new(seed_params(1.0));
     let mut g = GroupState::default();
     // Every eligible step: market research has two (social, synthesis), data aggregation one.
     let mut all = miner(
@@ -231,6 +235,70 @@ fn invented_step_steps_and_pick_choose_among_eligible_steps_only() {
     assert!(r.is_some());
     assert!(!called.iter().any(|(_, n)| *n == 24), "{called:?}");
     assert!(called.iter().any(|(_, n)| *n == 26), "{called:?}");
+}
+
+#[test]
+fn invented_step_borrows_real_content_and_the_content_check_still_fails_it() {
+    let view = LedgerView::new(support::ledger_entries());
+    let mut g = GroupState::default();
+    let mut m = miner(
+        "miner-b",
+        strategy(
+            "invented_step",
+            r#"pick = "first", content = "borrow""#,
+            &mut g,
+            0,
+        ),
+    );
+    // Nothing to borrow yet: the first challenge is executed, and teaches.
+    assert_eq!(teach(&mut m, &view, wordy_subnets), 0);
+    let c = Validator::new(params(0.0)).challenge("market_research", T0);
+    let mut called = Vec::new();
+    let (r, _) = answer_with(&mut m, &c, &view, |call: &SubCall| {
+        called.push((call.step_id.clone(), call.netuid));
+        wordy_subnets(call)
+    });
+    let (r, done) = r.unwrap();
+    let step = r.pipeline.iter().find(|s| s.netuid == 24).unwrap();
+    assert!(!called.iter().any(|(id, _)| *id == step.step_id));
+    // A real reply's content (to the lesson's request), re-addressed to this call.
+    let reply = step.response.as_ref().unwrap();
+    let request = step.request.as_ref().unwrap();
+    assert_eq!(reply["request_id"], request["request_id"]);
+    let real = wordy(24, &step.endpoint, request);
+    assert_eq!(reply["items"].as_array().unwrap().len(), 3);
+    assert_ne!(reply["items"], real["items"]);
+    // The seed's audit takes it; the content check does not.
+    for (p, fails) in [(seed_params(1.0), false), (params(1.0), true)] {
+        let (report, _) = Validator::new(p).judge_with(6, &c, &r, done, wordy);
+        assert_eq!(report.audit_failed(), fails, "{report:?}");
+    }
+}
+
+/// `support::respond`, but social scraping (24) titles its results with words of the request's
+/// own (as a real search does), so replies to different requests share little content.
+fn wordy(netuid: u16, endpoint: &str, request: &Value) -> Value {
+    let mut v = support::respond(netuid, endpoint, request);
+    if netuid == 24 {
+        let mut fields = request.as_object().cloned().unwrap_or_default();
+        fields.remove(NONCE_FIELD);
+        let request = Value::Object(fields).to_string();
+        for (i, item) in v["items"].as_array_mut().unwrap().iter_mut().enumerate() {
+            let h = blake3::hash(format!("{request}/{i}").as_bytes()).to_hex();
+            let words: Vec<&str> = (0..16).map(|w| &h[w * 4..][..4]).collect();
+            item["title"] = json!(words.join(" "));
+        }
+    }
+    v
+}
+
+/// `support::subnets` answering with [`wordy`].
+fn wordy_subnets(call: &SubCall) -> (SubCallOutcome, u64) {
+    let (mut outcome, latency) = support::subnets(call);
+    if let Ok(reply) = &mut outcome {
+        reply.response = wordy(call.netuid, &call.endpoint, &call.request).into();
+    }
+    (outcome, latency)
 }
 
 #[test]

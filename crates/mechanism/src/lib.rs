@@ -6,6 +6,7 @@
 //! - [`orchestration`]: the per-challenge terms of §4 (hash, schema, completeness, routing,
 //!   latency, fidelity).
 //! - [`ledger`]: the per-tempo Ledger terms of §6 and the `W`-tempo [`LedgerWindow`].
+//! - [`agreement`](mod@agreement): the content check of an audit (§3 check 5).
 //! - [`ema`]: per-miner, per-term EMAs with fabrication strikes (§3, §7).
 //! - [`combine`](mod@combine): the `blended`, `normalized` and `mechanisms` combination modes (§7).
 //! - [`weights`]: u16 quantisation and max-weight clipping, bit-exact with the Bittensor SDK.
@@ -18,6 +19,7 @@
 //! [`combine`](combine::combine) the [`EmaBook::scores`] and
 //! [`quantize`](CombinedWeights::quantize) them.
 
+pub mod agreement;
 pub mod combine;
 pub mod ema;
 pub mod ledger;

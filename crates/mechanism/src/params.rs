@@ -234,6 +234,11 @@ pub struct MechanismParams {
     pub latency_grace_ms: u64,
     /// Probability that a validator re-executes each unreceipted step (default 0.2).
     pub audit_rate: f64,
+    /// Content check of an audit (docs/mechanism.md §3 check 5, mechanism v2): a re-executed
+    /// non-deterministic step whose committed response agrees with the re-execution on less than
+    /// this share of its parts ([`agreement`](crate::agreement::agreement)) fails (default 0.2;
+    /// 0 is off, the seed's).
+    pub audit_agreement_min: f64,
     /// Factor applied to the orchestration EMA on a fabrication strike (default 0.5).
     pub strike_penalty: f64,
     /// Multiplier on a miner's orchestration EMAs for each of its proposals the Ledger rejects
@@ -294,6 +299,7 @@ impl Default for MechanismParams {
             latency_mode: LatencyMode::Step,
             latency_grace_ms: 1_000,
             audit_rate: 0.2,
+            audit_agreement_min: 0.2,
             strike_penalty: 0.5,
             proposal_strike_penalty: 0.9,
             ema_alpha: 0.1,
@@ -382,6 +388,7 @@ impl MechanismParams {
         )?;
         non_negative("routing_gamma", self.routing_gamma)?;
         unit_interval("audit_rate", self.audit_rate)?;
+        unit_interval("audit_agreement_min", self.audit_agreement_min)?;
         unit_interval("strike_penalty", self.strike_penalty)?;
         unit_interval("proposal_strike_penalty", self.proposal_strike_penalty)?;
         check(

@@ -33,6 +33,15 @@ pub struct Behaviour {
     /// Whether successful responses carry a signed receipt. Default: `false`.
     #[serde(default)]
     pub receipts: bool,
+    /// How far two answers of a non-deterministic endpoint to the same request agree, `0..=1`:
+    /// every word of a string and every other value comes from the request's own answer (a
+    /// stream keyed by the request, which a caller cannot predict without calling) with this
+    /// probability, decided per request, and is drawn afresh per call otherwise. Search results
+    /// for one query, a page fetched twice and two samples of one prompt mostly agree; what an
+    /// audit's content check (docs/mechanism.md §3, `audit_agreement_min`) compares. Default: 0,
+    /// every call draws everything afresh.
+    #[serde(default)]
+    pub agreement: f64,
     /// Share of requests the subnet's own validators re-verify (SN13-style spot checks),
     /// `0..=1`. Informational for drivers; the model itself does not use it. Default: none.
     #[serde(default)]
@@ -69,6 +78,7 @@ impl Default for Behaviour {
             overload: Overload::default(),
             price_rao: None,
             receipts: false,
+            agreement: 0.0,
             spot_check_rate: None,
             hotkey_uri: None,
             timeout_ms: default_timeout_ms(),

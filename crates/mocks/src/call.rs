@@ -233,8 +233,9 @@ impl MockSubnet {
     }
 
     /// Build a response. Deterministic endpoints draw everything from a stream keyed by
-    /// `(world seed, netuid, endpoint, version, request)`; others draw from `call_seed` and then
-    /// overwrite their stable fields from that keyed stream.
+    /// `(world seed, netuid, endpoint, version, request)`; others draw from `call_seed` (mixed
+    /// with the keyed stream's answer at the subnet's `agreement`) and then overwrite their
+    /// stable fields from that keyed stream.
     pub(crate) fn respond(
         &self,
         ep: &CompiledEndpoint,
@@ -245,7 +246,8 @@ impl MockSubnet {
         call_seed: [u8; 32],
     ) -> Value {
         let max_items = self.behaviour().max_items as usize;
-        let needs_key = ep.deterministic || !v.stable.is_empty();
+        let agreement = self.behaviour().agreement;
+        let needs_key = ep.deterministic || !v.stable.is_empty() || agreement > 0.0;
         let key = if needs_key {
             self.response_key(ep, v.version, request, world_seed)
         } else {
@@ -256,7 +258,24 @@ impl MockSubnet {
             return plan::generate(&v.plan, &ctx, &mut plan::rng_from(key), 0);
         }
         let ctx = GenCtx::new(request, now_ms, max_items);
-        let mut response = plan::generate(&v.plan, &ctx, &mut plan::rng_from(call_seed), 0);
+        let mut response = if agreement > 0.0 {
+            // Streams far from the stable fields' (1, 2, …) so the two never share draws.
+            let keyed_stream = |stream: u64| {
+                let mut rng = plan::rng_from(key);
+                rng.set_stream(stream);
+                rng
+            };
+            let mut mix = plan::Mix {
+                keyed: keyed_stream(u64::MAX),
+                fresh: plan::rng_from(call_seed),
+                offset: keyed_stream(u64::MAX - 1).random::<f64>(),
+                decided: 0,
+                agreement,
+            };
+            plan::generate_mixed(&v.plan, &ctx, &mut mix, 0)
+        } else {
+            plan::generate(&v.plan, &ctx, &mut plan::rng_from(call_seed), 0)
+        };
         if !v.stable.is_empty() {
             let stable_ctx = GenCtx::new(request, plan::BASE_MS, max_items);
             let mut rng = plan::rng_from(key);

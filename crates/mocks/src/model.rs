@@ -189,6 +189,12 @@ impl MockSubnet {
                 format!("must be in 0..=1, got {failure_rate}"),
             ));
         }
+        if !(0.0..=1.0).contains(&behaviour.agreement) {
+            return Err(invalid(
+                "behaviour.agreement".into(),
+                format!("must be in 0..=1, got {}", behaviour.agreement),
+            ));
+        }
         if let Some(r) = behaviour.spot_check_rate
             && !(0.0..=1.0).contains(&r)
         {

@@ -8,6 +8,7 @@
 //! error rather than a response that would silently fail validation.
 
 use crate::words::{self, pick};
+use orchestra_mechanism::agreement::pieces;
 use rand::{RngExt, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use serde_json::{Map, Number, Value};
@@ -711,6 +712,91 @@ pub(crate) fn generate(node: &Node, ctx: &GenCtx<'_>, rng: &mut ChaCha8Rng, idx:
             align_sentiment(props, &mut m);
             align_counts(props, &mut m);
             Value::Object(m)
+        }
+    }
+}
+
+/// The streams a non-deterministic answer that partly agrees with other answers to the same
+/// request draws from (`behaviour.agreement`).
+pub(crate) struct Mix {
+    /// The request's own answer: keyed by the request, the same for every call of it.
+    pub(crate) keyed: ChaCha8Rng,
+    /// This call's fresh draws.
+    pub(crate) fresh: ChaCha8Rng,
+    /// Where in the selection sequence this request starts, `[0, 1)`: keyed by the request too,
+    /// so every call of a request keeps the same parts.
+    pub(crate) offset: f64,
+    /// Parts decided so far.
+    pub(crate) decided: u64,
+    /// Share of parts that come from the keyed answer.
+    pub(crate) agreement: f64,
+}
+
+impl Mix {
+    /// Whether the next part is the keyed answer's. Part `i` is kept when
+    /// `frac(offset + i·φ⁻¹) < agreement`: a low-discrepancy sequence, so any run of `n` parts
+    /// keeps `agreement·n` of them to within one or two, and a short answer agrees with a
+    /// repeat of itself as much as a long one does.
+    fn keep(&mut self) -> bool {
+        const GOLDEN: f64 = 0.618_033_988_749_894_9;
+        let x = (self.offset + self.decided as f64 * GOLDEN).fract();
+        self.decided += 1;
+        x < self.agreement
+    }
+}
+
+/// [`generate`] for a non-deterministic endpoint whose answers to one request agree in part:
+/// shapes (array lengths) follow the keyed answer; of its scalars and the words of its strings
+/// (a long word piece by piece), the share `mix.agreement` is the keyed answer's and the rest
+/// this call's own.
+pub(crate) fn generate_mixed(node: &Node, ctx: &GenCtx<'_>, mix: &mut Mix, idx: usize) -> Value {
+    match node {
+        Node::Str(s) => {
+            let keyed = gen_string(s, ctx, &mut mix.keyed, idx);
+            let fresh = gen_string(s, ctx, &mut mix.fresh, idx);
+            if keyed == fresh {
+                // An echo of the request (or a constant) stays exactly what it was.
+                return Value::String(keyed);
+            }
+            // Mixed word by word (a long word piece by piece, as the audit reads it), the
+            // keyed answer's spacing kept.
+            let fresh: Vec<&str> = pieces(&fresh).collect();
+            let mut out = String::with_capacity(keyed.len());
+            let mut i = 0;
+            for word in keyed.split_whitespace() {
+                if !out.is_empty() {
+                    out.push(' ');
+                }
+                for piece in pieces(word) {
+                    let own = if mix.keep() { None } else { fresh.get(i) };
+                    out.push_str(own.copied().unwrap_or(piece));
+                    i += 1;
+                }
+            }
+            fit_length(&mut out, s.min_len, s.max_len);
+            Value::String(out)
+        }
+        Node::Arr(a) => {
+            let len = array_len(a, ctx, &mut mix.keyed);
+            Value::Array(
+                (0..len)
+                    .map(|i| generate_mixed(&a.items, ctx, mix, i))
+                    .collect(),
+            )
+        }
+        Node::Obj(props) => {
+            let mut m = Map::new();
+            for (k, n) in props {
+                m.insert(k.clone(), generate_mixed(n, ctx, mix, idx));
+            }
+            align_sentiment(props, &mut m);
+            align_counts(props, &mut m);
+            Value::Object(m)
+        }
+        scalar => {
+            let keyed = generate(scalar, ctx, &mut mix.keyed, idx);
+            let fresh = generate(scalar, ctx, &mut mix.fresh, idx);
+            if mix.keep() { keyed } else { fresh }
         }
     }
 }

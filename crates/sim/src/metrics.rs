@@ -37,6 +37,8 @@ pub struct ChallengeStats {
     pub latency_ms: u64,
     /// A fabrication strike was applied.
     pub strike: bool,
+    /// The miner's group, when the miner is one of the scenario's.
+    pub group: Option<usize>,
 }
 
 /// What the engine hands over at the end of an epoch.
@@ -104,6 +106,8 @@ pub struct Metrics {
     cost_epoch: BTreeMap<u16, (usize, u64)>,
     emission_total: BTreeMap<u16, (usize, u64)>,
     cost_total: Vec<u64>,
+    /// Fabrication strikes per group, whole run.
+    strikes_total: Vec<u64>,
     identities_sum: Vec<u64>,
     epochs: u64,
     split_num: f64,
@@ -143,6 +147,7 @@ impl Metrics {
             cost_epoch: BTreeMap::new(),
             emission_total: BTreeMap::new(),
             cost_total: vec![0; n],
+            strikes_total: vec![0; n],
             identities_sum: vec![0; n],
             epochs: 0,
             split_num: 0.0,
@@ -172,6 +177,11 @@ impl Metrics {
             w.challenges += 1;
             w.successes += u64::from(c.success);
             w.strikes += u64::from(c.strike);
+        }
+        if c.strike
+            && let Some(n) = c.group.and_then(|g| self.strikes_total.get_mut(g))
+        {
+            *n += 1;
         }
         self.window.latencies.push(c.latency_ms);
         *self.run_latencies.entry(c.latency_ms).or_default() += 1;
@@ -531,6 +541,13 @@ impl Metrics {
                 strategy.clone(),
                 "roi_vs_honest",
                 ratio(r, honest_roi),
+            );
+            self.push(
+                -1,
+                entity.clone(),
+                strategy.clone(),
+                "fabrication_strikes_per_identity",
+                self.strikes_total[g] as f64 / n,
             );
             self.push(-1, entity, strategy, "identities", ids[g]);
         }

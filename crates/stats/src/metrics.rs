@@ -20,6 +20,7 @@ pub const METRICS: &[(&str, Scale)] = &[
     ("cost_per_identity_rao", Scale::Real),
     ("roi_per_identity_rao", Scale::Real),
     ("roi_vs_honest", Scale::Real),
+    ("fabrication_strikes_per_identity", Scale::Real),
     ("identities", Scale::Real),
     // Per miner (`miner:<uid>`) and validator (`validator:<uid>`).
     ("emission_rao", Scale::Real),

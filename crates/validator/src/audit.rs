@@ -41,6 +41,7 @@
 
 use orchestra_ledger::view::{CompiledSchema, LedgerView};
 use orchestra_mechanism::MechanismParams;
+use orchestra_mechanism::agreement::agreement;
 use orchestra_mechanism::orchestration::{audit_draw, within_grace};
 use orchestra_protocol::Body;
 use orchestra_protocol::hash::Hash32;
@@ -134,6 +135,12 @@ pub enum StepVerdict {
         /// The JSON pointer.
         pointer: String,
     },
+    /// Content check (`audit_agreement_min`): the committed response of a non-deterministic
+    /// endpoint agrees with the re-execution on too small a share of its parts.
+    Disagrees {
+        /// The share that agreed, in `[0, 1)`.
+        agreement: f64,
+    },
     /// The receipt's signature does not verify.
     ForgedReceipt,
     /// The committed request body was omitted, so the step cannot be re-executed.
@@ -222,6 +229,9 @@ struct Expectation {
     schema: Option<CompiledSchema>,
     /// (pointer, committed value) for every stable field the committed body has.
     stable: Vec<(String, Value)>,
+    /// The committed body and the least agreement it must show, when the content check is on
+    /// and the endpoint is non-deterministic.
+    content: Option<(Body, f64)>,
 }
 
 /// One response under audit (see the module docs).
@@ -358,6 +368,12 @@ fn judge(exp: &Expectation, live: &Body) -> StepVerdict {
             return StepVerdict::StableFieldMismatch {
                 pointer: pointer.clone(),
             };
+        }
+    }
+    if let Some((committed, min)) = &exp.content {
+        let agreement = agreement(committed, live);
+        if agreement < *min {
+            return StepVerdict::Disagrees { agreement };
         }
     }
     StepVerdict::Consistent
@@ -614,7 +630,14 @@ impl Auditor {
                     .collect(),
                 _ => Vec::new(),
             };
+            let content = match &step.response {
+                Some(body) if !ep.deterministic && params.audit_agreement_min > 0.0 => {
+                    Some((body.clone(), params.audit_agreement_min))
+                }
+                _ => None,
+            };
             let exp = Expectation {
+                content,
                 step_index,
                 deterministic: ep.deterministic,
                 response_hash: step.response_hash,

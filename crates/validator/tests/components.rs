@@ -103,19 +103,31 @@ fn audit_with(
     r: &Response,
     received: u64,
     audit_rate: f64,
-    mut subnet: impl FnMut(u16, &str, &Value) -> Result<Value, SubCallFailure>,
+    subnet: impl FnMut(u16, &str, &Value) -> Result<Value, SubCallFailure>,
 ) -> (AuditReport, usize) {
-    let view = LedgerView::new(support::ledger_entries());
     let params = MechanismParams {
         audit_rate,
         ..Default::default()
     };
+    audit_under(auditor, c, r, received, &params, subnet)
+}
+
+/// [`audit_with`] under `params`.
+fn audit_under(
+    auditor: &mut Auditor,
+    c: &Challenge,
+    r: &Response,
+    received: u64,
+    params: &MechanismParams,
+    mut subnet: impl FnMut(u16, &str, &Value) -> Result<Value, SubCallFailure>,
+) -> (AuditReport, usize) {
+    let view = LedgerView::new(support::ledger_entries());
     let mut a = auditor.begin(
         c,
         r,
         received,
         &view,
-        &params,
+        params,
         &mut ChaCha8Rng::seed_from_u64(2),
     );
     let mut calls = 0;
@@ -257,6 +269,60 @@ fn non_deterministic_steps_are_checked_on_schema_and_stable_fields() {
         }
     );
     assert!(report.audit_failed());
+
+    // The content check (`audit_agreement_min`): a live answer that keeps the stable field but
+    // shares little else with the committed one (an invented or borrowed reply, seen from the
+    // other side) fails; one differing in a single title agrees enough. Off (the seed's), both
+    // are consistent.
+    let other_content = |n: u16, e: &str, q: &Value| {
+        let mut v = support::respond(n, e, q);
+        if n == 24 {
+            for (i, item) in v["items"].as_array_mut().unwrap().iter_mut().enumerate() {
+                item["title"] = json!(format!("quite another answer {i}"));
+                item["url"] = json!(format!("https://elsewhere.example/{i}"));
+                item["name"] = json!(format!("Someone {i}"));
+            }
+        }
+        Ok(v)
+    };
+    let one_title = |n: u16, e: &str, q: &Value| {
+        let mut v = support::respond(n, e, q);
+        if n == 24 {
+            v["items"][0]["title"] = json!("something else today");
+        }
+        Ok(v)
+    };
+    for min in [0.0, 0.5] {
+        let params = MechanismParams {
+            audit_rate: 1.0,
+            audit_agreement_min: min,
+            ..Default::default()
+        };
+        let (report, _) = audit_under(
+            &mut Auditor::new(AuditorConfig::default()),
+            &c,
+            &r,
+            end,
+            &params,
+            other_content,
+        );
+        match verdict(&report) {
+            StepVerdict::Disagrees { agreement } => {
+                assert!(min > 0.0 && agreement < 0.3, "{agreement}");
+                assert!(report.audit_failed());
+            }
+            v => assert_eq!((min, v), (0.0, StepVerdict::Consistent)),
+        }
+        let (report, _) = audit_under(
+            &mut Auditor::new(AuditorConfig::default()),
+            &c,
+            &r,
+            end,
+            &params,
+            one_title,
+        );
+        assert_eq!(verdict(&report), StepVerdict::Consistent, "at {min}");
+    }
 
     // Not fitting the Ledger's output schema fails.
     let mut auditor = Auditor::new(AuditorConfig::default());

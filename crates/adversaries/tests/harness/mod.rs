@@ -50,6 +50,7 @@ pub fn seed_params(audit_rate: f64) -> MechanismParams {
         ledger_work_exponent: 0.0,
         execution_gate: 0.0,
         replay_binding: false,
+        audit_agreement_min: 0.0,
         ..params(audit_rate)
     }
 }

@@ -1044,6 +1044,7 @@ fn verdict_name(v: &StepVerdict) -> &'static str {
         StepVerdict::HashMismatch => "hash_mismatch",
         StepVerdict::SchemaMismatch => "schema_mismatch",
         StepVerdict::StableFieldMismatch { .. } => "stable_field_mismatch",
+        StepVerdict::Disagrees { .. } => "disagrees",
         StepVerdict::ForgedReceipt => "forged_receipt",
         StepVerdict::BodyMissing => "body_missing",
         StepVerdict::UnknownEndpoint => "unknown_endpoint",

@@ -765,10 +765,12 @@ impl<'a> Engine<'a> {
                 let success = s.score.outcome == ChallengeOutcome::Scored
                     && s.verified()
                     && s.score.score > 0.0;
+                let group = self.miner_index.get(&s.uid).map(|&i| self.miners[i].group);
                 self.metrics.challenge(ChallengeStats {
                     success,
                     latency_ms: s.received_at_ms.saturating_sub(s.issued_at_ms),
                     strike: s.struck(),
+                    group,
                 });
                 self.log.update(&s.challenge_id.0);
                 self.log.update(&s.uid.to_le_bytes());
