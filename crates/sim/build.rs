@@ -19,7 +19,10 @@ fn main() {
     // incremental build keeps recording the commit of its first build.
     let git = root.join(".git");
     println!("cargo:rerun-if-changed={}", git.join("HEAD").display());
-    println!("cargo:rerun-if-changed={}", git.join("packed-refs").display());
+    println!(
+        "cargo:rerun-if-changed={}",
+        git.join("packed-refs").display()
+    );
     if let Some(branch) = std::fs::read_to_string(git.join("HEAD"))
         .ok()
         .and_then(|h| h.strip_prefix("ref: ").map(|r| r.trim().to_string()))

@@ -704,15 +704,7 @@ pub(crate) fn generate(node: &Node, ctx: &GenCtx<'_>, rng: &mut ChaCha8Rng, idx:
             }
             Value::Array((0..len).map(|i| generate(&a.items, ctx, rng, i)).collect())
         }
-        Node::Obj(props) => {
-            let mut m = Map::new();
-            for (k, n) in props {
-                m.insert(k.clone(), generate(n, ctx, rng, idx));
-            }
-            align_sentiment(props, &mut m);
-            align_counts(props, &mut m);
-            Value::Object(m)
-        }
+        Node::Obj(props) => object(props, |n| generate(n, ctx, rng, idx)),
     }
 }
 
@@ -784,21 +776,24 @@ pub(crate) fn generate_mixed(node: &Node, ctx: &GenCtx<'_>, mix: &mut Mix, idx: 
                     .collect(),
             )
         }
-        Node::Obj(props) => {
-            let mut m = Map::new();
-            for (k, n) in props {
-                m.insert(k.clone(), generate_mixed(n, ctx, mix, idx));
-            }
-            align_sentiment(props, &mut m);
-            align_counts(props, &mut m);
-            Value::Object(m)
-        }
+        Node::Obj(props) => object(props, |n| generate_mixed(n, ctx, mix, idx)),
         scalar => {
             let keyed = generate(scalar, ctx, &mut mix.keyed, idx);
             let fresh = generate(scalar, ctx, &mut mix.fresh, idx);
             if mix.keep() { keyed } else { fresh }
         }
     }
+}
+
+/// An object of `props`, each value from `value`, its counts and sentiment made consistent.
+fn object(props: &[(String, Node)], mut value: impl FnMut(&Node) -> Value) -> Value {
+    let mut m = Map::new();
+    for (k, n) in props {
+        m.insert(k.clone(), value(n));
+    }
+    align_sentiment(props, &mut m);
+    align_counts(props, &mut m);
+    Value::Object(m)
 }
 
 /// Counts agree with the list beside them (or beside their parent, for a `meta` block next
