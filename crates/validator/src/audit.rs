@@ -123,8 +123,8 @@ pub enum StepVerdict {
     Receipted,
     /// Deterministic endpoint reproduced the committed response hash.
     Reproduced,
-    /// Non-deterministic endpoint: the re-execution fits the Ledger's output schema and agrees
-    /// on every stable field.
+    /// Non-deterministic endpoint: the re-execution fits the Ledger's output schema, agrees on
+    /// every stable field and, with the content check on, shares enough content.
     Consistent,
     /// Deterministic endpoint gave a different response hash.
     HashMismatch,
