@@ -6,8 +6,14 @@
 //! observation block. With `execute = true` it otherwise answers honestly; with `false` it sends
 //! the cheapest sealed response (no sub-calls, the least data the schema accepts) as the carrier.
 //!
+//! With `forge_evidence = true` it re-stamps each copy's evidence as if it had made the probes
+//! itself (its own time, request hashes no one else has), which the copied-evidence check cannot
+//! tell from an independent observation.
+//!
 //! Defence (docs/mechanism.md §5, §6): a later valid duplicate is a confirmation worth 0.2 × unit, and
-//! only inside the verification window; later still it is neither credited nor slashed.
+//! only inside the verification window; later still it is neither credited nor slashed. A copy
+//! that carries the original's evidence verbatim is rejected and slashed (the copied-evidence
+//! check, `reject_copied_evidence`).
 
 use crate::forge::minimal_answer;
 use crate::params::{Knob, KnobKind, ParamError, Params, check_range};
@@ -32,6 +38,8 @@ pub struct ConfirmationFarmerParams {
     pub per_response: u32,
     /// Also execute honestly (default true); otherwise answer with the cheapest sealed response.
     pub execute: bool,
+    /// Re-stamp copied evidence as its own probes (default false: copies are verbatim).
+    pub forge_evidence: bool,
 }
 
 impl Default for ConfirmationFarmerParams {
@@ -39,6 +47,7 @@ impl Default for ConfirmationFarmerParams {
         ConfirmationFarmerParams {
             per_response: 8,
             execute: true,
+            forge_evidence: false,
         }
     }
 }
@@ -60,6 +69,14 @@ impl Params for ConfirmationFarmerParams {
             default: 1.0,
             kind: KnobKind::Bool,
             doc: "also execute honestly",
+        },
+        Knob {
+            name: "forge_evidence",
+            min: 0.0,
+            max: 1.0,
+            default: 0.0,
+            kind: KnobKind::Bool,
+            doc: "re-stamp copied evidence as its own probes",
         },
     ];
 
@@ -93,12 +110,26 @@ impl ConfirmationFarmer {
         }
     }
 
-    fn take(&mut self, block: u64) -> Vec<Proposal> {
+    fn take(&mut self, ctx: &StrategyCtx<'_>) -> Vec<Proposal> {
         let n = (self.params.per_response as usize).min(self.queue.len());
+        let forge = self.params.forge_evidence;
         self.queue
             .drain(..n)
             .map(|mut p| {
-                p.observed_block = block;
+                p.observed_block = ctx.block;
+                if forge {
+                    for e in &mut p.evidence {
+                        // A request hash bound to this miner, as its own request would be.
+                        e.request_hash = Hash32(
+                            *blake3::Hasher::new()
+                                .update(ctx.miner.as_bytes())
+                                .update(&e.request_hash.0)
+                                .finalize()
+                                .as_bytes(),
+                        );
+                        e.started_at_ms = ctx.now_ms.saturating_sub(e.latency_ms);
+                    }
+                }
                 p
             })
             .collect()
@@ -119,7 +150,7 @@ impl Strategy for ConfirmationFarmer {
         if self.params.execute {
             return honest_answer(ctx, challenge);
         }
-        let proposals = self.take(ctx.block);
+        let proposals = self.take(ctx);
         minimal_answer(ctx, challenge, proposals)
     }
 
@@ -136,7 +167,7 @@ impl Strategy for ConfirmationFarmer {
             .iter()
             .filter_map(|p| p.content_id().ok())
             .collect();
-        let copied = self.take(ctx.block);
+        let copied = self.take(ctx);
         response.ledger_proposals.extend(
             copied
                 .into_iter()

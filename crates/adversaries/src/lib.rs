@@ -29,7 +29,7 @@
 //! | `copycat` | copies a peer's response | `reseal` bool true; `fallback` honest\|decline honest; `same_objective_only` bool false | `lock0`, copy set |
 //! | `replayer` | reuses its cached sub-responses | `rate` \[0,1\] 1; `max_age_ms` \[0,30 d\] 0 = ∞; `min_age_ms` \[0,30 d\] 0; `disguise` bool false; `request` fresh\|cached\|rebound fresh | replay set, audits, replay binding |
 //! | `ledger_spammer` | false proposals | `per_response` \[0,64\] 4; `kinds` ⊆ {new_subnet, schema_update, deprecation, metrics_update} all | probes, slashing, accuracy prior |
-//! | `confirmation_farmer` | re-submits peers' proposals | `per_response` \[1,64\] 8; `execute` bool true | confirmation credit |
+//! | `confirmation_farmer` | re-submits peers' proposals | `per_response` \[1,64\] 8; `execute` bool true; `forge_evidence` bool false | confirmation credit, copied-evidence check |
 //! | `stale_router` | never refreshes its Ledger view | `refresh_every` \[0,1e6\] 0 = never | routing, latency terms |
 //! | `sybil` | k identities, one pipeline | `share_rate` \[0,1\] 1; `disguise` bool false | copy set, audits |
 //! | `cherry_picker` | answers only cheap objectives | `max_cost_rao` \[0,1e9\] 1.3 M; `answer_rate` \[0,1\] 0; `hard` decline\|shell decline; `answer_kinds` list [] | zero per missing challenge |

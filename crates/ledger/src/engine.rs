@@ -68,6 +68,10 @@ pub struct Ledger {
     tree: MerkleTree,
     last_block: u64,
     firsts: HashMap<Hash32, FirstSeen>,
+    /// Evidence hash → (proposer, block) of every record appended in the last
+    /// `evidence_memory_blocks`, local or a peer's: what the copied-evidence check looks up.
+    evidence: HashMap<Hash32, (String, u64)>,
+    evidence_pruned_at: u64,
     params: VerifyParams,
 }
 
@@ -101,7 +105,8 @@ impl Ledger {
         Ok(ledger)
     }
 
-    /// Rebuild from persisted parts (state, leaf hashes, block of the last record).
+    /// Rebuild from persisted parts (state, leaf hashes, block of the last record). The duplicate
+    /// and evidence books start empty: a restarted replica forgets what it had not logged.
     pub fn from_parts(
         state: LedgerState,
         leaves: Vec<Hash32>,
@@ -113,6 +118,8 @@ impl Ledger {
             tree: MerkleTree::from_leaf_hashes(leaves),
             last_block,
             firsts: HashMap::new(),
+            evidence: HashMap::new(),
+            evidence_pruned_at: 0,
             params,
         }
     }
@@ -153,6 +160,11 @@ impl Ledger {
         &self.params
     }
 
+    /// Replace the verification parameters (they judge proposals processed from now on).
+    pub fn set_params(&mut self, params: VerifyParams) {
+        self.params = params;
+    }
+
     /// Validate a record against the current state and position without changing anything.
     pub fn check(&self, record: &ChangeRecord) -> Result<(), ApplyError> {
         if record.seq != self.tree.size() {
@@ -177,6 +189,11 @@ impl Ledger {
         self.state.apply(record)?;
         self.tree.push(leaf);
         self.last_block = record.block;
+        if record.evidence_hash != *NO_EVIDENCE {
+            self.evidence
+                .entry(record.evidence_hash)
+                .or_insert_with(|| (record.proposer.clone(), record.block));
+        }
         Ok(leaf)
     }
 
@@ -232,6 +249,24 @@ impl Ledger {
         let id = proposal.content_id()?;
         let block = current_block.max(self.last_block);
         let evidence_hash = hash_canonical(&proposal.evidence)?;
+        if self.params.reject_copied_evidence {
+            let memory = self.params.evidence_memory_blocks;
+            if current_block > self.evidence_pruned_at {
+                self.evidence
+                    .retain(|_, (_, at)| current_block.saturating_sub(*at) <= memory);
+                self.evidence_pruned_at = current_block;
+            }
+            // Probes carry the prober's own request hashes and timings, so two miners'
+            // independent evidence never coincides; the same evidence under another proposer is
+            // a copy of what that proposer saw (a confirmation farmer's), not a confirmation.
+            if let Some((original, _)) = self.evidence.get(&evidence_hash)
+                && *original != proposer
+                && evidence_hash != *NO_EVIDENCE
+            {
+                let original = original.clone();
+                return Ok((reject(RejectReason::CopiedEvidence { original }), None));
+            }
+        }
         if let Some(first) = self.firsts.get(&id).cloned() {
             if arrival_block > first.arrival_block + window {
                 return Ok((reject(RejectReason::AlreadyApplied), None));
@@ -323,6 +358,12 @@ impl Ledger {
         ))
     }
 }
+
+/// Hash of an empty evidence list: carries nothing to copy, so the copied-evidence check skips it.
+static NO_EVIDENCE: std::sync::LazyLock<Hash32> = std::sync::LazyLock::new(|| {
+    hash_canonical(&Vec::<orchestra_protocol::ledger::ProbeEvidence>::new())
+        .unwrap_or(Hash32([0; 32]))
+});
 
 fn reject(reason: RejectReason) -> Outcome {
     Outcome::Rejected {

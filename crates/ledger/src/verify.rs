@@ -56,6 +56,7 @@ impl ProbeSet {
 
 /// Thresholds of the rules; defaults are docs/mechanism.md §5's.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
 pub struct VerifyParams {
     /// Blocks after arrival within which verification must finish (5).
     pub window_blocks: u64,
@@ -69,6 +70,11 @@ pub struct VerifyParams {
     pub metrics_min_probes: usize,
     /// Allowed relative gap between probed and proposed p50 (0.30).
     pub metrics_tolerance: f64,
+    /// Reject and slash a proposal whose evidence is exactly the evidence of a record another
+    /// proposer had accepted (docs/mechanism.md §6 "Copied evidence", mechanism v2; true).
+    pub reject_copied_evidence: bool,
+    /// Blocks an accepted record's evidence is remembered for that check (7,200: a day).
+    pub evidence_memory_blocks: u64,
 }
 
 impl Default for VerifyParams {
@@ -80,6 +86,8 @@ impl Default for VerifyParams {
             probe_timeout_ms: 5_000,
             metrics_min_probes: 5,
             metrics_tolerance: 0.30,
+            reject_copied_evidence: true,
+            evidence_memory_blocks: 7_200,
         }
     }
 }
@@ -181,6 +189,13 @@ pub enum RejectReason {
     /// A duplicate of a change that was applied more than the window ago: no credit, no slash.
     #[error("duplicate of a change already applied outside the window")]
     AlreadyApplied,
+    /// The evidence is exactly what another proposer submitted with an accepted record: the
+    /// probes it claims were someone else's.
+    #[error("evidence copied from {original}'s accepted proposal")]
+    CopiedEvidence {
+        /// The proposer whose record first carried this evidence.
+        original: String,
+    },
 }
 
 impl RejectReason {
@@ -215,6 +230,7 @@ impl RejectReason {
             RejectReason::StillServing { .. } => "still_serving",
             RejectReason::MetricsOutOfTolerance { .. } => "metrics_out_of_tolerance",
             RejectReason::AlreadyApplied => "already_applied",
+            RejectReason::CopiedEvidence { .. } => "copied_evidence",
         }
     }
 }

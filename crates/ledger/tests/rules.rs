@@ -591,3 +591,128 @@ fn all_mock_files_load_and_pass_new_subnet_shape_checks() {
         }
     }
 }
+
+/// A metrics update whose evidence is one probe (request hash all `request`) started at
+/// `started_at_ms`.
+fn evidenced(started_at_ms: u64, request: u8) -> orchestra_protocol::ledger::Proposal {
+    let mut p = proposal(
+        22,
+        ProposalChange::MetricsUpdate {
+            metrics: Metrics {
+                p50_latency_ms: 500,
+                p95_latency_ms: 1_500,
+                reliability: 0.9,
+                cost_per_query_rao: 2_000_000,
+            },
+        },
+        40,
+    );
+    p.evidence = vec![orchestra_protocol::ledger::ProbeEvidence {
+        endpoint: "search".into(),
+        request_hash: orchestra_protocol::Hash32([request; 32]),
+        response_hash: Some(orchestra_protocol::Hash32([7; 32])),
+        started_at_ms,
+        latency_ms: 480,
+        ok: true,
+    }];
+    p
+}
+
+#[test]
+fn a_verbatim_copy_of_accepted_evidence_is_rejected_and_slashed_on_every_replica() {
+    let pr = probes((0..5).map(|_| ok(480, response_v1())).collect());
+    let first = evidenced(1_000, 1);
+    let mut l = seeded();
+    let (o, record) = l
+        .process(&first, "miner-a", &pr, 40, 40, &[ME.into()])
+        .unwrap();
+    assert_eq!(
+        o,
+        Outcome::Accepted {
+            credit: Credit::First
+        }
+    );
+    // Another miner's own observation of the same change (its own probe) confirms it.
+    let own = evidenced(1_200, 2);
+    let (o, _) = l
+        .process(&own, "miner-b", &pr, 41, 41, &[ME.into()])
+        .unwrap();
+    assert_eq!(
+        o,
+        Outcome::Accepted {
+            credit: Credit::Confirmation
+        }
+    );
+    // The first proposer's evidence under a third name is a copy: rejected, slashed, not logged.
+    let size = l.tree().size();
+    let (o, r) = l
+        .process(&first, "farmer", &pr, 42, 42, &[ME.into()])
+        .unwrap();
+    assert_eq!(
+        o,
+        Outcome::Rejected {
+            reason: RejectReason::CopiedEvidence {
+                original: "miner-a".into()
+            },
+            slashed: true
+        }
+    );
+    assert!(r.is_none());
+    assert_eq!(l.tree().size(), size);
+
+    // A replica that only received the log (a peer validator's) knows the evidence too.
+    let mut peer = seeded();
+    peer.append(&record.unwrap().clone()).unwrap();
+    let (o, _) = peer
+        .process(&first, "farmer", &pr, 42, 42, &[ME.into()])
+        .unwrap();
+    assert!(matches!(
+        o,
+        Outcome::Rejected {
+            reason: RejectReason::CopiedEvidence { .. },
+            slashed: true
+        }
+    ));
+
+    // Switched off (the seed's rules) the same copy is a confirmation.
+    let mut seed = seeded();
+    seed.set_params(VerifyParams {
+        reject_copied_evidence: false,
+        ..params()
+    });
+    seed.process(&first, "miner-a", &pr, 40, 40, &[ME.into()])
+        .unwrap();
+    let (o, _) = seed
+        .process(&first, "farmer", &pr, 42, 42, &[ME.into()])
+        .unwrap();
+    assert_eq!(
+        o,
+        Outcome::Accepted {
+            credit: Credit::Confirmation
+        }
+    );
+}
+
+#[test]
+fn copied_evidence_is_forgotten_after_the_memory() {
+    let pr = probes((0..5).map(|_| ok(480, response_v1())).collect());
+    let first = evidenced(1_000, 1);
+    let mut l = seeded();
+    l.process(&first, "miner-a", &pr, 40, 40, &[ME.into()])
+        .unwrap();
+    let later = 40 + params().evidence_memory_blocks + 1;
+    // Past the memory the evidence is forgotten: the proposal is judged by the other rules only.
+    let (o, _) = l
+        .process(&first, "farmer", &pr, later, later, &[ME.into()])
+        .unwrap();
+    assert!(
+        !matches!(
+            o,
+            Outcome::Rejected {
+                reason: RejectReason::CopiedEvidence { .. },
+                ..
+            }
+        ),
+        "{o:?}"
+    );
+}

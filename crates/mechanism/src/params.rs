@@ -273,6 +273,11 @@ pub struct MechanismParams {
     /// `F1(capabilities executed, reference)^g`, so a schema-valid "shell" that calls nothing
     /// scores nothing.
     pub execution_gate: f64,
+    /// Copied-evidence check (docs/mechanism.md §6, default true, mechanism v2; false is the
+    /// seed's): a validator's Ledger rejects and slashes a proposal whose evidence is exactly the
+    /// evidence of a record another proposer had accepted in the last day, so re-submitting a
+    /// peer's proposal verbatim is a false claim, not a confirmation.
+    pub reject_copied_evidence: bool,
     /// Slash per rejected proposal as a fraction of its kind's unit (default 0.5).
     pub slash: f64,
     /// Response-hash replay window in milliseconds (default 1 day).
@@ -311,6 +316,7 @@ impl Default for MechanismParams {
             ledger_work_exponent: 2.0,
             fidelity_gate: 0.0,
             execution_gate: 2.0,
+            reject_copied_evidence: true,
             slash: 0.5,
             replay_window_ms: 86_400_000,
             replay_binding: true,

@@ -41,7 +41,7 @@ use crate::weights::{
 use orchestra_ledger::engine::EngineError;
 use orchestra_ledger::model::ChangeRecord;
 use orchestra_ledger::view::LedgerView;
-use orchestra_ledger::{Ledger, LedgerState, ProbeResult};
+use orchestra_ledger::{Ledger, LedgerState, ProbeResult, VerifyParams};
 use orchestra_mechanism::MechanismParams;
 use orchestra_mechanism::ledger::ProposalRecord;
 use orchestra_mechanism::templates::ObjectiveTemplate;
@@ -428,7 +428,8 @@ impl Validator {
         let generator =
             ChallengeGenerator::new(config.hotkey.clone(), templates, config.challenge)?;
         let scorer = Scorer::new(config.params.clone(), config.scorer, generator.templates());
-        let verifier = ProposalVerifier::new(config.hotkey.clone(), ledger);
+        let verifier =
+            ProposalVerifier::new(config.hotkey.clone(), governed(ledger, &config.params));
         let view = Arc::new(verifier.view());
         let view_size = verifier.ledger().tree().size();
         Ok(Validator {
@@ -927,7 +928,10 @@ impl Validator {
     /// Replace the replica with `ledger` (the durable store's copy, after a failed write left
     /// the two apart). Proposals in flight are judged against it.
     pub fn resync_ledger(&mut self, ledger: Ledger) {
-        self.verifier = ProposalVerifier::new(self.config.hotkey.clone(), ledger);
+        self.verifier = ProposalVerifier::new(
+            self.config.hotkey.clone(),
+            governed(ledger, &self.config.params),
+        );
     }
 
     /// Rebuild the audit view if the replica grew since the last rebuild; whether it did.
@@ -1177,4 +1181,14 @@ impl Validator {
             self.finish(job);
         }
     }
+}
+
+/// `ledger` with the Ledger rules the mechanism parameters switch (the copied-evidence check), so
+/// every driver's replica judges proposals as `params` say, whatever it was built with.
+fn governed(mut ledger: Ledger, params: &MechanismParams) -> Ledger {
+    ledger.set_params(VerifyParams {
+        reject_copied_evidence: params.reject_copied_evidence,
+        ..*ledger.params()
+    });
+    ledger
 }
