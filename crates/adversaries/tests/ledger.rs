@@ -13,10 +13,10 @@ use harness::{
     seed_params, strategy, subnets_after_change, verify,
 };
 use orchestra_adversaries::GroupState;
-use orchestra_ledger::Outcome;
+use orchestra_ledger::{Outcome, RejectReason, VerifyParams};
 use orchestra_mechanism::ledger::Verdict;
 use orchestra_miner::LedgerView;
-use orchestra_protocol::ledger::ProposalChange;
+use orchestra_protocol::ledger::{Proposal, ProposalChange};
 use orchestra_validator::{ChallengeOutcome, ProposalVerifier};
 use std::collections::BTreeSet;
 
@@ -129,17 +129,63 @@ fn confirmation_farmer_gets_only_confirmation_credit() {
     );
 
     let entries = support::ledger_entries();
-    let mut verifier = ProposalVerifier::new(harness::VALIDATOR, replica(entries.clone()));
-    let verdicts = verify(
-        &mut verifier,
-        &[
-            (1, "miner-a", r_a.ledger_proposals[0].clone(), BLOCK),
-            (2, "miner-b", r_b.ledger_proposals[0].clone(), BLOCK + 1),
-        ],
-        &entries,
-        BLOCK + 2,
-        live_after_change,
+    let judge = |copy: &Proposal, copied_evidence_check: bool| {
+        let mut ledger = replica(entries.clone());
+        ledger.set_params(VerifyParams {
+            reject_copied_evidence: copied_evidence_check,
+            ..*ledger.params()
+        });
+        let mut verifier = ProposalVerifier::new(harness::VALIDATOR, ledger);
+        verify(
+            &mut verifier,
+            &[
+                (1, "miner-a", r_a.ledger_proposals[0].clone(), BLOCK),
+                (2, "miner-b", copy.clone(), BLOCK + 1),
+            ],
+            &entries,
+            BLOCK + 2,
+            live_after_change,
+        )
+    };
+    // The copy carries the first proposer's evidence verbatim: the copied-evidence check (on by
+    // default) rejects and slashes it.
+    let v2 = judge(&r_b.ledger_proposals[0], true);
+    assert_eq!(v2[0].record.unwrap().verdict, Verdict::First);
+    assert_eq!(v2[1].record.unwrap().verdict, Verdict::Rejected);
+    assert!(
+        matches!(
+            &v2[1].outcome,
+            Outcome::Rejected {
+                reason: RejectReason::CopiedEvidence { original },
+                slashed: true
+            } if original == "miner-a"
+        ),
+        "{:?}",
+        v2[1].outcome
     );
+    // A farmer that re-stamps the evidence as its own probes is not caught by it.
+    let mut forger = miner(
+        "miner-b",
+        strategy(
+            "confirmation_farmer",
+            "execute = false, forge_evidence = true",
+            &mut g,
+            0,
+        ),
+    );
+    forger.observe_peer(&round[0].1, &r_a);
+    let (r_f, _) = answer_with(&mut forger, &round[1].1, &view, subnets_after_change);
+    let forged = r_f.unwrap().0.ledger_proposals[0].clone();
+    assert_ne!(forged.evidence, r_a.ledger_proposals[0].evidence);
+    assert_eq!(
+        forged.content_id().unwrap(),
+        r_a.ledger_proposals[0].content_id().unwrap()
+    );
+    let v2_forged = judge(&forged, true);
+    assert_eq!(v2_forged[1].record.unwrap().verdict, Verdict::Confirmation);
+    // Without the check (the seed's rules) the verbatim copy is a confirmation too; the rest of
+    // this test measures what a confirmation earns.
+    let verdicts = judge(&r_b.ledger_proposals[0], false);
     let got: Vec<_> = verdicts
         .iter()
         .map(|vp| vp.record.unwrap().verdict)
