@@ -430,9 +430,15 @@ fn proposal_verifier_probes_then_applies_the_ledger_rules() {
         .unwrap();
     assert_eq!(proposal.netuid, 22);
 
+    // Miner b saw the same change through its own probe: same content, its own evidence (the
+    // same evidence would be a copy, docs/mechanism.md §5).
+    let mut own = proposal.clone();
+    for e in &mut own.evidence {
+        e.started_at_ms += 1_000;
+    }
     let mut verifier = ProposalVerifier::new("validator", replica());
     let first = verifier.submit(1, "miner-a", proposal.clone(), BLOCK);
-    let confirm = verifier.submit(2, "miner-b", proposal.clone(), BLOCK + 1);
+    let confirm = verifier.submit(2, "miner-b", own, BLOCK + 1);
     assert!(verifier.poll_verdict(BLOCK).is_none(), "probes outstanding");
     let mut probes = 0;
     while let Some(p) = verifier.poll_probe() {
