@@ -1,7 +1,7 @@
 //! From per-miner product scores `(O_i, L_i)` to weight vectors: the three combination modes of
 //! docs/mechanism.md §7.
 //!
-//! - `blended`: `w_i = O_i + L_i` with the absolute (effective) term weights, so the 60/40 split is
+//! - `blended`: `w_i = O_i + L_i` with the absolute (effective) term weights, so the split `s` is
 //!   only a budget: a product nobody scores well in hands its share to the other.
 //! - `normalized` (default): `w_i = s·O_i/ΣO + (1−s)·L_i/ΣL`; the orchestration share of the total
 //!   is exactly `s` whenever both `ΣO` and `ΣL` are positive. If one side sums to 0 its part is 0
@@ -176,6 +176,7 @@ mod tests {
     fn seed_worked_example_blended_is_0_89() {
         let p = MechanismParams {
             combination: CombinationMode::Blended,
+            orchestration_share: 0.6,
             ..Default::default()
         };
         let o = OrchestrationTerms {
@@ -206,7 +207,10 @@ mod tests {
 
     #[test]
     fn normalized_splits_exactly_s() {
-        let p = MechanismParams::default();
+        let p = MechanismParams {
+            orchestration_share: 0.6,
+            ..Default::default()
+        };
         // Miner 1 only orchestrates, miner 2 only does Ledger work, miner 3 does both.
         let scores = BTreeMap::from([(1, (0.3, 0.0)), (2, (0.0, 0.2)), (3, (0.3, 0.2))]);
         let CombinedWeights::Single(w) = combine(&scores, &p) else {
@@ -219,7 +223,7 @@ mod tests {
         // Blended instead: the Ledger-only miner gets 0.2 / 1.0 of the total.
         let b = MechanismParams {
             combination: CombinationMode::Blended,
-            ..Default::default()
+            ..p.clone()
         };
         let CombinedWeights::Single(w) = combine(&scores, &b) else {
             panic!()
@@ -235,6 +239,7 @@ mod tests {
     fn mechanisms_mode_gives_two_vectors_and_split() {
         let p = MechanismParams {
             combination: CombinationMode::Mechanisms,
+            orchestration_share: 0.6,
             ..Default::default()
         };
         let scores = BTreeMap::from([(1, (0.3, 0.0)), (2, (0.0, f64::NAN)), (4, (0.15, 0.2))]);

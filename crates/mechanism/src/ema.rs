@@ -225,7 +225,7 @@ mod tests {
         let m = b.get(5).unwrap();
         // zero observation: 0.9·1 = 0.9, then × 0.5 = 0.45
         assert!((m.orchestration.hash_verified - 0.45).abs() < 1e-12);
-        assert!((m.orchestration_score(&p) - 0.45 * 0.6).abs() < 1e-12);
+        assert!((m.orchestration_score(&p) - 0.45 * p.orchestration_share).abs() < 1e-12);
         assert_eq!(
             m.ledger,
             LedgerTerms::from_array([1.0; 4]),

@@ -489,8 +489,13 @@ mod tests {
         };
         let s = t.sanitized();
         assert_eq!(s.as_array(), [0.0, 1.0, 0.0, 1.0, 1.0, 0.0]);
-        let score = t.score(&MechanismParams::default());
-        assert!((score - 0.30).abs() < 1e-12, "{score}");
+        // 0.15 + 0.10 + 0.05 of the seed's 0.6, at the default s.
+        let p = MechanismParams::default();
+        let score = t.score(&p);
+        assert!(
+            (score - 0.30 * p.orchestration_share / 0.6).abs() < 1e-12,
+            "{score}"
+        );
         assert_eq!(
             OrchestrationTerms::ZERO.score(&MechanismParams::default()),
             0.0

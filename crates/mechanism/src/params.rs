@@ -3,8 +3,8 @@
 //!
 //! # How term weights relate to the orchestration share `s`
 //!
-//! docs/mechanism.md gives absolute defaults whose orchestration part sums to `s = 0.60`
-//! (0.20 + 0.15 + 0.10 + 0.10 + 0.05 + fidelity 0) and whose Ledger part sums to `1 − s = 0.40`
+//! The seed's term weights were absolute: the orchestration part summed to its `s = 0.60`
+//! (0.20 + 0.15 + 0.10 + 0.10 + 0.05 + fidelity 0) and the Ledger part to `1 − s = 0.40`
 //! (0.20 + 0.10 + 0.05 + 0.05). This crate treats the configured term weights as **relative weights
 //! inside their product** and rescales them so that the orchestration terms always sum to `s` and the
 //! Ledger terms to `1 − s`:
@@ -14,10 +14,10 @@
 //! effective_w(t ∈ ledger)        = (1 − s) · w(t) / Σ_ledger w
 //! ```
 //!
-//! With the defaults the rescaling is the identity (the sums already are 0.60 and 0.40), so the
-//! effective weights are exactly the seed's. When a designer changes only `s` (say to 0.5), every
-//! orchestration weight is scaled by 0.5/0.6 and every Ledger weight by 0.5/0.4 — proportional
-//! scaling. When a designer turns on `fidelity` (say 0.05) without touching `s`, the orchestration
+//! At `s = 0.6` the rescaling is the identity (the sums already are 0.60 and 0.40), so the
+//! effective weights are exactly the seed's. At the default `s = 0.497` (the tune of
+//! `scenarios/tune-v2.toml`, docs/tuning.md) every orchestration weight is scaled by 0.497/0.6 and
+//! every Ledger weight by 0.503/0.4 — proportional scaling. When a designer turns on `fidelity` (say 0.05) without touching `s`, the orchestration
 //! weights are renormalised so they still sum to `s`. So `s` is always *the* split, whatever the term
 //! weights say; see [`MechanismParams::effective_orchestration_weights`].
 
@@ -220,7 +220,8 @@ impl Default for ProposalCredits {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct MechanismParams {
-    /// Orchestration share `s` of emission (default 0.60); the Ledger gets `1 − s`.
+    /// Orchestration share `s` of emission (default 0.497, tuned; the seed's was 0.60); the Ledger
+    /// gets `1 − s`.
     pub orchestration_share: f64,
     /// Relative orchestration term weights, rescaled to sum to `s`.
     pub orchestration_weights: OrchestrationWeights,
@@ -232,7 +233,8 @@ pub struct MechanismParams {
     pub latency_mode: LatencyMode,
     /// A response later than the deadline by more than this scores 0 on every term (default 1000).
     pub latency_grace_ms: u64,
-    /// Probability that a validator re-executes each unreceipted step (default 0.2).
+    /// Probability that a validator re-executes each unreceipted step (default 0.2576, tuned; the
+    /// seed's was 0.2).
     pub audit_rate: f64,
     /// Content check of an audit (docs/mechanism.md §3 check 5, mechanism v2): a re-executed
     /// non-deterministic step whose committed response agrees with the re-execution on less than
@@ -261,14 +263,14 @@ pub struct MechanismParams {
     pub confirmation_scope: ConfirmationScope,
     /// Exponent `k` of the Ledger work gate: each miner's Ledger score is multiplied by
     /// `(O_i / max_j O_j)^k`, its orchestration score relative to the best orchestrator's, so
-    /// Ledger credit needs orchestration work behind it (default 2, mechanism v2; the seed's was 0,
+    /// Ledger credit needs orchestration work behind it (default 3.15, tuned, mechanism v2; the seed's was 0,
     /// off).
     pub ledger_work_exponent: f64,
     /// Exponent of the fidelity gate (docs/mechanism.md §4, default 0: off, the seed's): every
     /// other term of a scored challenge is multiplied by `fidelity^g`, so an answer whose values
     /// come from no committed sub-response keeps none of what the additive terms would pay it.
     pub fidelity_gate: f64,
-    /// Exponent of the execution gate (docs/mechanism.md §4, default 2, mechanism v2; 0 is off,
+    /// Exponent of the execution gate (docs/mechanism.md §4, default 1.389, tuned, mechanism v2; 0 is off,
     /// the seed's): every other term of a scored challenge is multiplied by
     /// `F1(capabilities executed, reference)^g`, so a schema-valid "shell" that calls nothing
     /// scores nothing.
@@ -297,13 +299,13 @@ pub struct MechanismParams {
 impl Default for MechanismParams {
     fn default() -> Self {
         Self {
-            orchestration_share: 0.60,
+            orchestration_share: 0.497,
             orchestration_weights: OrchestrationWeights::default(),
             ledger_weights: LedgerWeights::default(),
             routing_gamma: 0.5,
             latency_mode: LatencyMode::Step,
             latency_grace_ms: 1_000,
-            audit_rate: 0.2,
+            audit_rate: 0.2576,
             audit_agreement_min: 0.2,
             strike_penalty: 0.5,
             proposal_strike_penalty: 0.9,
@@ -313,9 +315,9 @@ impl Default for MechanismParams {
             credits: ProposalCredits::default(),
             confirmation_factor: 0.2,
             confirmation_scope: ConfirmationScope::AllTerms,
-            ledger_work_exponent: 2.0,
+            ledger_work_exponent: 3.15,
             fidelity_gate: 0.0,
-            execution_gate: 2.0,
+            execution_gate: 1.389,
             reject_copied_evidence: true,
             slash: 0.5,
             replay_window_ms: 86_400_000,
@@ -491,14 +493,27 @@ mod tests {
     fn defaults_are_valid_and_match_mechanism_md() {
         let p = MechanismParams::default();
         p.validate().unwrap();
+        // The relative weights are the seed's absolute ones, which summed to its s = 0.6.
+        let s = 0.497;
+        assert_eq!(p.orchestration_share, s);
         let o = p.effective_orchestration_weights();
         let expected = [0.20, 0.15, 0.10, 0.10, 0.05, 0.0];
         for (a, b) in o.iter().zip(expected) {
-            assert!((a - b).abs() < 1e-12, "{o:?}");
+            assert!((a - b * s / 0.6).abs() < 1e-12, "{o:?}");
         }
         let l = p.effective_ledger_weights();
         for (a, b) in l.iter().zip([0.20, 0.10, 0.05, 0.05]) {
-            assert!((a - b).abs() < 1e-12, "{l:?}");
+            assert!((a - b * (1.0 - s) / 0.4).abs() < 1e-12, "{l:?}");
+        }
+        let seed = MechanismParams {
+            orchestration_share: 0.6,
+            ..Default::default()
+        };
+        for (a, b) in seed.effective_orchestration_weights().iter().zip(expected) {
+            assert!(
+                (a - b).abs() < 1e-12,
+                "at the seed's s the rescaling is the identity"
+            );
         }
         assert_eq!(p.combination, CombinationMode::Normalized);
         assert_eq!(p.freshness_tau_blocks, 7200.0);
@@ -523,9 +538,10 @@ mod tests {
     fn turning_on_fidelity_keeps_the_orchestration_sum_at_s() {
         let mut p = MechanismParams::default();
         p.orchestration_weights.fidelity = 0.05;
+        let s = p.orchestration_share;
         let o = p.effective_orchestration_weights();
-        assert!((o.iter().sum::<f64>() - 0.6).abs() < 1e-12);
-        assert!((o[5] - 0.05 * 0.6 / 0.65).abs() < 1e-12);
+        assert!((o.iter().sum::<f64>() - s).abs() < 1e-12);
+        assert!((o[5] - 0.05 * s / 0.65).abs() < 1e-12);
     }
 
     #[test]

@@ -218,7 +218,11 @@ fn a_scenario_tune_is_reproducible_and_complete() {
         cands.len() >= 2,
         "baseline and at least one searched candidate"
     );
-    assert_eq!(cands[0]["params"]["mechanism.orchestration_share"], 0.6);
+    // The baseline is the defaults.
+    assert_eq!(
+        cands[0]["params"]["mechanism.orchestration_share"],
+        orchestra_mechanism::MechanismParams::default().orchestration_share
+    );
     // The inner search ran for the spammer group: 1 design + 1 refinement probe + as written.
     let r = &cands[0]["details"]["best_responses"][0];
     assert_eq!(r["group"], "ledger_spammer");
