@@ -275,7 +275,7 @@ pub struct MechanismParams {
     /// `F1(capabilities executed, reference)^g`, so a schema-valid "shell" that calls nothing
     /// scores nothing.
     pub execution_gate: f64,
-    /// Copied-evidence check (docs/mechanism.md §6, default true, mechanism v2; false is the
+    /// Copied-evidence check (docs/mechanism.md §5, default true, mechanism v2; false is the
     /// seed's): a validator's Ledger rejects and slashes a proposal whose evidence is exactly the
     /// evidence of a record another proposer had accepted in the last day, so re-submitting a
     /// peer's proposal verbatim is a false claim, not a confirmation.
