@@ -1,7 +1,8 @@
 //! `freerider`: does orchestration only — executes honestly and drops every Ledger proposal, so
 //! it never pays the slashing risk of proposing.
 //!
-//! Defence (docs/mechanism.md §7, §8): the orchestration/Ledger split caps what one product earns near `s`.
+//! Defence (docs/mechanism.md §7, §8): the orchestration/Ledger split caps what one product earns
+//! near `s`.
 
 use crate::params::{Knob, ParamError, Params};
 use orchestra_miner::{Strategy, StrategyCtx};

@@ -71,7 +71,8 @@ pub struct VerifyParams {
     /// Allowed relative gap between probed and proposed p50 (0.30).
     pub metrics_tolerance: f64,
     /// Reject and slash a proposal whose evidence is exactly the evidence of a record another
-    /// proposer had accepted (docs/mechanism.md §5 "Defence: copied evidence", mechanism v2; true).
+    /// proposer had accepted (docs/mechanism.md §5 "Defence: copied evidence", mechanism v2;
+    /// true).
     pub reject_copied_evidence: bool,
     /// Blocks an accepted record's evidence is remembered for that check (7,200: a day).
     pub evidence_memory_blocks: u64,

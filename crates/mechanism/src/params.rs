@@ -17,8 +17,9 @@
 //! At `s = 0.6` the rescaling is the identity (the sums already are 0.60 and 0.40), so the
 //! effective weights are exactly the seed's. At the default `s = 0.497` (the tune of
 //! `scenarios/tune-v2.toml`, docs/tuning.md) every orchestration weight is scaled by 0.497/0.6 and
-//! every Ledger weight by 0.503/0.4 — proportional scaling. When a designer turns on `fidelity` (say 0.05) without touching `s`, the orchestration
-//! weights are renormalised so they still sum to `s`. So `s` is always *the* split, whatever the term
+//! every Ledger weight by 0.503/0.4 — proportional scaling. When a designer turns on `fidelity`
+//! (say 0.05) without touching `s`, the orchestration weights are renormalised so they still sum
+//! to `s`. So `s` is always *the* split, whatever the term
 //! weights say; see [`MechanismParams::effective_orchestration_weights`].
 
 use serde::{Deserialize, Serialize};
@@ -263,15 +264,15 @@ pub struct MechanismParams {
     pub confirmation_scope: ConfirmationScope,
     /// Exponent `k` of the Ledger work gate: each miner's Ledger score is multiplied by
     /// `(O_i / max_j O_j)^k`, its orchestration score relative to the best orchestrator's, so
-    /// Ledger credit needs orchestration work behind it (default 3.15, tuned, mechanism v2; the seed's was 0,
-    /// off).
+    /// Ledger credit needs orchestration work behind it (default 3.15, tuned, mechanism v2; the
+    /// seed's was 0, off).
     pub ledger_work_exponent: f64,
     /// Exponent of the fidelity gate (docs/mechanism.md §4, default 0: off, the seed's): every
     /// other term of a scored challenge is multiplied by `fidelity^g`, so an answer whose values
     /// come from no committed sub-response keeps none of what the additive terms would pay it.
     pub fidelity_gate: f64,
-    /// Exponent of the execution gate (docs/mechanism.md §4, default 1.389, tuned, mechanism v2; 0 is off,
-    /// the seed's): every other term of a scored challenge is multiplied by
+    /// Exponent of the execution gate (docs/mechanism.md §4, default 1.389, tuned, mechanism v2; 0
+    /// is off, the seed's): every other term of a scored challenge is multiplied by
     /// `F1(capabilities executed, reference)^g`, so a schema-valid "shell" that calls nothing
     /// scores nothing.
     pub execution_gate: f64,
