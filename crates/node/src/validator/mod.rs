@@ -893,6 +893,8 @@ mod driver_tests {
     #[derive(Default)]
     struct FakeChain {
         block: AtomicU64,
+        /// `current_block` reads so far: the chain moves one block every `READS_PER_BLOCK`.
+        reads: AtomicU64,
         commits: Mutex<Vec<(u64, WeightsCommit)>>,
         reveals: Mutex<Vec<(u64, WeightsReveal)>>,
         sets: Mutex<Vec<WeightsSubmission>>,
@@ -900,6 +902,10 @@ mod driver_tests {
     }
 
     const TEMPO: u16 = 3;
+    /// The fake chain's clock is the node's own polling, not wall time: a node slowed by a
+    /// loaded machine sees every block (and every tempo) instead of skipping some, so the
+    /// schedule the test checks does not depend on how busy the machine is.
+    const READS_PER_BLOCK: u64 = 3;
 
     fn ok() -> TxOutcome {
         TxOutcome {
@@ -950,7 +956,12 @@ mod driver_tests {
             Some(Hotkey::from_uri("//Alice").unwrap().public_key())
         }
         async fn current_block(&self) -> ChainResult<u64> {
-            Ok(self.block.load(Ordering::SeqCst))
+            let reads = self.reads.fetch_add(1, Ordering::SeqCst) + 1;
+            if reads.is_multiple_of(READS_PER_BLOCK) {
+                Ok(self.block.fetch_add(1, Ordering::SeqCst) + 1)
+            } else {
+                Ok(self.block.load(Ordering::SeqCst))
+            }
         }
         async fn tempo_schedule(&self, netuid: NetUid) -> ChainResult<TempoSchedule> {
             Ok(TempoSchedule::at(
@@ -1079,10 +1090,9 @@ mod driver_tests {
         let node = tokio::spawn(serve(settings, alice.clone(), chain.clone(), async move {
             let _ = stopped.await;
         }));
-        // Blocks every 40 ms until a reveal lands (or 20 s pass).
-        for _ in 0..500 {
+        // The node's polls move the chain on; wait until a reveal lands (or 60 s pass).
+        for _ in 0..1500 {
             tokio::time::sleep(Duration::from_millis(40)).await;
-            chain.block.fetch_add(1, Ordering::SeqCst);
             if !chain.reveals.lock().unwrap().is_empty() {
                 break;
             }
@@ -1122,8 +1132,8 @@ mod driver_tests {
         );
         // Revealed one tempo after the commit was made (RevealPeriodEpochs = 1), by the core's
         // tempo indices: a commit row names the tempo it closed, made while the next one is
-        // open; a reveal row the open tempo it is made in. (The fake chain's blocks move on
-        // while a loaded machine submits, so the blocks extrinsics land at prove nothing.)
+        // open; a reveal row the open tempo it is made in. (Extrinsics are submitted off the
+        // loop while the chain moves on, so the blocks they land at prove nothing.)
         let rows = StateStore::open(&dir.path().join("validator.db"))
             .unwrap()
             .weights()
