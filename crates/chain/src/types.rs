@@ -53,6 +53,41 @@ pub struct RuntimeShape {
     pub has_commitments: bool,
     /// Whether the `SubnetInfoRuntimeApi` runtime API exists.
     pub has_subnet_info_api: bool,
+    /// The epoch-related features the runtime has (what `orchestra-chain info` reports).
+    #[serde(default)]
+    pub features: RuntimeFeatures,
+}
+
+/// Epoch, mechanism and weight features that changed since the spec-103 test runtime, each
+/// detected from the metadata item that carries it (RaoFoundation/subtensor spec 459
+/// `pallets/subtensor/src/lib.rs` names them).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RuntimeFeatures {
+    /// `MechanismCountCurrent`: sub-subnet mechanisms.
+    pub mechanism_count: bool,
+    /// `MechanismEmissionSplit`: a split of emission among mechanisms.
+    pub mechanism_emission_split: bool,
+    /// `MaxMechanismCount` in storage (root-settable, RaoFoundation/subtensor PR #2183) rather
+    /// than a constant.
+    pub max_mechanism_count_storage: bool,
+    /// `LastEpochBlock`: the stateful epoch scheduler (dynamic tempo).
+    pub stateful_epochs: bool,
+    /// `trigger_epoch`: the owner may trigger an epoch.
+    pub trigger_epoch: bool,
+    /// `ActivityCutoffFactorMilli`: the activity cutoff is a factor of tempo.
+    pub activity_cutoff_factor: bool,
+    /// `Yuma3On`.
+    pub yuma3: bool,
+    /// `LiquidAlphaOn`.
+    pub liquid_alpha: bool,
+    /// `BondsResetOn`.
+    pub bonds_reset: bool,
+    /// `CommitRevealWeightsVersion`: the commit-reveal version is a runtime setting.
+    pub commit_reveal_version: bool,
+    /// `SubnetOwnerHotkey`: the owner's uid is permitted and keeps its self-weight.
+    pub owner_hotkey: bool,
+    /// `Rank` and `Trust` are still stored (spec 459 no longer computes them).
+    pub rank_and_trust: bool,
 }
 
 /// Where a subnet is in its tempo cycle at some block.
@@ -64,19 +99,66 @@ pub struct TempoSchedule {
     pub netuid: NetUid,
     /// Blocks between epochs (`Tempo`).
     pub tempo: u16,
-    /// The next block at which the subnet's epoch runs (≥ `block`).
+    /// The next block at which the subnet's epoch runs (≥ `block`; `u64::MAX` at tempo 0).
     pub next_epoch_block: u64,
+    /// The subnet's epoch index as of `block`, its epoch counted if it ran in `block`:
+    /// `SubnetEpochIndex` on runtimes with the stateful scheduler, the number of legacy epoch
+    /// blocks up to `block` otherwise. Commit-reveal keys on it.
+    pub epoch_index: u64,
+    /// Whether the runtime runs the stateful scheduler (`LastEpochBlock + tempo`, owner
+    /// triggers) rather than the legacy modulo rule.
+    pub stateful: bool,
 }
 
 impl TempoSchedule {
-    /// The schedule of `netuid` at `block`, using subtensor's rule that the epoch runs in the
-    /// block where `(block + netuid + 1) % (tempo + 1) == 0`.
+    /// The schedule of `netuid` at `block` under the legacy rule (the spec-103 test runtime and
+    /// spec ≤ 440): the epoch runs in the block where `(block + netuid + 1) % (tempo + 1) == 0`.
     pub fn at(block: u64, netuid: NetUid, tempo: u16) -> TempoSchedule {
+        let until = blocks_until_next_epoch(netuid, tempo, block);
         TempoSchedule {
             block,
             netuid,
             tempo,
-            next_epoch_block: block + blocks_until_next_epoch(netuid, tempo, block),
+            next_epoch_block: block.saturating_add(until),
+            epoch_index: if tempo == 0 {
+                0
+            } else {
+                (block + u64::from(netuid) + 1) / (u64::from(tempo) + 1)
+            },
+            stateful: false,
+        }
+    }
+
+    /// The schedule under spec 459's stateful scheduler (RaoFoundation/subtensor
+    /// `coinbase/run_coinbase/drain_pending_emissions.rs`): the next epoch is
+    /// `LastEpochBlock + tempo`, or an owner-triggered `PendingEpochAt` if sooner.
+    pub fn stateful(
+        block: u64,
+        netuid: NetUid,
+        tempo: u16,
+        last_epoch_block: u64,
+        pending_epoch_at: u64,
+        epoch_index: u64,
+    ) -> TempoSchedule {
+        let next_epoch_block = if tempo == 0 {
+            u64::MAX
+        } else {
+            let auto = last_epoch_block.saturating_add(u64::from(tempo));
+            let next = if pending_epoch_at > 0 {
+                auto.min(pending_epoch_at)
+            } else {
+                auto
+            };
+            // Overdue (the safety net fires it in the next block).
+            next.max(block)
+        };
+        TempoSchedule {
+            block,
+            netuid,
+            tempo,
+            next_epoch_block,
+            epoch_index,
+            stateful: true,
         }
     }
 }
@@ -248,6 +330,26 @@ pub struct Hyperparams {
     pub yuma3_on: Option<bool>,
     /// `MechanismCountCurrent` (1 on runtimes without mechanisms).
     pub mechanism_count: u8,
+    /// `ActivityCutoffFactorMilli`, when present (spec 459): the cutoff is
+    /// `max(1, factor · tempo / 1000)` blocks and `activity_cutoff` is a legacy value.
+    pub activity_cutoff_factor_milli: Option<u32>,
+    /// `BondsResetOn`, when present.
+    pub bonds_reset_on: Option<bool>,
+    /// `CommitRevealWeightsVersion`, when present (4: timelocked commits).
+    pub commit_reveal_version: Option<u16>,
+    /// `MechanismEmissionSplit`, when set (absent: an even split).
+    pub mechanism_emission_split: Option<Vec<u16>>,
+}
+
+impl Hyperparams {
+    /// The activity cutoff the epoch uses, in blocks: from the factor where the runtime has
+    /// one (`get_activity_cutoff_blocks`), else `ActivityCutoff`.
+    pub fn activity_cutoff_blocks(&self) -> u64 {
+        match self.activity_cutoff_factor_milli {
+            Some(f) => (u64::from(f) * u64::from(self.tempo) / 1000).max(1),
+            None => u64::from(self.activity_cutoff),
+        }
+    }
 }
 
 /// A plain or per-mechanism weight vector to set.

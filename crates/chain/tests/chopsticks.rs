@@ -459,6 +459,16 @@ async fn subtensor_client_against_chopsticks() {
         report.contains("spec 103") && report.contains("TotalHotkeyStake"),
         "{report}"
     );
+    // Spec 103 predates every feature `info` lists: the legacy scheduler, no mechanisms.
+    for line in [
+        "stateful epochs             no",
+        "mechanisms                  no",
+        "trigger_epoch               no",
+        "activity cutoff factor      no",
+        "legacy scheduler",
+    ] {
+        assert!(report.contains(line), "{line:?} in\n{report}");
+    }
     println!("{report}");
     println!(
         "timings: chopsticks ready + connect {ready:?}, set_weights round trip {tx_time:?}, total {:?}",

@@ -256,6 +256,9 @@ mod tests {
         assert_eq!(ledger[&2], 0.0);
         assert_eq!(*emission_split, [0.6, 0.4]);
         assert_eq!(emission_split_u16(0.6), [39321, 26214]);
+        // The tuned default s = 0.497: round(0.497 · 65535) = 32571 (orchestra-yuma's
+        // `tests/mechanisms.rs` splits emission with it bit for bit).
+        assert_eq!(emission_split_u16(0.497), [32571, 32964]);
         let q = c.quantize(&WeightLimits::default()).unwrap();
         assert_eq!(q.len(), 2);
         assert_eq!(

@@ -146,6 +146,7 @@ mod tests {
                 has_timelocked_commits: false,
                 has_commitments: false,
                 has_subnet_info_api: false,
+                features: Default::default(),
             }
         }
         fn signer(&self) -> Option<orchestra_chain::AccountId> {

@@ -1,7 +1,13 @@
-//! The simulated subtensor: a metagraph, weights and bonds per mechanism, Yuma every tempo
+//! The simulated subtensor: a metagraph, weights and bonds per mechanism, Yuma every epoch
 //! (`orchestra-yuma`, bit-exact with the chain) and emission paid to owner, miners and
 //! validators. Validators reach it through [`orchestra_chain::Chain`], the same trait the live
 //! subtensor client implements.
+//!
+//! It follows spec 459 (RaoFoundation/subtensor) where the runtimes differ: the epoch runs on
+//! [`EpochSchedule`] (`[chain] epoch_rule`, dynamic tempo, owner triggers); a commit-reveal
+//! commit stamps the validator's `LastUpdate` (the reveal does not), and an epoch masks a
+//! validator's weights to miners registered after its earliest live commit
+//! (`epoch_mechanism.rs`, the "snipe" mask).
 
 use crate::scenario::{ChainConfig, YumaVariant};
 use orchestra_chain::{
@@ -11,7 +17,8 @@ use orchestra_chain::{
 };
 use orchestra_validator::WeightsAction;
 use orchestra_yuma::{
-    EpochInput, EpochOutput, NeuronInput, YumaError, defaults, run_mechanisms, split_block_emission,
+    EpochInput, EpochOutput, EpochRule, EpochSchedule, NeuronInput, Origin, ScheduleError,
+    SplitRule, YumaError, defaults, run_mechanisms, split_block_emission,
 };
 use std::future::{Ready, ready};
 use std::sync::Mutex;
@@ -80,21 +87,25 @@ pub struct SimChain {
     state: Mutex<ChainState>,
 }
 
-/// A commit-reveal v2 commit: who, on which mechanism, the hash, and the epoch it was made in.
+/// A commit-reveal v2 commit: who, on which mechanism, the hash, and the epoch and block it
+/// was made in.
 #[derive(Debug, Clone)]
 struct Commit {
     uid: u16,
     mecid: u8,
     hash: [u8; 32],
     epoch: u64,
+    block: u64,
 }
 
 /// Epochs between a commit and its reveal (`RevealPeriodEpochs`, the chain's default).
 pub const REVEAL_PERIOD_EPOCHS: u64 = 1;
 
-#[derive(Debug, Default)]
+#[derive(Debug)]
 struct ChainState {
     block: u64,
+    /// When the epoch runs, and the epoch index.
+    schedule: EpochSchedule,
     neurons: Vec<SimNeuron>,
     last_step: u64,
     /// Commit-reveal v2 commits awaiting their reveal.
@@ -106,11 +117,22 @@ impl SimChain {
     /// A chain with `mechanisms` mechanisms (1, or 2 for the `mechanisms` combination mode) and
     /// the mechanism emission split (u16 proportions).
     pub fn new(config: ChainConfig, mechanisms: usize, split: Option<Vec<u16>>) -> Self {
+        // Scenario validation keeps the tempo within u16.
+        let tempo = u16::try_from(config.tempo).unwrap_or(u16::MAX);
+        let mut schedule = EpochSchedule::new(NETUID, tempo, config.epoch_rule, 0);
+        schedule.admin_freeze_window = config.admin_freeze_window;
         SimChain {
             config,
             mechanisms: mechanisms.max(1),
             split,
-            state: Mutex::new(ChainState::default()),
+            state: Mutex::new(ChainState {
+                block: 0,
+                schedule,
+                neurons: Vec::new(),
+                last_step: 0,
+                commits: Vec::new(),
+                last_outputs: Vec::new(),
+            }),
         }
     }
 
@@ -170,15 +192,38 @@ impl SimChain {
         // Bonds and weights pointing at the old neuron are masked by registration block.
     }
 
-    /// Advance to `block`.
-    pub fn set_block(&self, block: u64) {
-        self.lock().block = block;
+    /// Advance to `block` and run the scheduler's bookkeeping for it: whether the subnet's
+    /// epoch runs in this block ([`SimChain::epoch`] is then due). Call once per block, in order.
+    pub fn set_block(&self, block: u64) -> bool {
+        let mut s = self.lock();
+        s.block = block;
+        s.schedule.on_block(block)
     }
 
-    /// The epoch (tempo) index of `block`: the simulated chain runs its epoch on every
-    /// multiple of the tempo.
-    pub fn epoch_index(&self, block: u64) -> u64 {
-        block / self.config.tempo.max(1)
+    /// The epoch index (`SubnetEpochIndex`) as of the current block: the epoch of this block,
+    /// if it runs, counted (the chain's `current_epoch_with_lookahead`, which commit-reveal keys
+    /// on).
+    pub fn epoch_index(&self) -> u64 {
+        self.lock().schedule.epoch_index
+    }
+
+    /// The tempo now in force.
+    pub fn tempo(&self) -> u16 {
+        self.lock().schedule.tempo
+    }
+
+    /// The owner's `sudo_set_tempo` in the current block.
+    pub fn set_tempo(&self, tempo: u16) -> Result<(), ScheduleError> {
+        let mut s = self.lock();
+        let block = s.block;
+        s.schedule.set_tempo(tempo, block, Origin::Owner)
+    }
+
+    /// The owner's `trigger_epoch` in the current block: the block the epoch will run in.
+    pub fn trigger_epoch(&self) -> Result<u64, ScheduleError> {
+        let mut s = self.lock();
+        let block = s.block;
+        s.schedule.trigger_epoch(block)
     }
 
     /// Stake of `uid`, rao (0 for an unknown uid).
@@ -252,21 +297,38 @@ impl SimChain {
         SimSigner { chain: self, uid }
     }
 
-    /// Run the epoch at `block`: Yuma on every mechanism, then pay the tempo's emission.
+    /// Run the epoch at `block`: Yuma on every mechanism, then pay the emission accumulated
+    /// since the previous epoch (`tempo` blocks' worth, unless a trigger or a tempo change
+    /// moved it).
     pub fn epoch(&self, block: u64) -> Result<Payout, YumaError> {
         let mut s = self.lock();
         let emitted = self
             .config
             .emission_per_block_rao
-            .saturating_mul(self.config.tempo);
+            .saturating_mul(block.saturating_sub(s.last_step));
+        let tempo = s.schedule.tempo;
+        let epoch_index = s.schedule.epoch_index;
+        let commit_reveal = self.config.commit_reveal;
+        // The earliest live commit per (uid, mechanism): expired ones no longer mask.
+        let earliest_commit = |uid: usize, m: usize| {
+            s.commits
+                .iter()
+                .filter(|k| {
+                    usize::from(k.uid) == uid
+                        && usize::from(k.mecid) == m
+                        && k.epoch + REVEAL_PERIOD_EPOCHS >= epoch_index
+                })
+                .map(|k| k.block)
+                .min()
+        };
         let owner_cut = (self.config.owner_cut * 65_535.0).round() as u16;
         let split = split_block_emission(emitted, owner_cut);
         let for_epoch = split.miners.saturating_add(split.validators);
         let inputs: Vec<EpochInput> = (0..self.mechanisms)
             .map(|m| EpochInput {
                 block,
-                tempo: self.config.tempo,
-                activity_cutoff: self.config.activity_cutoff,
+                tempo: u64::from(tempo),
+                activity_cutoff: self.config.activity_cutoff_at(tempo),
                 emission: for_epoch,
                 kappa: self.config.kappa,
                 bonds_penalty: self.config.bonds_penalty,
@@ -283,19 +345,29 @@ impl SimChain {
                 neurons: s
                     .neurons
                     .iter()
-                    .map(|n| NeuronInput {
+                    .enumerate()
+                    .map(|(i, n)| NeuronInput {
                         stake: n.stake,
                         validator_permit: n.permit,
                         registered_at: n.registered_at,
                         last_update: n.last_update[m],
                         weights: n.weights[m].clone(),
                         bonds: n.bonds[m].clone(),
-                        commit_block: None,
+                        commit_block: if commit_reveal {
+                            earliest_commit(i, m)
+                        } else {
+                            None
+                        },
                     })
                     .collect(),
             })
             .collect();
-        let out = run_mechanisms(for_epoch, self.split.as_deref(), &inputs)?;
+        let out = run_mechanisms(
+            for_epoch,
+            self.split.as_deref(),
+            SplitRule::default(),
+            &inputs,
+        )?;
         for (m, o) in out.mechanisms.iter().enumerate() {
             for (n, (bonds, permit)) in s
                 .neurons
@@ -416,6 +488,17 @@ impl Chain for SimSigner<'_> {
             has_timelocked_commits: false,
             has_commitments: false,
             has_subnet_info_api: false,
+            // What the simulated chain models of spec 459.
+            features: orchestra_chain::RuntimeFeatures {
+                mechanism_count: true,
+                mechanism_emission_split: true,
+                stateful_epochs: self.chain.config.epoch_rule == EpochRule::Stateful,
+                trigger_epoch: self.chain.config.epoch_rule == EpochRule::Stateful,
+                activity_cutoff_factor: self.chain.config.activity_cutoff.is_none(),
+                yuma3: true,
+                liquid_alpha: true,
+                ..Default::default()
+            },
         }
     }
 
@@ -432,14 +515,15 @@ impl Chain for SimSigner<'_> {
     }
 
     fn tempo_schedule(&self, netuid: NetUid) -> Ready<ChainResult<TempoSchedule>> {
-        let block = self.chain.lock().block;
-        let tempo = self.chain.config.tempo;
-        let next = (block / tempo + 1) * tempo;
+        let s = self.chain.lock();
+        let block = s.block;
         ready(Ok(TempoSchedule {
             block,
             netuid,
-            tempo: tempo.min(u64::from(u16::MAX)) as u16,
-            next_epoch_block: next,
+            tempo: s.schedule.tempo,
+            next_epoch_block: s.schedule.next_epoch_block(block).unwrap_or(u64::MAX),
+            epoch_index: s.schedule.epoch_index,
+            stateful: s.schedule.rule == EpochRule::Stateful,
         }))
     }
 
@@ -449,9 +533,10 @@ impl Chain for SimSigner<'_> {
 
     fn hyperparams(&self, netuid: NetUid) -> Ready<ChainResult<Hyperparams>> {
         let c = &self.chain.config;
+        let tempo = self.chain.tempo();
         ready(Ok(Hyperparams {
             netuid,
-            tempo: c.tempo.min(u64::from(u16::MAX)) as u16,
+            tempo,
             rho: 10,
             kappa: c.kappa,
             immunity_period: 5000,
@@ -459,7 +544,7 @@ impl Chain for SimSigner<'_> {
             max_weights_limit: u16::MAX,
             weights_version_key: 0,
             weights_rate_limit: 0,
-            activity_cutoff: c.activity_cutoff.min(u64::from(u16::MAX)) as u16,
+            activity_cutoff: c.activity_cutoff_at(tempo).min(u64::from(u16::MAX)) as u16,
             max_allowed_uids: 4096,
             max_allowed_validators: c.max_allowed_validators,
             bonds_moving_average: c.bonds_moving_average,
@@ -469,6 +554,13 @@ impl Chain for SimSigner<'_> {
             liquid_alpha_on: Some(c.liquid_alpha),
             yuma3_on: Some(c.yuma == YumaVariant::Yuma3),
             mechanism_count: self.chain.mechanisms as u8,
+            activity_cutoff_factor_milli: c
+                .activity_cutoff
+                .is_none()
+                .then_some(c.activity_cutoff_factor_milli),
+            bonds_reset_on: None,
+            commit_reveal_version: None,
+            mechanism_emission_split: self.chain.split.clone(),
         }))
     }
 
@@ -508,7 +600,7 @@ impl Chain for SimSigner<'_> {
             ))));
         }
         let mut s = self.chain.lock();
-        let epoch = self.chain.epoch_index(s.block);
+        let (epoch, block) = (s.schedule.epoch_index, s.block);
         // Commits whose reveal epoch has passed can never be revealed (the chain drops them).
         s.commits
             .retain(|k| k.epoch + REVEAL_PERIOD_EPOCHS >= epoch);
@@ -517,7 +609,12 @@ impl Chain for SimSigner<'_> {
             mecid: c.mecid,
             hash: c.hash,
             epoch,
+            block,
         });
+        // Spec 459 stamps LastUpdate at the commit (`internal_commit_weights`), not the reveal.
+        if let Some(n) = s.neurons.get_mut(usize::from(self.uid)) {
+            n.last_update[usize::from(c.mecid)] = block;
+        }
         ready(Ok(tx()))
     }
 
@@ -548,7 +645,7 @@ impl Chain for SimSigner<'_> {
                 "InvalidRevealCommitHashNotMatch",
             )));
         };
-        let epoch = self.chain.epoch_index(s.block);
+        let epoch = s.schedule.epoch_index;
         let due = s.commits[at].epoch + REVEAL_PERIOD_EPOCHS;
         if epoch < due {
             return ready(Err(refused("reveal_weights", "RevealTooEarly")));
@@ -557,7 +654,7 @@ impl Chain for SimSigner<'_> {
         if epoch > due {
             return ready(Err(refused("reveal_weights", "ExpiredWeightCommit")));
         }
-        let block = s.block;
+        // The reveal sets the weights without touching LastUpdate (the commit set it).
         if let Some(n) = s.neurons.get_mut(usize::from(self.uid)) {
             n.weights[m] = w
                 .uids
@@ -565,7 +662,6 @@ impl Chain for SimSigner<'_> {
                 .copied()
                 .zip(w.values.iter().copied())
                 .collect();
-            n.last_update[m] = block;
         }
         ready(Ok(tx()))
     }

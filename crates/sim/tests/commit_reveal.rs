@@ -83,7 +83,7 @@ fn run(commit_reveal: bool) -> (OnChain, Vec<WeightsAction>) {
     let mut produced = Vec::new();
     for block in 1..=3 * TEMPO {
         chain.set_block(block);
-        core.handle_tempo(chain.epoch_index(block), block, block * 12_000);
+        core.handle_tempo(chain.epoch_index(), block, block * 12_000);
         while let Some(action) = core.poll_weights() {
             chain.submit_weights(v_uid, &action).unwrap();
             core.handle_weights_result(action.id(), true);

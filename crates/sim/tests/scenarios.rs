@@ -454,3 +454,41 @@ fn organic_requests_move_on_from_miners_that_do_not_answer() {
         "quality with 1 try {one}, with 3 tries {three}"
     );
 }
+
+/// The owner's levers as scenario events: a trigger moves the next epoch (recorded with its
+/// block), a tempo outside the owner's bounds is refused and recorded, not applied; a trigger
+/// under the legacy scheduler is a located error.
+#[test]
+fn owner_epoch_events_are_applied_or_refused_and_recorded() {
+    let dir = tempfile::tempdir().unwrap();
+    let events = "\n[[events]]\nat_day = 0.0525\nkind = \"trigger_epoch\"\n\n\
+                  [[events]]\nat_day = 0.06\nkind = \"set_tempo\"\ntempo = 30\n";
+    let scenario = write(dir.path(), "owner.toml", &small("owner", events));
+    let out = dir.path().join("out");
+    let o = run_to(&out, &scenario, &["--seeds", "1"]);
+    assert!(o.status.success(), "{}", text(&o.stderr));
+    let log = std::fs::read_to_string(out.join("events.csv")).unwrap();
+    // Day 0.0525 is block 378; the epoch of block 360 ran, so the next automatic one is 420
+    // and the trigger's (378 + the 10-block freeze window) comes first.
+    assert!(
+        log.lines()
+            .any(|l| l.contains("trigger_epoch") && l.contains("epoch at block 388")),
+        "{log}"
+    );
+    assert!(
+        log.lines()
+            .any(|l| l.contains("set_tempo_refused") && l.contains("TempoOutOfBounds")),
+        "{log}"
+    );
+
+    let legacy =
+        small("legacy", events).replace("tempo = 60\n", "tempo = 60\nepoch_rule = \"legacy\"\n");
+    let scenario = write(dir.path(), "legacy.toml", &legacy);
+    let o = sim(&["check", scenario.to_str().unwrap()]);
+    assert!(!o.status.success());
+    let err = text(&o.stderr);
+    assert!(
+        err.contains("`events[0].kind`") && err.contains("epoch_rule = \"stateful\""),
+        "{err}"
+    );
+}

@@ -99,6 +99,10 @@
 //! a parameter, default [`DEFAULT_OWNER_CUT`] ≈ 18 %), and [`run_mechanisms`] splits an epoch's
 //! emission over several mechanisms (subtensor's `split_emissions`) and runs one epoch each.
 //!
+//! [`EpochSchedule`] decides which blocks run the epoch, under the legacy modulo rule or spec
+//! 459's stateful scheduler (dynamic tempo, `trigger_epoch`), and [`activity_cutoff_blocks`]
+//! turns spec 459's per-mille activity-cutoff factor into blocks.
+//!
 //! The crate is pure: no clock, no IO, no randomness.
 //!
 //! # Invariants
@@ -110,23 +114,38 @@
 //! (`tests/properties.rs` holds it on arbitrary inputs, malformed ones included). Beyond that,
 //! the fixed-point stake sums wrap and the port, like the chain, can pay out more.
 //! [`split_block_emission`]'s three parts add up to the block's alpha exactly, and
-//! [`run_mechanisms`]'s shares add up to the epoch's alpha exactly; a split that would hand out
-//! more ([`YumaError::SplitAboveWhole`]) is refused, as the chain refuses it.
+//! [`run_mechanisms`]'s shares add up to the epoch's alpha exactly; a split the chain's setter
+//! would not store ([`YumaError::InvalidSplit`]: empty, or not summing to 65535) is refused.
+//!
+//! # Mechanisms
+//! [`split_mechanism_emission`], [`check_emission_split`], [`check_mechanism_count`] and
+//! [`mechanism_storage_index`] follow subtensor's `subnets/mechanism.rs` bit for bit; the one
+//! place the runtimes differ (a split of the wrong length) is a [`SplitRule`], spec 459's by
+//! default. `tests/mechanisms.rs` holds the chain's own test vectors, each naming its source.
 
 mod dense;
 mod epoch;
 mod math;
 #[cfg(test)]
 mod reference;
+mod schedule;
 mod split;
 mod types;
 mod validate;
 
 pub use dense::EpochScratch;
 pub use epoch::{EpochTrace, run_epoch, run_epoch_traced, run_epoch_with_scratch};
+pub use schedule::{
+    DEFAULT_ADMIN_FREEZE_WINDOW, EpochRule, EpochSchedule, INITIAL_ACTIVITY_CUTOFF_FACTOR_MILLI,
+    MAX_ACTIVITY_CUTOFF_FACTOR_MILLI, MAX_TEMPO, MIN_ACTIVITY_CUTOFF_FACTOR_MILLI, MIN_TEMPO,
+    OWNER_HYPERPARAM_RATE_LIMIT_TEMPOS, Origin, ScheduleError, activity_cutoff_blocks,
+    legacy_blocks_until_next_epoch,
+};
 pub use split::{
-    BlockSplit, DEFAULT_OWNER_CUT, MechanismsOutput, run_mechanisms, split_block_emission,
-    split_mechanism_emission,
+    BlockSplit, DEFAULT_MAX_ALLOWED_UIDS, DEFAULT_MAX_MECHANISM_COUNT, DEFAULT_OWNER_CUT,
+    GLOBAL_MAX_SUBNET_COUNT, MAX_MECHANISM_COUNT_PER_SUBNET, MechanismRuleError, MechanismsOutput,
+    SplitRule, check_emission_split, check_mechanism_count, mechanism_storage_index,
+    run_mechanisms, split_block_emission, split_mechanism_emission,
 };
 pub use substrate_fixed::types::I32F32;
 pub use types::{EpochInput, EpochOutput, NeuronInput, NormalizedOutput, defaults};
@@ -141,13 +160,10 @@ pub enum YumaError {
         /// Number of neurons given.
         n: usize,
     },
-    /// The mechanism emission split gives out more than the whole (its parts sum above 65535),
-    /// so the mechanisms would pay more than the epoch emits; the chain rejects such a split.
-    #[error("mechanism emission split sums to {sum}, above 65535")]
-    SplitAboveWhole {
-        /// Sum of the split entries used (one per mechanism).
-        sum: u64,
-    },
+    /// The mechanism emission split is not one the chain's setter would store (empty, or its
+    /// parts do not sum to exactly 65535).
+    #[error("invalid mechanism emission split: {0}")]
+    InvalidSplit(#[from] MechanismRuleError),
     /// A mechanism's input does not have the same uids as the first one.
     #[error("mechanism {mechanism} has {n} neurons, expected {expected}")]
     MechanismSizeMismatch {

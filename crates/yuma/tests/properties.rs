@@ -2,7 +2,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::needless_range_loop)]
 
 use orchestra_yuma::{
-    EpochInput, NeuronInput, YumaError, run_epoch, run_epoch_traced, run_mechanisms,
+    EpochInput, NeuronInput, SplitRule, YumaError, run_epoch, run_epoch_traced, run_mechanisms,
     split_block_emission, split_mechanism_emission, validate,
 };
 use proptest::prelude::*;
@@ -146,24 +146,27 @@ proptest! {
     fn mechanisms_never_panic(a in any_input(), b in any_input(), alpha in any::<u64>(),
                               split in prop::option::of(prop::collection::vec(any::<u16>(), 0..4)),
                               cut in any::<u16>()) {
-        let r = run_mechanisms(alpha, split.as_deref(), &[a.clone(), b.clone()]);
-        let used: u64 = split.iter().flatten().take(2).map(|&x| u64::from(x)).sum();
+        let r = run_mechanisms(alpha, split.as_deref(), SplitRule::default(), &[a.clone(), b.clone()]);
+        let sum: u64 = split.iter().flatten().map(|&x| u64::from(x)).sum();
+        let storable = split.as_ref().is_none_or(|s| !s.is_empty() && sum == 65_535);
         match &r {
-            Err(YumaError::SplitAboveWhole { sum }) => prop_assert_eq!((*sum, used > 65_535), (used, true)),
+            Err(YumaError::InvalidSplit(_)) => prop_assert!(!storable),
             Err(YumaError::MechanismSizeMismatch { .. }) => prop_assert_ne!(a.neurons.len(), b.neurons.len()),
             Err(e) => prop_assert!(false, "unexpected {}", e),
             Ok(out) => {
-                prop_assert!(used <= 65_535 && a.neurons.len() == b.neurons.len());
+                prop_assert!(storable && a.neurons.len() == b.neurons.len());
                 let shares: u128 = out.mechanism_emission.iter().map(|&x| u128::from(x)).sum();
                 prop_assert_eq!(shares, u128::from(alpha));
             }
         }
-        let parts = split_mechanism_emission(alpha, 3, split.as_deref());
-        prop_assert_eq!(parts.len(), 3);
-        let total: u128 = parts.iter().map(|&x| u128::from(x)).sum();
-        // Only a split vector summing above 65535 (rejected by the chain) can exceed alpha.
-        if split.as_ref().is_none_or(|s| s.iter().map(|&x| u64::from(x)).sum::<u64>() <= 65_535) {
-            prop_assert_eq!(total, u128::from(alpha));
+        for rule in [SplitRule::TrimOrPad, SplitRule::EvenIfMalformed] {
+            let parts = split_mechanism_emission(alpha, 3, split.as_deref(), rule);
+            prop_assert_eq!(parts.len(), 3);
+            let total: u128 = parts.iter().map(|&x| u128::from(x)).sum();
+            // Only a split vector summing above 65535 (never stored by the chain) can exceed alpha.
+            if sum <= 65_535 {
+                prop_assert_eq!(total, u128::from(alpha));
+            }
         }
         let s = split_block_emission(alpha, cut);
         prop_assert_eq!(u128::from(s.owner) + u128::from(s.miners) + u128::from(s.validators),
@@ -202,7 +205,7 @@ proptest! {
         mut a in any_input(),
         mut b in any_input(),
         alpha in any::<u64>(),
-        split in prop::option::of(prop::collection::vec(0u16..=32_767, 2)),
+        split in prop::option::of(any::<u16>().prop_map(|s| vec![s, u16::MAX - s])),
     ) {
         for n in a.neurons.iter_mut().chain(b.neurons.iter_mut()) {
             n.stake %= (1u64 << 63) / 12;
@@ -213,7 +216,7 @@ proptest! {
         prop_assert!(sum(&out.server_emission) + sum(&out.validator_emission) <= e);
         prop_assert!(sum(&out.emission) <= e);
         b.neurons.resize(a.neurons.len(), NeuronInput::default());
-        let out = run_mechanisms(alpha, split.as_deref(), &[a, b]).unwrap();
+        let out = run_mechanisms(alpha, split.as_deref(), SplitRule::default(), &[a, b]).unwrap();
         prop_assert!(sum(&out.server_emission) + sum(&out.validator_emission) <= u128::from(alpha));
         prop_assert_eq!(sum(&out.mechanism_emission), u128::from(alpha));
     }

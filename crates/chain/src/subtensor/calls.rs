@@ -178,6 +178,7 @@ mod tests {
             has_timelocked_commits: true,
             has_commitments: true,
             has_subnet_info_api: true,
+            features: Default::default(),
         }
     }
 
@@ -193,6 +194,7 @@ mod tests {
             has_timelocked_commits: false,
             has_commitments: false,
             has_subnet_info_api: false,
+            features: Default::default(),
             ..current()
         }
     }

@@ -611,7 +611,19 @@ impl Chain for SubtensorChain {
             spec_version: at.spec_version(),
         };
         let tempo: u16 = r.value("Tempo", vec![v_u(netuid)]).await?;
-        Ok(TempoSchedule::at(at.block_number(), netuid, tempo))
+        let block = at.block_number();
+        if !self.shape().features.stateful_epochs {
+            return Ok(TempoSchedule::at(block, netuid, tempo));
+        }
+        let k = || vec![v_u(netuid)];
+        Ok(TempoSchedule::stateful(
+            block,
+            netuid,
+            tempo,
+            r.value("LastEpochBlock", k()).await?,
+            r.optional("PendingEpochAt", k()).await?.unwrap_or(0),
+            r.value("SubnetEpochIndex", k()).await?,
+        ))
     }
 
     async fn metagraph(&self, netuid: NetUid, mecid: MechId) -> ChainResult<Metagraph> {
@@ -775,6 +787,11 @@ impl Chain for SubtensorChain {
             liquid_alpha_on: r.optional("LiquidAlphaOn", k()).await?,
             yuma3_on: r.optional("Yuma3On", k()).await?,
             mechanism_count: r.optional("MechanismCountCurrent", k()).await?.unwrap_or(1),
+            activity_cutoff_factor_milli: r.optional("ActivityCutoffFactorMilli", k()).await?,
+            bonds_reset_on: r.optional("BondsResetOn", k()).await?,
+            // A plain value (not per subnet) on the runtimes that have it.
+            commit_reveal_version: r.optional("CommitRevealWeightsVersion", vec![]).await?,
+            mechanism_emission_split: r.optional("MechanismEmissionSplit", k()).await?,
         })
     }
 
@@ -803,8 +820,83 @@ impl Chain for SubtensorChain {
     }
 }
 
-/// The text `orchestra-chain info` prints: endpoint, runtime, shape, block and (for a netuid)
-/// hyperparameters and a metagraph summary.
+/// The newest runtime this client was checked against, by its sources (RaoFoundation/subtensor
+/// `runtime/src/lib.rs` at spec 459); the only one it runs against here is the shipped spec-103
+/// test runtime (under Chopsticks).
+pub const NEWEST_RUNTIME_READ: u32 = 459;
+
+/// The feature lines of `orchestra-chain info`: what the runtime has of what changed since
+/// spec 103, and what the client does about each.
+pub fn features_report(s: &RuntimeShape) -> String {
+    let f = &s.features;
+    let yes = |b: bool| if b { "yes" } else { "no " };
+    let rows: [(&str, bool, &str); 12] = [
+        (
+            "mechanisms",
+            f.mechanism_count,
+            "per-mechanism weights and metagraphs",
+        ),
+        (
+            "emission split",
+            f.mechanism_emission_split,
+            if s.spec_version >= NEWEST_RUNTIME_READ {
+                "a split of the wrong length splits evenly (spec 459)"
+            } else {
+                "a split of the wrong length is trimmed or zero-padded (spec < 459)"
+            },
+        ),
+        (
+            "max mechanisms set by root",
+            f.max_mechanism_count_storage,
+            "read, not used",
+        ),
+        (
+            "stateful epochs",
+            f.stateful_epochs,
+            "epoch index and next epoch from LastEpochBlock / SubnetEpochIndex",
+        ),
+        (
+            "trigger_epoch",
+            f.trigger_epoch,
+            "followed through PendingEpochAt",
+        ),
+        (
+            "activity cutoff factor",
+            f.activity_cutoff_factor,
+            "cutoff = max(1, factor · tempo / 1000)",
+        ),
+        ("Yuma3On", f.yuma3, "read into the hyperparameters"),
+        (
+            "LiquidAlphaOn",
+            f.liquid_alpha,
+            "read into the hyperparameters",
+        ),
+        (
+            "BondsResetOn",
+            f.bonds_reset,
+            "read into the hyperparameters",
+        ),
+        (
+            "commit-reveal version",
+            f.commit_reveal_version,
+            "read; this client commits with v2 (timelocked v4 commits not built)",
+        ),
+        (
+            "owner hotkey",
+            f.owner_hotkey,
+            "the owner's uid keeps a permit and self-weight",
+        ),
+        ("rank / trust stored", f.rank_and_trust, "not read"),
+    ];
+    let mut out = String::from("features (since spec 103)\n");
+    for (name, has, note) in rows {
+        out.push_str(&format!("  {:<27} {}  {note}\n", name, yes(has)));
+    }
+    out
+}
+
+/// The text `orchestra-chain info` prints: endpoint, runtime, shape, features, block and (for a
+/// netuid) hyperparameters, the epoch schedule and a metagraph summary.
 pub async fn info_report(
     chain: &SubtensorChain,
     netuid: Option<NetUid>,
@@ -836,16 +928,46 @@ pub async fn info_report(
     );
     let _ = writeln!(out, "commitments     {}", s.has_commitments);
     let _ = writeln!(out, "subnet info api {}", s.has_subnet_info_api);
+    out.push_str(&features_report(&s));
     let Some(netuid) = netuid else {
         return Ok(out);
     };
     let h = chain.hyperparams(netuid).await?;
-    let sched = TempoSchedule::at(block, netuid, h.tempo);
+    let sched = chain.tempo_schedule(netuid).await?;
     let _ = writeln!(out, "\nsubnet {netuid} mechanism {mecid}");
     let _ = writeln!(
         out,
-        "tempo           {} (next epoch at block {})",
-        h.tempo, sched.next_epoch_block
+        "tempo           {} ({} scheduler: epoch index {}, next epoch at block {})",
+        h.tempo,
+        if sched.stateful { "stateful" } else { "legacy" },
+        sched.epoch_index,
+        sched.next_epoch_block
+    );
+    let _ = writeln!(
+        out,
+        "activity cutoff {} blocks{}",
+        h.activity_cutoff_blocks(),
+        match h.activity_cutoff_factor_milli {
+            Some(f) => format!(" (factor {f}‰ of tempo)"),
+            None => " (ActivityCutoff)".into(),
+        }
+    );
+    let flag = |v: Option<bool>| v.map_or("absent".to_string(), |b| b.to_string());
+    let _ = writeln!(
+        out,
+        "epoch switches  Yuma3On {} LiquidAlphaOn {} BondsResetOn {}",
+        flag(h.yuma3_on),
+        flag(h.liquid_alpha_on),
+        flag(h.bonds_reset_on)
+    );
+    let _ = writeln!(
+        out,
+        "mechanisms      {} (emission split {})",
+        h.mechanism_count,
+        match &h.mechanism_emission_split {
+            Some(split) => format!("{split:?} of 65535"),
+            None => "even".into(),
+        }
     );
     let _ = writeln!(
         out,

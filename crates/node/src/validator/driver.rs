@@ -19,10 +19,7 @@ use super::metrics::ValidatorMetrics;
 use super::store::{StateStore, WeightsRow};
 use super::{OrganicAnswer, OrganicError, Settings, Status, SubnetCalls};
 use crate::auth::{now_ms, now_ns, signed_headers};
-use orchestra_chain::{
-    Chain, ChainError, Metagraph, WeightsReveal, WeightsSubmission, blocks_until_next_epoch,
-    commit_for,
-};
+use orchestra_chain::{Chain, ChainError, Metagraph, WeightsReveal, WeightsSubmission, commit_for};
 use orchestra_ledger::ProbeResult;
 use orchestra_ledger::server::AppState;
 use orchestra_mechanism::weights::WeightLimits;
@@ -419,13 +416,6 @@ impl<C: Chain + Send + Sync + 'static, S: SubnetCalls, M: MinerCalls> Driver<C, 
         }
     }
 
-    /// The subnet's epoch index at `block`: subtensor runs a subnet's epoch when
-    /// `(block + netuid + 1) % (tempo + 1) == 0`.
-    fn tempo_index(&self, block: u64) -> u64 {
-        let period = u64::from(self.tempo) + 1;
-        (block + u64::from(self.settings.netuid) + 1) / period
-    }
-
     async fn on_tick(&mut self) {
         let block = match self.chain.current_block().await {
             Ok(b) => b,
@@ -443,20 +433,34 @@ impl<C: Chain + Send + Sync + 'static, S: SubnetCalls, M: MinerCalls> Driver<C, 
         self.last_block = block;
         self.metrics.block.set(block as i64);
         self.refresh_chain_view(block).await;
-        if self.metagraph.is_none() || self.tempo == 0 {
+        if self.metagraph.is_none() {
+            return;
+        }
+        // The chain says which epoch it is in: the legacy modulo rule, or spec 459's stateful
+        // scheduler, where an owner's `set_tempo` or `trigger_epoch` moves epochs.
+        let schedule = match self.chain.tempo_schedule(self.settings.netuid).await {
+            Ok(s) => s,
+            Err(e) => {
+                self.metrics.chain_error("tempo_schedule");
+                tracing::warn!(error = %e, "reading the epoch schedule failed");
+                return;
+            }
+        };
+        self.tempo = schedule.tempo;
+        if self.tempo == 0 {
             return;
         }
         if self.core.open_tempo().is_none() {
             tracing::info!(
                 block,
-                tempo = self.tempo_index(block),
-                next_epoch =
-                    block + blocks_until_next_epoch(self.settings.netuid, self.tempo, block),
+                tempo = schedule.epoch_index,
+                next_epoch = schedule.next_epoch_block,
+                stateful = schedule.stateful,
                 "schedule started"
             );
         }
         self.core.handle_block(block, now);
-        self.core.handle_tempo(self.tempo_index(block), block, now);
+        self.core.handle_tempo(schedule.epoch_index, block, now);
         self.publish_status(block);
     }
 

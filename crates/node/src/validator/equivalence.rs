@@ -268,6 +268,7 @@ impl Chain for FakeChain {
             has_timelocked_commits: false,
             has_commitments: true,
             has_subnet_info_api: false,
+            features: Default::default(),
         }
     }
     fn signer(&self) -> Option<AccountId> {
@@ -316,6 +317,10 @@ impl Chain for FakeChain {
             liquid_alpha_on: None,
             yuma3_on: None,
             mechanism_count: 1,
+            activity_cutoff_factor_milli: None,
+            bonds_reset_on: None,
+            commit_reveal_version: None,
+            mechanism_emission_split: None,
         })
     }
     async fn set_weights(&self, w: &WeightsSubmission) -> ChainResult<TxOutcome> {
@@ -439,7 +444,8 @@ fn through_the_simulator(commit_reveal: bool) -> Vec<Extrinsic> {
     };
     let chain = orchestra_sim::simchain::SimChain::new(
         orchestra_sim::scenario::ChainConfig {
-            tempo: u64::from(TEMPO) + 1,
+            tempo: u64::from(TEMPO),
+            epoch_rule: orchestra_sim::scenario::EpochRule::Legacy,
             commit_reveal,
             ..Default::default()
         },
@@ -483,8 +489,10 @@ fn through_the_simulator(commit_reveal: bool) -> Vec<Extrinsic> {
         let now = 1_767_225_600_000 + block * 12_000;
         // As in a node, the block's tempo index is known before the block's challenges come
         // back: a round on an epoch block counts towards the next tempo.
+        chain.set_block(block);
+        assert_eq!(chain.epoch_index(), tempo_index(block), "block {block}");
         core.handle_block(block, now);
-        core.handle_tempo(tempo_index(block), block, now);
+        core.handle_tempo(chain.epoch_index(), block, now);
         while let Some(t) = core.poll_challenge() {
             let (result, at) = match miners.answer(&t.hotkey, &t.challenge) {
                 Ok((r, at)) => (Ok(r), at),
@@ -498,8 +506,8 @@ fn through_the_simulator(commit_reveal: bool) -> Vec<Extrinsic> {
         }
         while core.poll_event().is_some() {}
         while let Some(action) = core.poll_weights() {
-            // The simulated chain's own epoch rule differs from subtensor's, so its
-            // reveal-epoch check is not used here; the extrinsic is what is compared.
+            // The simulated chain runs the legacy rule here, as the node's fake chain does, so
+            // it checks every extrinsic (a reveal in the wrong epoch is refused).
             log.push(match &action {
                 WeightsAction::Set { weights, .. } => Extrinsic::Set {
                     uids: weights.uids.clone(),
@@ -526,9 +534,7 @@ fn through_the_simulator(commit_reveal: bool) -> Vec<Extrinsic> {
                     salt: salt.clone(),
                 },
             });
-            if !commit_reveal {
-                chain.submit_weights(0, &action).unwrap();
-            }
+            chain.submit_weights(0, &action).unwrap();
             core.handle_weights_result(action.id(), true);
         }
     }

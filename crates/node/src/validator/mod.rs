@@ -950,6 +950,7 @@ mod driver_tests {
                 has_timelocked_commits: false,
                 has_commitments: true,
                 has_subnet_info_api: false,
+                features: Default::default(),
             }
         }
         fn signer(&self) -> Option<AccountId> {
@@ -1010,6 +1011,10 @@ mod driver_tests {
                 liquid_alpha_on: None,
                 yuma3_on: None,
                 mechanism_count: 1,
+                activity_cutoff_factor_milli: None,
+                bonds_reset_on: None,
+                commit_reveal_version: None,
+                mechanism_emission_split: None,
             })
         }
         async fn set_weights(&self, w: &WeightsSubmission) -> ChainResult<TxOutcome> {

@@ -51,6 +51,10 @@ pub(crate) enum Action {
         /// Group index.
         group: usize,
     },
+    /// The owner sets the tempo.
+    SetTempo(u16),
+    /// The owner triggers an epoch.
+    TriggerEpoch,
 }
 
 /// The name a subnet event is reported under (`events.csv`, `kind` column).
@@ -155,6 +159,8 @@ pub(crate) fn schedule(
                     group: group_of(&group)?,
                 },
             ),
+            EventKind::SetTempo { tempo } => push(block, Action::SetTempo(tempo)),
+            EventKind::TriggerEpoch => push(block, Action::TriggerEpoch),
         }
     }
     out.sort_by_key(|s| (s.block, s.seq));

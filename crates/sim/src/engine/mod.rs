@@ -451,16 +451,16 @@ impl<'a> Engine<'a> {
         GENESIS_MS + block * self.spec.chain.block_ms
     }
 
-    fn epoch_of(&self, block: u64) -> i64 {
-        (block / self.spec.chain.tempo) as i64
+    /// The chain's epoch index at the current block (its epoch, if it runs now, counted).
+    fn epoch_of(&self, _block: u64) -> i64 {
+        self.chain.epoch_index() as i64
     }
 
     fn run(mut self, mut sink: Option<&mut dyn FnMut(Vec<Row>)>) -> Result<RunOutput, RunError> {
-        let tempo = self.spec.chain.tempo;
         let mut next_event = 0;
         for block in 1..=self.total_blocks {
             let now = self.now_ms(block);
-            self.chain.set_block(block);
+            let epoch_runs = self.chain.set_block(block);
             self.world.next_block();
             while next_event < self.schedule.len() && self.schedule[next_event].block <= block {
                 let action = self.schedule[next_event].action.clone();
@@ -497,7 +497,7 @@ impl<'a> Engine<'a> {
                 }
             }
             let parts = self.tempo(block)?;
-            if block.is_multiple_of(tempo) {
+            if epoch_runs {
                 self.end_epoch(block, &parts)?;
                 if let Some(sink) = sink.as_mut() {
                     sink(self.metrics.take_rows());
@@ -584,6 +584,21 @@ impl<'a> Engine<'a> {
                     "attack_stop".into(),
                     format!("{} turns honest", self.group_labels[group]),
                 ));
+            }
+            Action::SetTempo(tempo) => {
+                let from = self.chain.tempo();
+                let (kind, detail) = match self.chain.set_tempo(tempo) {
+                    Ok(()) => ("set_tempo", format!("tempo {from} → {tempo}")),
+                    Err(e) => ("set_tempo_refused", e.to_string()),
+                };
+                self.events_out.push((block, epoch, kind.into(), detail));
+            }
+            Action::TriggerEpoch => {
+                let (kind, detail) = match self.chain.trigger_epoch() {
+                    Ok(at) => ("trigger_epoch", format!("epoch at block {at}")),
+                    Err(e) => ("trigger_epoch_refused", e.to_string()),
+                };
+                self.events_out.push((block, epoch, kind.into(), detail));
             }
         }
     }
@@ -919,7 +934,7 @@ impl<'a> Engine<'a> {
     /// scores of closed tempos, with each validator's stake, are returned for the epoch's
     /// metrics.
     fn tempo(&mut self, block: u64) -> Result<Vec<ValidatorScores>, RunError> {
-        let index = self.chain.epoch_index(block);
+        let index = self.chain.epoch_index();
         let now = self.now_ms(block);
         let mut parts = Vec::new();
         for va in &mut self.validators {

@@ -20,6 +20,8 @@ pub const EVENT_KINDS: &[(&str, &[&str])] = &[
     ("validator_down", &["validators", "hours"]),
     ("miner_churn", &["group", "leave", "join"]),
     ("attack_stop", &["group"]),
+    ("set_tempo", &["tempo"]),
+    ("trigger_epoch", &[]),
 ];
 
 /// One `[[events]]` entry, typed: when, and what.
@@ -98,6 +100,16 @@ pub enum EventKind {
         /// Group label.
         group: String,
     },
+    /// The subnet owner's `sudo_set_tempo` (spec 459: 360..=50400, at most every 360 blocks,
+    /// not in the freeze window; `LastEpochBlock` restarts at the block, though the safety net
+    /// still runs the next epoch `tempo + 1` blocks after the last). Refused ones are reported.
+    SetTempo {
+        /// The new tempo, blocks.
+        tempo: u16,
+    },
+    /// The subnet owner's `trigger_epoch` (spec 459): the epoch runs `admin_freeze_window`
+    /// blocks later. Refused ones are reported.
+    TriggerEpoch,
 }
 
 impl EventKind {
@@ -113,6 +125,8 @@ impl EventKind {
             EventKind::ValidatorDown { .. } => "validator_down",
             EventKind::MinerChurn { .. } => "miner_churn",
             EventKind::AttackStop { .. } => "attack_stop",
+            EventKind::SetTempo { .. } => "set_tempo",
+            EventKind::TriggerEpoch => "trigger_epoch",
         }
     }
 
@@ -127,7 +141,9 @@ impl EventKind {
             | EventKind::LatencyChange { netuid, .. } => Some(*netuid),
             EventKind::ValidatorDown { .. }
             | EventKind::MinerChurn { .. }
-            | EventKind::AttackStop { .. } => None,
+            | EventKind::AttackStop { .. }
+            | EventKind::SetTempo { .. }
+            | EventKind::TriggerEpoch => None,
         }
     }
 }
@@ -209,6 +225,9 @@ struct RawEvent {
     /// Miners joining (`miner_churn`).
     #[serde(default)]
     join: Option<u32>,
+    /// The new tempo (`set_tempo`).
+    #[serde(default)]
+    tempo: Option<u16>,
 }
 
 impl RawEvent {
@@ -224,6 +243,7 @@ impl RawEvent {
             ("group", self.group.is_some()),
             ("leave", self.leave.is_some()),
             ("join", self.join.is_some()),
+            ("tempo", self.tempo.is_some()),
         ];
         flags
             .into_iter()
@@ -296,6 +316,10 @@ impl TryFrom<RawEvent> for EventSpec {
                 join: raw.join.unwrap_or(0),
             },
             "attack_stop" => EventKind::AttackStop { group: group()? },
+            "set_tempo" => EventKind::SetTempo {
+                tempo: raw.tempo.ok_or_else(|| need("tempo"))?,
+            },
+            "trigger_epoch" => EventKind::TriggerEpoch,
             _ => return Err(unknown()),
         };
         Ok(EventSpec {
@@ -356,7 +380,9 @@ mod tests {
 [[events]]\nat_day = 3\nkind = \"validator_down\"\nvalidators = [0, 1]\nhours = 2.5\n\
 [[events]]\nat_day = 4\nkind = \"miner_churn\"\ngroup = \"honest\"\nleave = 2\njoin = 3\n\
 [[events]]\nat_day = 4\nkind = \"miner_churn\"\ngroup = \"honest\"\njoin = 1\n\
-[[events]]\nat_day = 5\nkind = \"attack_stop\"\ngroup = \"honest\"";
+[[events]]\nat_day = 5\nkind = \"attack_stop\"\ngroup = \"honest\"\n\
+[[events]]\nat_day = 5\nkind = \"set_tempo\"\ntempo = 720\n\
+[[events]]\nat_day = 6\nkind = \"trigger_epoch\"";
         let got = events(text);
         let want = [
             (
@@ -420,6 +446,8 @@ mod tests {
                     group: "honest".into(),
                 },
             ),
+            (5.0, EventKind::SetTempo { tempo: 720 }),
+            (6.0, EventKind::TriggerEpoch),
         ];
         let want: Vec<EventSpec> = want
             .into_iter()
@@ -465,7 +493,7 @@ mod tests {
 
     #[test]
     fn a_wrong_kind_or_key_is_located_at_the_event() {
-        let kinds = "schema_change, outage, new_subnet, deprecation, price_change, latency_change, validator_down, miner_churn, attack_stop";
+        let kinds = "schema_change, outage, new_subnet, deprecation, price_change, latency_change, validator_down, miner_churn, attack_stop, set_tempo, trigger_epoch";
         let cases = [
             (
                 format!("{MINIMAL}[[events]]\nat_day = 1\nkind = \"eclipse\"\n"),

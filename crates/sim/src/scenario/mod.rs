@@ -18,6 +18,7 @@ mod sweep;
 mod validate;
 
 pub use events::{EVENT_KINDS, EventError, EventKind, EventSpec};
+pub use orchestra_yuma::EpochRule;
 pub use spec::{
     ChainConfig, DAY_MS, Expect, LoadConfig, LoadProfile, Meta, MinerGroup, Recovery, ScenarioSpec,
     Spike, StakeDistribution, SubnetsConfig, ValidatorGroup, YumaVariant,

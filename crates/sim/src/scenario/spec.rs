@@ -5,6 +5,7 @@
 use super::events::EventSpec;
 use super::sweep::SweepAxis;
 use orchestra_mechanism::params::MechanismParams;
+use orchestra_yuma::EpochRule;
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 
@@ -67,8 +68,19 @@ pub struct ChainConfig {
     pub bonds_penalty: u16,
     /// Bonds moving average, parts per million.
     pub bonds_moving_average: u64,
-    /// Blocks without a weight update after which a validator counts as inactive.
-    pub activity_cutoff: u64,
+    /// Which runtime's epoch scheduler: `stateful` (spec 459: every `tempo` blocks from
+    /// `LastEpochBlock`, owner triggers and `set_tempo` honoured) or `legacy` (the spec-103
+    /// test runtime and spec ≤ 440: the block where `(block + netuid + 1) % (tempo + 1) == 0`).
+    pub epoch_rule: EpochRule,
+    /// `ActivityCutoffFactorMilli` (spec 459): blocks without a weight update after which a
+    /// validator counts as inactive are `max(1, factor · tempo / 1000)`, 5000 at tempo 360.
+    pub activity_cutoff_factor_milli: u32,
+    /// A fixed activity cutoff in blocks, as runtimes before spec 459 hold it
+    /// (`ActivityCutoff`); when set it replaces the factor.
+    pub activity_cutoff: Option<u64>,
+    /// `AdminFreezeWindow`: blocks before an epoch in which the owner may not `set_tempo`, and
+    /// the delay of a `trigger_epoch`.
+    pub admin_freeze_window: u64,
     /// Validator permits.
     pub max_allowed_validators: u16,
     /// Alpha emitted by the subnet per block, rao.
@@ -85,6 +97,15 @@ pub struct ChainConfig {
     pub commit_reveal: bool,
 }
 
+impl ChainConfig {
+    /// The activity cutoff the epoch at `tempo` uses, in blocks.
+    pub fn activity_cutoff_at(&self, tempo: u16) -> u64 {
+        self.activity_cutoff.unwrap_or_else(|| {
+            orchestra_yuma::activity_cutoff_blocks(self.activity_cutoff_factor_milli, tempo)
+        })
+    }
+}
+
 impl Default for ChainConfig {
     fn default() -> Self {
         ChainConfig {
@@ -95,7 +116,10 @@ impl Default for ChainConfig {
             kappa: 32_767,
             bonds_penalty: 65_535,
             bonds_moving_average: 900_000,
-            activity_cutoff: 5_000,
+            epoch_rule: EpochRule::default(),
+            activity_cutoff_factor_milli: orchestra_yuma::INITIAL_ACTIVITY_CUTOFF_FACTOR_MILLI,
+            activity_cutoff: None,
+            admin_freeze_window: orchestra_yuma::DEFAULT_ADMIN_FREEZE_WINDOW,
             max_allowed_validators: 64,
             emission_per_block_rao: 1_000_000_000,
             owner_cut: 0.18,

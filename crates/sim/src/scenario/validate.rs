@@ -64,11 +64,27 @@ pub(crate) fn validate(
     if c.block_ms == 0 {
         return at("chain.block_ms", "a block time > 0 ms", "0".into());
     }
-    if c.tempo == 0 || c.tempo > 100_000 {
+    if c.tempo == 0 || c.tempo > u64::from(u16::MAX) {
         return at(
             "chain.tempo",
-            "a tempo between 1 and 100000 blocks",
+            "a tempo between 1 and 65535 blocks (the chain's u16)",
             c.tempo.to_string(),
+        );
+    }
+    let factors = orchestra_yuma::MIN_ACTIVITY_CUTOFF_FACTOR_MILLI
+        ..=orchestra_yuma::MAX_ACTIVITY_CUTOFF_FACTOR_MILLI;
+    if !factors.contains(&c.activity_cutoff_factor_milli) {
+        return at(
+            "chain.activity_cutoff_factor_milli",
+            "a factor between 1000 and 50000 per mille of tempo (the chain's bounds)",
+            c.activity_cutoff_factor_milli.to_string(),
+        );
+    }
+    if c.activity_cutoff == Some(0) {
+        return at(
+            "chain.activity_cutoff",
+            "a cutoff of at least 1 block",
+            "0".into(),
         );
     }
     if c.bonds_moving_average > 1_000_000 {
@@ -260,6 +276,22 @@ pub(crate) fn validate(
                     );
                 }
             }
+            EventKind::TriggerEpoch
+                if spec.chain.epoch_rule == orchestra_yuma::EpochRule::Legacy =>
+            {
+                return at(
+                    &format!("events[{i}].kind"),
+                    "trigger_epoch only with [chain] epoch_rule = \"stateful\" (the legacy runtime has no such call)",
+                    "\"trigger_epoch\"".into(),
+                );
+            }
+            EventKind::SetTempo { tempo: 0 } => {
+                return at(
+                    &format!("events[{i}].tempo"),
+                    "a tempo of at least 1 block",
+                    "0".into(),
+                );
+            }
             EventKind::MinerChurn { group, .. } | EventKind::AttackStop { group }
                 if !labels.contains_key(group) =>
             {
@@ -342,7 +374,7 @@ mod tests {
             ),
             (
                 with("[chain]\ntempo = 100001"),
-                "t.toml:13:9: `chain.tempo`: expected a tempo between 1 and 100000 blocks, found 100001",
+                "t.toml:13:9: `chain.tempo`: expected a tempo between 1 and 65535 blocks (the chain's u16), found 100001",
             ),
             (
                 with("[chain]\nbonds_moving_average = 1000001"),

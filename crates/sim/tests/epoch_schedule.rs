@@ -1,0 +1,65 @@
+//! The simulated chain runs its epochs on the chain's scheduler: the legacy modulo rule or spec
+//! 459's stateful one, with the owner's `trigger_epoch` and `sudo_set_tempo`.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use orchestra_sim::scenario::{ChainConfig, EpochRule};
+use orchestra_sim::simchain::SimChain;
+
+fn chain(tempo: u64, epoch_rule: EpochRule) -> SimChain {
+    let chain = SimChain::new(
+        ChainConfig {
+            tempo,
+            epoch_rule,
+            ..ChainConfig::default()
+        },
+        1,
+        None,
+    );
+    chain.register("v".into(), [1; 32], 1_000_000_000, None, 0);
+    chain.register("m".into(), [2; 32], 0, None, 0);
+    chain
+}
+
+/// Runs blocks `from..=to`; returns the epoch blocks and what each emitted.
+fn run(chain: &SimChain, from: u64, to: u64) -> Vec<(u64, u64)> {
+    let mut fired = Vec::new();
+    for block in from..=to {
+        if chain.set_block(block) {
+            fired.push((block, chain.epoch(block).unwrap().emitted));
+        }
+    }
+    fired
+}
+
+#[test]
+fn the_legacy_rule_runs_every_tempo_plus_one_blocks_at_the_netuids_phase() {
+    let c = chain(10, EpochRule::Legacy);
+    let blocks: Vec<u64> = run(&c, 1, 40).into_iter().map(|(b, _)| b).collect();
+    // netuid 1: (block + 2) % 11 == 0.
+    assert_eq!(blocks, vec![9, 20, 31]);
+    assert_eq!(c.epoch_index(), 3);
+}
+
+#[test]
+fn a_trigger_and_a_new_tempo_move_the_epochs_and_what_they_pay() {
+    let per_block = ChainConfig::default().emission_per_block_rao;
+    let c = chain(400, EpochRule::Stateful);
+    assert_eq!(run(&c, 1, 5), vec![]);
+    // Triggered at block 5: runs after the admin freeze window (10 blocks), paying 15 blocks.
+    assert_eq!(c.trigger_epoch(), Ok(15));
+    assert_eq!(run(&c, 6, 20), vec![(15, 15 * per_block)]);
+    // The owner's tempo is bounded; a valid one restarts the cycle at its block
+    // (`LastEpochBlock = 100`, so `get_next_epoch_start_block` says 460) ...
+    assert!(c.set_tempo(30).is_err());
+    run(&c, 21, 100);
+    c.set_tempo(360).unwrap();
+    assert_eq!(c.tempo(), 360);
+    // ... but `BlocksSinceLastStep` is not reset with it, so spec 459's safety net
+    // (`BlocksSinceLastStep > tempo`) runs the epoch 361 blocks after the last one, at 376,
+    // before 460: a tempo set mid-cycle never stretches the cycle it is set in.
+    assert_eq!(
+        run(&c, 101, 800),
+        vec![(376, 361 * per_block), (736, 360 * per_block)]
+    );
+    assert_eq!(c.epoch_index(), 3);
+}
