@@ -21,7 +21,7 @@ use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, Uri, header};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use orchestra_protocol::btauth::{
-    self, AuthError, AuthHeaders, Caller, MemoryReplayStore, Verifier,
+    self, AuthError, AuthHeaders, Caller, MemoryReplayStore, SchemeSource, Verifier,
 };
 use std::sync::Arc;
 
@@ -69,7 +69,8 @@ impl Refusal {
                 AuthError::Malformed(_)
                 | AuthError::Stale(_)
                 | AuthError::BadSignature
-                | AuthError::Replayed,
+                | AuthError::Replayed
+                | AuthError::SchemeMismatch { .. },
             )
             | Refusal::MalformedAuthorization
             | Refusal::UnknownKey
@@ -195,6 +196,8 @@ pub struct AuthConfig {
     pub replay_capacity: usize,
     /// Largest accepted body, bytes (default 4 MiB).
     pub body_limit: usize,
+    /// Which scheme each sender signs with (default: sr25519 unless pinned to ed25519).
+    pub schemes: SchemeSource,
 }
 
 impl Default for AuthConfig {
@@ -205,6 +208,7 @@ impl Default for AuthConfig {
             replay_retention_ns: 60_000_000_000,
             replay_capacity: 200_000,
             body_limit: 4 << 20,
+            schemes: SchemeSource::default(),
         }
     }
 }
@@ -240,7 +244,8 @@ impl RequestAuth {
         let verifier = Verifier::with_store(self_hotkey.clone(), store())
             .with_window(config.max_age_ns, config.allowed_skew_ns)
             // Unreachable (the retention covers the window); the SDK's window is the fallback.
-            .unwrap_or_else(|| Verifier::with_store(self_hotkey, store()));
+            .unwrap_or_else(|| Verifier::with_store(self_hotkey, store()))
+            .with_schemes(config.schemes.clone());
         RequestAuth {
             verifier: Some(verifier),
             permits: None,
@@ -411,12 +416,21 @@ mod tests {
     /// Every refusal, its status and code: the crate docs' table, row by row.
     #[test]
     fn refusals_follow_the_table() {
-        let rows: [(Refusal, u16, &str); 13] = [
+        let rows: [(Refusal, u16, &str); 14] = [
             (Refusal::Unauthenticated("x"), 401, "unauthenticated"),
             (AuthError::Malformed("x").into(), 401, "malformed_auth"),
             (AuthError::Stale("x").into(), 401, "stale_request"),
             (AuthError::BadSignature.into(), 401, "bad_signature"),
             (AuthError::Replayed.into(), 401, "replayed_request"),
+            (
+                AuthError::SchemeMismatch {
+                    declared: orchestra_protocol::Scheme::Ed25519,
+                    trusted: orchestra_protocol::Scheme::Sr25519,
+                }
+                .into(),
+                401,
+                "scheme_mismatch",
+            ),
             (AuthError::WrongReceiver("x").into(), 403, "wrong_receiver"),
             (Refusal::NotAValidator("x".into()), 403, "not_a_validator"),
             (Refusal::HotkeyRequired("x"), 403, "hotkey_required"),

@@ -97,6 +97,14 @@ struct ServeArgs {
     /// How often usage counts are flushed to the database and keys reloaded, ms.
     #[arg(long, default_value_t = 1_000)]
     flush_ms: u64,
+    /// A hotkey (ss58) that signs btauth/1 with ed25519 (repeatable); every other must sign with
+    /// sr25519, whatever its `X-Bittensor-Crypto` header says.
+    #[arg(long = "auth.ed25519-hotkey", value_name = "SS58")]
+    ed25519_hotkeys: Vec<String>,
+    /// Trust each request's `X-Bittensor-Crypto` header for its scheme, as the Python SDK's
+    /// `verify` does (excludes `--auth.ed25519-hotkey`).
+    #[arg(long = "auth.trust-declared-scheme")]
+    trust_declared_scheme: bool,
 }
 
 #[derive(Debug, Args)]
@@ -256,6 +264,11 @@ fn serve(a: ServeArgs) -> Result<()> {
         ttl: Ttl::default(),
         validators: a.validators.into_iter().collect::<HashSet<_>>(),
         log_page: 1_000,
+        schemes: orchestra_protocol::btauth::SchemeSource::from_flags(
+            &a.ed25519_hotkeys,
+            a.trust_declared_scheme,
+        )
+        .map_err(|e| anyhow::anyhow!("--auth.ed25519-hotkey: {e}"))?,
     };
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()

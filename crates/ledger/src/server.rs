@@ -57,6 +57,8 @@ pub struct ServerConfig {
     pub validators: HashSet<String>,
     /// Most records one `/v1/log` page returns.
     pub log_page: usize,
+    /// Which scheme each btauth/1 sender signs with.
+    pub schemes: orchestra_protocol::btauth::SchemeSource,
 }
 
 impl Default for ServerConfig {
@@ -67,6 +69,7 @@ impl Default for ServerConfig {
             ttl: Ttl::default(),
             validators: HashSet::new(),
             log_page: 1_000,
+            schemes: Default::default(),
         }
     }
 }
@@ -220,6 +223,7 @@ impl AppState {
             body_limit: config.body_limit,
             // A Ledger API sees many more signed requests than a miner.
             replay_capacity: 1_000_000,
+            schemes: config.schemes.clone(),
             ..AuthConfig::default()
         };
         let auth = RequestAuth::btauth(me, &btauth).with_api_keys(access.clone());

@@ -18,6 +18,10 @@
 //! audit_rate = 0.3
 //! orchestration_weights = { routing = 0.2 }
 //!
+//! [auth]                       # btauth/1: which scheme each sender signs with
+//! ed25519_hotkeys = []         # hotkeys (ss58) that sign with ed25519; all others sr25519
+//! trust_declared_scheme = false  # true: trust X-Bittensor-Crypto, as the Python SDK does
+//!
 //! [miner]                      # binary-specific tables, read with NodeConfig::section
 //! max_concurrency = 16
 //! ```
@@ -31,6 +35,7 @@
 use clap::Args;
 use orchestra_mechanism::params::MechanismParams;
 use orchestra_protocol::Hotkey;
+use orchestra_protocol::btauth::SchemeSource;
 use serde::Deserialize;
 use serde::de::DeserializeOwned;
 use std::ffi::OsString;
@@ -38,7 +43,15 @@ use std::net::IpAddr;
 use std::path::{Path, PathBuf};
 
 /// Top-level keys every node file may hold (besides the binary's own sections).
-pub const COMMON_KEYS: &[&str] = &["netuid", "network", "port", "host", "wallet", "mechanism"];
+pub const COMMON_KEYS: &[&str] = &[
+    "netuid",
+    "network",
+    "port",
+    "host",
+    "wallet",
+    "mechanism",
+    "auth",
+];
 
 /// Why a configuration could not be resolved. Messages name the file and the key.
 #[derive(Debug, thiserror::Error)]
@@ -122,6 +135,15 @@ pub struct CommonArgs {
     /// `--mechanism.orchestration_weights.routing=0.2`.
     #[arg(long = "mechanism", value_name = "KEY=VALUE")]
     pub mechanism: Vec<String>,
+    /// A hotkey (ss58) that signs btauth/1 requests with ed25519 (repeatable; adds to the
+    /// file's `auth.ed25519_hotkeys`). Every other sender must sign with sr25519, whatever its
+    /// `X-Bittensor-Crypto` header says.
+    #[arg(long = "auth.ed25519-hotkey", value_name = "SS58")]
+    pub ed25519_hotkeys: Vec<String>,
+    /// Trust each request's `X-Bittensor-Crypto` header for its scheme, as the Python SDK's
+    /// `verify` does (`auth.trust_declared_scheme`; excludes pinned ed25519 hotkeys).
+    #[arg(long = "auth.trust-declared-scheme")]
+    pub trust_declared_scheme: bool,
 }
 
 /// Rewrite `--mechanism.KEY=VALUE` and `--mechanism.KEY VALUE` into `--mechanism KEY=VALUE` so
@@ -226,6 +248,18 @@ struct CommonFile {
     wallet: WalletConfig,
     #[serde(default)]
     mechanism: MechanismParams,
+    #[serde(default)]
+    auth: AuthFile,
+}
+
+/// `[auth]`: where btauth/1 senders' schemes come from.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct AuthFile {
+    #[serde(default)]
+    ed25519_hotkeys: Vec<String>,
+    #[serde(default)]
+    trust_declared_scheme: bool,
 }
 
 fn default_netuid() -> u16 {
@@ -257,6 +291,8 @@ pub struct NodeConfig {
     /// Mechanism parameters: defaults, then the file's `[mechanism]`, then `--mechanism.*`;
     /// validated.
     pub mechanism: MechanismParams,
+    /// Which scheme each btauth/1 sender signs with (`[auth]`, `--auth.*`).
+    pub schemes: SchemeSource,
     /// The config file, if one was given.
     pub file: Option<PathBuf>,
     table: toml::Table,
@@ -298,7 +334,17 @@ impl CommonArgs {
                 key: "mechanism".to_string(),
                 message: e.to_string(),
             })?;
+        let schemes = SchemeSource::from_flags(
+            &parsed.auth.ed25519_hotkeys,
+            parsed.auth.trust_declared_scheme,
+        )
+        .map_err(|message| ConfigError::Invalid {
+            origin: origin.clone(),
+            key: "auth.ed25519_hotkeys".to_string(),
+            message,
+        })?;
         Ok(NodeConfig {
+            schemes,
             wallet: parsed.wallet,
             netuid: parsed.netuid,
             network: parsed.network,
@@ -340,6 +386,20 @@ impl CommonArgs {
         if let Some(v) = self.host {
             set("host", Value::String(v.to_string()))?;
         }
+        if !self.ed25519_hotkeys.is_empty() {
+            let mut all: Vec<Value> = table
+                .get("auth")
+                .and_then(|a| a.get("ed25519_hotkeys"))
+                .and_then(Value::as_array)
+                .cloned()
+                .unwrap_or_default();
+            all.extend(self.ed25519_hotkeys.iter().cloned().map(Value::String));
+            set_path(table, "auth.ed25519_hotkeys", Value::Array(all))?;
+        }
+        if self.trust_declared_scheme {
+            set_path(table, "auth.trust_declared_scheme", Value::Boolean(true))?;
+        }
+        let mut set = |path: &str, v: Value| set_path(table, path, v);
         for o in &self.mechanism {
             let (key, value) = o
                 .split_once('=')
@@ -648,6 +708,55 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(err.contains("no_such_param"), "{err}");
+    }
+
+    #[test]
+    fn btauth_schemes_come_from_the_file_and_flags() {
+        use orchestra_protocol::btauth::SchemeSource;
+        let alice = "5GrwvaEF5zXb26Fz9rcQpDWS57CtERHpNehXCPcNoHGKutQY";
+        let bob = "5FHneW46xGXgs5mUiveU4sbTyGBzmstUspZC92UhjJM694ty";
+        assert_eq!(
+            parse(&[]).resolve(&[]).unwrap().schemes,
+            SchemeSource::default()
+        );
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("node.toml");
+        let p = path.to_str().unwrap().to_string();
+        std::fs::write(&path, format!("[auth]\ned25519_hotkeys = [\"{alice}\"]\n")).unwrap();
+        // The flag adds to the file's list.
+        let cfg = parse(&["--config", &p, "--auth.ed25519-hotkey", bob])
+            .resolve(&[])
+            .unwrap();
+        assert_eq!(cfg.schemes, SchemeSource::ed25519([alice, bob]));
+        let cfg = parse(&["--auth.trust-declared-scheme"])
+            .resolve(&[])
+            .unwrap();
+        assert_eq!(cfg.schemes, SchemeSource::Header);
+        // Errors name the key and the value.
+        std::fs::write(&path, "[auth]\ned25519_hotkeys = [\"alice\"]\n").unwrap();
+        let err = parse(&["--config", &p])
+            .resolve(&[])
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains(&p) && err.contains("auth.ed25519_hotkeys") && err.contains("\"alice\""),
+            "{err}"
+        );
+        let err = parse(&[
+            "--auth.ed25519-hotkey",
+            alice,
+            "--auth.trust-declared-scheme",
+        ])
+        .resolve(&[])
+        .unwrap_err()
+        .to_string();
+        assert!(err.contains("exclude each other"), "{err}");
+        std::fs::write(&path, "[auth]\ntrust = true\n").unwrap();
+        let err = parse(&["--config", &p])
+            .resolve(&[])
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("trust"), "{err}");
     }
 
     #[test]

@@ -4,6 +4,12 @@
 //! A request carries headers proving "sent by hotkey X, to hotkey Y, with exactly this body,
 //! recently". [`sign`] makes them; [`Verifier::verify`] checks them in the SDK's order (shape,
 //! receiver, freshness, signature, replay) and returns a typed [`AuthError`] with a stable code.
+//!
+//! Which scheme a sender signs with is not taken from its own header alone: the verifier's
+//! [`SchemeSource`] says which scheme each hotkey uses (by default sr25519, the SDK's default,
+//! for every hotkey not pinned otherwise), and a header declaring another is refused
+//! ([`AuthError::SchemeMismatch`]) before any signature is checked. The SDK's `verify` trusts the
+//! header; [`SchemeSource::Header`] does the same where that is wanted.
 //! Which HTTP status each error gets is the HTTP layer's business (`orchestra-http`'s
 //! `Refusal::status`, documented in `docs/protocol.md`), so every server answers alike. Time is
 //! an argument (`now_ns`): this module never reads a clock.
@@ -11,7 +17,7 @@
 use crate::keys::{Hotkey, Scheme, VerifyingKey};
 use crate::ss58;
 use sha2::{Digest, Sha256};
-use std::collections::{HashMap, HashSet, VecDeque};
+use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
 use std::sync::Mutex;
 
 /// How many decoded caller keys a [`Verifier`] keeps (a miner sees a few dozen validators; a
@@ -164,6 +170,19 @@ pub enum AuthError {
     /// This (hotkey, nonce) pair was already accepted.
     #[error("replayed request: this nonce was already accepted from this hotkey")]
     Replayed,
+    /// The header declares a scheme other than the one this server's trusted source holds for
+    /// the hotkey (a forged or mistaken `X-Bittensor-Crypto`).
+    #[error(
+        "scheme mismatch: this server knows the hotkey signs with {}, the request declares {}",
+        trusted.name(),
+        declared.name()
+    )]
+    SchemeMismatch {
+        /// What `X-Bittensor-Crypto` declared (absent: sr25519).
+        declared: Scheme,
+        /// What the verifier's [`SchemeSource`] holds for the hotkey.
+        trusted: Scheme,
+    },
 }
 
 impl AuthError {
@@ -175,6 +194,7 @@ impl AuthError {
             AuthError::Stale(_) => "stale_request",
             AuthError::BadSignature => "bad_signature",
             AuthError::Replayed => "replayed_request",
+            AuthError::SchemeMismatch { .. } => "scheme_mismatch",
         }
     }
 }
@@ -261,9 +281,72 @@ impl ReplayStore for MemoryReplayStore {
     }
 }
 
+/// Where a [`Verifier`] learns which signature scheme a sender's hotkey uses. A hotkey is 32
+/// bytes either way, so the header alone cannot say; a server that lets the header decide lets
+/// the sender choose how its key is read.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SchemeSource {
+    /// Trust the sender's `X-Bittensor-Crypto` header, as the SDK's `verify` (11.3.0) does.
+    Header,
+    /// Hotkeys (ss58) listed here sign with their listed scheme; every other with sr25519, the
+    /// SDK's default. The operator's list (`--auth.ed25519-hotkey`) is the trusted source.
+    Pinned(BTreeMap<String, Scheme>),
+}
+
+impl Default for SchemeSource {
+    /// sr25519 for every hotkey: what Bittensor wallets make unless asked otherwise.
+    fn default() -> Self {
+        SchemeSource::Pinned(BTreeMap::new())
+    }
+}
+
+impl SchemeSource {
+    /// Pin `hotkeys` to ed25519 (every other hotkey sr25519).
+    pub fn ed25519(hotkeys: impl IntoIterator<Item = impl Into<String>>) -> Self {
+        SchemeSource::Pinned(
+            hotkeys
+                .into_iter()
+                .map(|h| (h.into(), Scheme::Ed25519))
+                .collect(),
+        )
+    }
+
+    /// The source an operator's flags describe: `ed25519_hotkeys` pinned to ed25519, or the
+    /// header trusted when `trust_header`. `Err` names an entry that is not an ss58 address.
+    pub fn from_flags(ed25519_hotkeys: &[String], trust_header: bool) -> Result<Self, String> {
+        if let Some(bad) = ed25519_hotkeys.iter().find(|h| ss58::decode(h).is_err()) {
+            return Err(format!("{bad:?} is not an ss58 hotkey address"));
+        }
+        if trust_header {
+            if !ed25519_hotkeys.is_empty() {
+                return Err(
+                    "pinned ed25519 hotkeys and trusting the declared scheme exclude each other"
+                        .into(),
+                );
+            }
+            return Ok(SchemeSource::Header);
+        }
+        Ok(SchemeSource::ed25519(ed25519_hotkeys.iter().cloned()))
+    }
+
+    /// The scheme `sender` signs with, given what its header `declared`.
+    pub fn scheme_of(&self, sender: &str, declared: Scheme) -> Result<Scheme, AuthError> {
+        let trusted = match self {
+            SchemeSource::Header => return Ok(declared),
+            SchemeSource::Pinned(pinned) => pinned.get(sender).copied().unwrap_or(Scheme::Sr25519),
+        };
+        if trusted == declared {
+            Ok(trusted)
+        } else {
+            Err(AuthError::SchemeMismatch { declared, trusted })
+        }
+    }
+}
+
 /// Checks btauth/1 requests addressed to one hotkey.
 pub struct Verifier<S: ReplayStore = MemoryReplayStore> {
     self_hotkey: String,
+    schemes: SchemeSource,
     max_age_ns: i128,
     allowed_skew_ns: i128,
     require_receiver: bool,
@@ -284,6 +367,7 @@ impl<S: ReplayStore> Verifier<S> {
     pub fn with_store(self_hotkey: impl Into<String>, replay: S) -> Self {
         Verifier {
             self_hotkey: self_hotkey.into(),
+            schemes: SchemeSource::default(),
             max_age_ns: DEFAULT_MAX_AGE_NS,
             allowed_skew_ns: DEFAULT_ALLOWED_SKEW_NS,
             require_receiver: true,
@@ -328,6 +412,12 @@ impl<S: ReplayStore> Verifier<S> {
         Some(self)
     }
 
+    /// Take senders' schemes from `schemes` (default: sr25519 unless pinned).
+    pub fn with_schemes(mut self, schemes: SchemeSource) -> Self {
+        self.schemes = schemes;
+        self
+    }
+
     /// Accept requests that are not bound to a receiver (signed with `-`).
     pub fn allow_unbound(mut self) -> Self {
         self.require_receiver = false;
@@ -365,10 +455,9 @@ impl<S: ReplayStore> Verifier<S> {
             .trim()
             .parse()
             .map_err(|_| AuthError::Malformed("X-Bittensor-Nonce is not a decimal integer"))?;
-        let scheme = match headers.crypto {
+        let declared = match headers.crypto {
             None => Scheme::Sr25519,
-            Some(name) => Scheme::from_name(&name.trim().to_ascii_lowercase())
-                .ok_or(AuthError::Malformed("unsupported X-Bittensor-Crypto"))?,
+            Some(value) => Scheme::from_header(value).map_err(AuthError::Malformed)?,
         };
         let raw_signature = headers
             .signature
@@ -400,7 +489,8 @@ impl<S: ReplayStore> Verifier<S> {
             return Err(AuthError::Stale("nonce is too far in the future"));
         }
 
-        // 4. Signature, under the declared scheme only.
+        // 4. Signature, under the trusted scheme only (which the header must agree with).
+        let scheme = self.schemes.scheme_of(sender, declared)?;
         let encoding = AuthError::Malformed("invalid hotkey address or signature encoding");
         let signature: [u8; 64] = signature.try_into().map_err(|_| encoding)?;
         let (public_key, key) = self.caller_key(scheme, sender)?;

@@ -37,6 +37,22 @@ impl Scheme {
             _ => None,
         }
     }
+
+    /// The scheme an `X-Bittensor-Crypto` value names, read as the SDK's `parse_crypto_type`
+    /// (`bittensor/wallets.py`, 11.3.0) reads it: surrounding whitespace and case ignored, and
+    /// the wallet `cryptoType` codes `0` (ed25519) and `1` (sr25519) accepted. `Err` carries
+    /// why anything else is refused (`ecdsa`, code 2, is a wallet type btauth/1 cannot sign
+    /// with, in the SDK as here).
+    pub fn from_header(value: &str) -> Result<Scheme, &'static str> {
+        match value.trim().to_ascii_lowercase().as_str() {
+            "sr25519" | "1" => Ok(Scheme::Sr25519),
+            "ed25519" | "0" => Ok(Scheme::Ed25519),
+            "ecdsa" | "2" => Err(
+                "unsupported X-Bittensor-Crypto: ecdsa keys cannot sign btauth/1 (sr25519 or ed25519)",
+            ),
+            _ => Err("unsupported X-Bittensor-Crypto (expected sr25519 or ed25519)"),
+        }
+    }
 }
 
 /// Why a hotkey could not be loaded.

@@ -2,8 +2,10 @@
 //! changing any signed part makes verification fail with the matching error.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-use orchestra_protocol::Hotkey;
-use orchestra_protocol::btauth::{AuthError, AuthHeaders, MemoryReplayStore, Verifier, sign};
+use orchestra_protocol::btauth::{
+    AuthError, AuthHeaders, MemoryReplayStore, SchemeSource, Verifier, sign,
+};
+use orchestra_protocol::{Hotkey, Scheme};
 
 const ALICE: &str = "5GrwvaEF5zXb26Fz9rcQpDWS57CtERHpNehXCPcNoHGKutQY";
 const BOB: &str = "5FHneW46xGXgs5mUiveU4sbTyGBzmstUspZC92UhjJM694ty";
@@ -235,7 +237,11 @@ fn rust_signed_requests_verify_for_both_schemes() {
         Hotkey::ed25519_from_seed([3; 32]),
     ] {
         let signed = sign(&key, "GET", "/v1/head?x=y", b"", Some(BOB), NONCE);
+        // The ed25519 key is pinned: the verifier's trusted source says how to read it.
         let caller = Verifier::new(BOB)
+            .with_schemes(SchemeSource::ed25519([
+                Hotkey::ed25519_from_seed([3; 32]).ss58()
+            ]))
             .verify(&signed.as_auth_headers(), b"", "GET", "/v1/head?x=y", NONCE)
             .unwrap();
         assert_eq!(caller.hotkey, key.ss58());
@@ -245,7 +251,9 @@ fn rust_signed_requests_verify_for_both_schemes() {
 
 #[test]
 fn the_declared_scheme_is_the_only_one_tried() {
-    // An ed25519 signature presented as sr25519 (no crypto header) must fail.
+    // An ed25519 signature presented as sr25519 (no crypto header) must fail: with the header
+    // trusted (the SDK's way) on the signature; with a trusted source, before it, on the
+    // declaration.
     let key = Hotkey::ed25519_from_seed([3; 32]);
     let signed = sign(&key, "GET", "/", b"", Some(BOB), NONCE);
     let headers = AuthHeaders {
@@ -253,7 +261,61 @@ fn the_declared_scheme_is_the_only_one_tried() {
         ..signed.as_auth_headers()
     };
     assert_eq!(
-        Verifier::new(BOB).verify(&headers, b"", "GET", "/", NONCE),
+        Verifier::new(BOB)
+            .with_schemes(SchemeSource::Header)
+            .verify(&headers, b"", "GET", "/", NONCE),
         Err(AuthError::BadSignature)
+    );
+    assert_eq!(
+        Verifier::new(BOB)
+            .with_schemes(SchemeSource::ed25519([key.ss58()]))
+            .verify(&headers, b"", "GET", "/", NONCE),
+        Err(AuthError::SchemeMismatch {
+            declared: Scheme::Sr25519,
+            trusted: Scheme::Ed25519
+        })
+    );
+}
+
+#[test]
+fn the_scheme_comes_from_the_trusted_source() {
+    let alice = Hotkey::from_uri("//Alice").unwrap();
+    let signed = sign(&alice, "POST", "/", b"{}", Some(BOB), NONCE);
+    let mut forged = signed.as_auth_headers();
+    forged.crypto = Some("ed25519");
+    // Default: every hotkey sr25519 unless pinned; the declaration is refused, nothing else
+    // is tried, and the reason names both schemes.
+    let err = Verifier::new(BOB)
+        .verify(&forged, b"{}", "POST", "/", NONCE)
+        .unwrap_err();
+    assert_eq!(
+        err,
+        AuthError::SchemeMismatch {
+            declared: Scheme::Ed25519,
+            trusted: Scheme::Sr25519
+        }
+    );
+    assert_eq!(err.code(), "scheme_mismatch");
+    assert!(
+        err.to_string()
+            .contains("signs with sr25519, the request declares ed25519")
+    );
+    // Trusting the header, the same request fails on its signature instead.
+    assert_eq!(
+        Verifier::new(BOB)
+            .with_schemes(SchemeSource::Header)
+            .verify(&forged, b"{}", "POST", "/", NONCE),
+        Err(AuthError::BadSignature)
+    );
+    // Operators' flags: ss58 addresses only, and not both ways at once.
+    assert!(SchemeSource::from_flags(&["not-an-address".into()], false).is_err());
+    assert!(SchemeSource::from_flags(&[alice.ss58()], true).is_err());
+    assert_eq!(
+        SchemeSource::from_flags(&[], true),
+        Ok(SchemeSource::Header)
+    );
+    assert_eq!(
+        SchemeSource::from_flags(&[alice.ss58()], false),
+        Ok(SchemeSource::ed25519([alice.ss58()]))
     );
 }

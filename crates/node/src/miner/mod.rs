@@ -372,7 +372,11 @@ pub async fn run(
             "offline with the permit check on and no --allow-validator: every request will be refused"
         );
     }
-    let mut auth = RequestAuth::btauth(hotkey.ss58(), &crate::auth::AuthConfig::default());
+    let auth_config = crate::auth::AuthConfig {
+        schemes: cfg.schemes.clone(),
+        ..Default::default()
+    };
+    let mut auth = RequestAuth::btauth(hotkey.ss58(), &auth_config);
     if let Some(p) = &permits {
         auth = auth.with_permits(p.clone());
     }

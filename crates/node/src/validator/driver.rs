@@ -121,14 +121,17 @@ pub struct HttpMiners {
 }
 
 impl HttpMiners {
-    /// Calls signed by `hotkey`.
-    pub fn new(hotkey: Arc<Hotkey>) -> Result<Self, String> {
+    /// Calls signed by `hotkey`; miners' responses verified with `schemes`.
+    pub fn new(
+        hotkey: Arc<Hotkey>,
+        schemes: orchestra_protocol::btauth::SchemeSource,
+    ) -> Result<Self, String> {
         let http = reqwest::Client::builder()
             .pool_idle_timeout(Duration::from_secs(30))
             .build()
             .map_err(|e| format!("HTTP client: {e}"))?;
         Ok(HttpMiners {
-            verifier: Arc::new(Verifier::new(hotkey.ss58())),
+            verifier: Arc::new(Verifier::new(hotkey.ss58()).with_schemes(schemes)),
             http,
             hotkey,
         })

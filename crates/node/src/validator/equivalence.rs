@@ -392,6 +392,7 @@ async fn through_the_node(commit_reveal: bool) -> Vec<Extrinsic> {
         network_slack_ms: 2_000,
         limits: orchestra_ledger::access::Limits::default(),
         organic_attempts: 3,
+        schemes: Default::default(),
     };
     let core = core(&mocks);
     let store: Box<dyn Store> = Box::new(MemoryStore::new());

@@ -206,6 +206,8 @@ pub struct Settings {
     pub limits: orchestra_ledger::access::Limits,
     /// Miners one organic request tries before it fails (at least 1).
     pub organic_attempts: u32,
+    /// Which scheme each btauth/1 sender (users of the API, miners' responses) signs with.
+    pub schemes: orchestra_protocol::btauth::SchemeSource,
 }
 
 /// Why the validator could not start or stopped.
@@ -316,6 +318,7 @@ impl ValidatorArgs {
                 .organic_attempts
                 .or(file.organic_attempts)
                 .unwrap_or(orchestra_validator::DEFAULT_ORGANIC_ATTEMPTS),
+            schemes: cfg.schemes.clone(),
         };
         if settings.organic_attempts == 0 {
             return Err(ValidatorError::Invalid(
@@ -649,6 +652,7 @@ pub async fn serve<C: Chain + Send + Sync + 'static>(
         node,
         ServerConfig {
             limits: settings.limits,
+            schemes: settings.schemes.clone(),
             ..ServerConfig::default()
         },
     );
@@ -742,7 +746,10 @@ pub async fn serve<C: Chain + Send + Sync + 'static>(
     let client = SubnetClient::new(reqwest::Client::new(), Some(Arc::new(hotkey.clone())));
     let subnets = Arc::new(HttpSubnets::new(client, directory, view.clone()));
     let hotkey = Arc::new(hotkey);
-    let miners = Arc::new(driver::HttpMiners::new(hotkey.clone()).map_err(ValidatorError::Setup)?);
+    let miners = Arc::new(
+        driver::HttpMiners::new(hotkey.clone(), settings.schemes.clone())
+            .map_err(ValidatorError::Setup)?,
+    );
     let driver = driver::Driver::new(
         settings,
         chain,
@@ -1067,6 +1074,7 @@ mod driver_tests {
             network_slack_ms: 100,
             limits: orchestra_ledger::access::Limits::default(),
             organic_attempts: orchestra_validator::DEFAULT_ORGANIC_ATTEMPTS,
+            schemes: Default::default(),
         };
         // Bob already has a score, so the first closed tempo has weights to commit.
         {
