@@ -14,7 +14,7 @@ use std::task::{Context, Poll, Waker};
 use crate::error::ChainError;
 use crate::types::{
     AccountId, AxonServe, Hyperparams, MechId, Metagraph, NetUid, RuntimeShape, TempoSchedule,
-    TxOutcome, WeightsCommit, WeightsReveal, WeightsSubmission,
+    TimelockedCommit, TxOutcome, WeightsCommit, WeightsReveal, WeightsSubmission,
 };
 
 /// Result type of every chain operation.
@@ -59,6 +59,21 @@ pub trait Chain {
         &self,
         commit: &WeightsCommit,
     ) -> impl Future<Output = ChainResult<TxOutcome>> + Send;
+
+    /// Commits timelock-encrypted weights (commit-reveal v4: `commit_timelocked_weights` /
+    /// `commit_timelocked_mechanism_weights`); the chain reveals them itself. A runtime without
+    /// the call (the default) answers [`ChainError::MissingCall`].
+    fn commit_timelocked_weights(
+        &self,
+        commit: &TimelockedCommit,
+    ) -> impl Future<Output = ChainResult<TxOutcome>> + Send {
+        let _ = commit;
+        std::future::ready(Err(ChainError::MissingCall {
+            pallet: "SubtensorModule",
+            call: "commit_timelocked_weights",
+            spec_version: self.runtime_shape().spec_version,
+        }))
+    }
 
     /// Reveals committed weights (`reveal_weights` / `reveal_mechanism_weights`).
     fn reveal_weights(

@@ -1,11 +1,13 @@
 //! The `Chain` trait (the seam the simulator implements too) and the subtensor client.
 //!
 //! Without the default `subxt` feature this crate is only the trait, the plain data types, the
-//! client-side weight pre-checks and the commit-reveal v2 hash: cheap to build for the simulator.
+//! client-side weight pre-checks, the commit-reveal v2 hash and v4's timelock encryption
+//! ([`crv4`]): cheap to build for the simulator.
 //! With it, [`SubtensorChain`] talks to a subtensor node through subxt's dynamic API, and
 //! [`devnet`] writes subnets straight into a Chopsticks chain's storage for local devnets.
 
 pub mod chain;
+pub mod crv4;
 pub mod error;
 pub mod hash;
 pub mod precheck;

@@ -108,6 +108,12 @@ pub struct TempoSchedule {
     /// Whether the runtime runs the stateful scheduler (`LastEpochBlock + tempo`, owner
     /// triggers) rather than the legacy modulo rule.
     pub stateful: bool,
+    /// `LastEpochBlock` (stateful runtimes; 0 otherwise).
+    pub last_epoch_block: u64,
+    /// `PendingEpochAt` (0: none).
+    pub pending_epoch_at: u64,
+    /// `BlocksSinceLastStep`.
+    pub blocks_since_last_step: u64,
 }
 
 impl TempoSchedule {
@@ -126,6 +132,9 @@ impl TempoSchedule {
                 (block + u64::from(netuid) + 1) / (u64::from(tempo) + 1)
             },
             stateful: false,
+            last_epoch_block: 0,
+            pending_epoch_at: 0,
+            blocks_since_last_step: 0,
         }
     }
 
@@ -139,6 +148,7 @@ impl TempoSchedule {
         last_epoch_block: u64,
         pending_epoch_at: u64,
         epoch_index: u64,
+        blocks_since_last_step: u64,
     ) -> TempoSchedule {
         let next_epoch_block = if tempo == 0 {
             u64::MAX
@@ -159,6 +169,20 @@ impl TempoSchedule {
             next_epoch_block,
             epoch_index,
             stateful: true,
+            last_epoch_block,
+            pending_epoch_at,
+            blocks_since_last_step,
+        }
+    }
+
+    /// The scheduler state commit-reveal v4 predicts its reveal from.
+    pub fn crv4_state(&self) -> crate::crv4::ScheduleState {
+        crate::crv4::ScheduleState {
+            tempo: self.tempo,
+            last_epoch_block: self.last_epoch_block,
+            pending_epoch_at: self.pending_epoch_at,
+            epoch_index: self.epoch_index,
+            blocks_since_last_step: self.blocks_since_last_step,
         }
     }
 }
@@ -376,6 +400,23 @@ pub struct WeightsCommit {
     pub mecid: MechId,
     /// [`commit_hash_v2`](crate::commit_hash_v2) of the weights to reveal later.
     pub hash: [u8; 32],
+}
+
+/// A commit-reveal v4 commit (`commit_timelocked_weights` /
+/// `commit_timelocked_mechanism_weights`): weights timelock-encrypted to a drand round
+/// ([`crate::crv4::encrypt`]), which the chain opens itself in the reveal epoch.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TimelockedCommit {
+    /// Subnet.
+    pub netuid: NetUid,
+    /// Mechanism.
+    pub mecid: MechId,
+    /// The encrypted `WeightsTlockPayload`, in the chain's layout.
+    pub commit: Vec<u8>,
+    /// The drand round it opens at.
+    pub reveal_round: u64,
+    /// `CommitRevealWeightsVersion` (4); the chain refuses any other.
+    pub commit_reveal_version: u16,
 }
 
 /// A commit-reveal v2 reveal (`reveal_weights` / `reveal_mechanism_weights`).

@@ -8,12 +8,18 @@
 //! commit stamps the validator's `LastUpdate` (the reveal does not), and an epoch masks a
 //! validator's weights to miners registered after its earliest live commit
 //! (`epoch_mechanism.rs`, the "snipe" mask).
+//!
+//! Commit-reveal v4 is real timelock encryption: the chain keeps a simulated drand beacon (a
+//! BLS key whose rounds it signs, one every 3 s of simulated time), validators encrypt their
+//! weights to the round the SDK's predictor picks (`orchestra_chain::crv4`), and each block, before
+//! its epoch, the chain opens the commits of the reveal epoch whose round has been published
+//! (`reveal_commits.rs`), as mainnet does with quicknet.
 
 use crate::scenario::{ChainConfig, YumaVariant};
 use orchestra_chain::{
     AccountId, AxonServe, Chain, ChainError, ChainResult, Hyperparams, MechId, Metagraph, NetUid,
-    Neuron, RuntimeShape, StakeItem, TempoSchedule, TxOutcome, WeightsCommit, WeightsReveal,
-    WeightsSubmission,
+    Neuron, RuntimeShape, StakeItem, TempoSchedule, TimelockedCommit, TxOutcome, WeightsCommit,
+    WeightsReveal, WeightsSubmission, crv4,
 };
 use orchestra_validator::WeightsAction;
 use orchestra_yuma::{
@@ -82,6 +88,8 @@ impl Payout {
 #[derive(Debug)]
 pub struct SimChain {
     config: ChainConfig,
+    /// The simulated drand beacon commit-reveal v4 encrypts to.
+    beacon: crv4::SimBeacon,
     mechanisms: usize,
     split: Option<Vec<u16>>,
     state: Mutex<ChainState>,
@@ -101,6 +109,18 @@ struct Commit {
 /// Epochs between a commit and its reveal (`RevealPeriodEpochs`, the chain's default).
 pub const REVEAL_PERIOD_EPOCHS: u64 = 1;
 
+/// A commit-reveal v4 commit: who, the epoch bucket and block it was made in, the drand round
+/// it opens at, and the ciphertext.
+#[derive(Debug, Clone)]
+struct TimelockedEntry {
+    uid: u16,
+    mecid: u8,
+    epoch: u64,
+    block: u64,
+    round: u64,
+    commit: Vec<u8>,
+}
+
 #[derive(Debug)]
 struct ChainState {
     block: u64,
@@ -110,6 +130,8 @@ struct ChainState {
     last_step: u64,
     /// Commit-reveal v2 commits awaiting their reveal.
     commits: Vec<Commit>,
+    /// Commit-reveal v4 commits awaiting the chain's reveal.
+    timelocked: Vec<TimelockedEntry>,
     last_outputs: Vec<EpochOutput>,
 }
 
@@ -131,8 +153,12 @@ impl SimChain {
                 neurons: Vec::new(),
                 last_step: 0,
                 commits: Vec::new(),
+                timelocked: Vec::new(),
                 last_outputs: Vec::new(),
             }),
+            beacon: crv4::SimBeacon::from_seed(
+                *blake3::hash(b"orchestra sim drand beacon").as_bytes(),
+            ),
         }
     }
 
@@ -197,7 +223,50 @@ impl SimChain {
     pub fn set_block(&self, block: u64) -> bool {
         let mut s = self.lock();
         s.block = block;
+        // `block_step` reveals matured timelocked commits before the epoch runs.
+        self.reveal_timelocked(&mut s, block);
         s.schedule.on_block(block)
+    }
+
+    /// Unix seconds at `block` on the simulated clock, with drand's genesis at block 0.
+    fn now_s(&self, block: u64) -> f64 {
+        crv4::QUICKNET_GENESIS_S as f64 + (block * self.config.block_ms) as f64 / 1000.0
+    }
+
+    /// The newest drand round published by `block`.
+    fn published_round(&self, block: u64) -> u64 {
+        block * self.config.block_ms / 1000 / crv4::QUICKNET_PERIOD_S
+    }
+
+    /// `reveal_crv3_commits_for_subnet`: the bucket of epoch `lookahead − RevealPeriodEpochs` is
+    /// opened with its rounds' signatures once published (retried every block of the reveal
+    /// epoch), older buckets are dropped, and what opens to the committer's weights is set
+    /// (without touching `LastUpdate`).
+    fn reveal_timelocked(&self, s: &mut ChainState, block: u64) {
+        let lookahead = s.schedule.epoch_index_with_lookahead(block);
+        let Some(reveal_epoch) = lookahead.checked_sub(REVEAL_PERIOD_EPOCHS) else {
+            return;
+        };
+        s.timelocked.retain(|k| k.epoch >= reveal_epoch);
+        let published = self.published_round(block);
+        let (due, wait): (Vec<_>, Vec<_>) = std::mem::take(&mut s.timelocked)
+            .into_iter()
+            .partition(|k| k.epoch == reveal_epoch && k.round <= published);
+        s.timelocked = wait;
+        for k in due {
+            let opened = crv4::decrypt(&k.commit, &self.beacon.signature(k.round))
+                .ok()
+                .and_then(|bytes| crv4::decode_payload(&bytes));
+            let (Some(p), Some(n)) = (opened, s.neurons.get_mut(usize::from(k.uid))) else {
+                continue;
+            };
+            let m = usize::from(k.mecid);
+            // The chain drops a payload naming another hotkey (the legacy form names none).
+            if (!p.hotkey.is_empty() && p.hotkey != n.account) || m >= n.weights.len() {
+                continue;
+            }
+            n.weights[m] = p.uids.into_iter().zip(p.values).collect();
+        }
     }
 
     /// The epoch index (`SubnetEpochIndex`) as of the current block: the epoch of this block,
@@ -288,6 +357,56 @@ impl SimChain {
                 weights: submission,
                 salt: salt.clone(),
             }),
+            WeightsAction::CommitTimelocked { .. } => {
+                // What the node's driver does: predict the reveal, encrypt to its round (from a
+                // seed derived from the commit, so runs replay).
+                let (state, block) = {
+                    let s = self.lock();
+                    let e = &s.schedule;
+                    let state = crv4::ScheduleState {
+                        tempo: e.tempo,
+                        last_epoch_block: e.last_epoch_block,
+                        pending_epoch_at: e.pending_epoch_at,
+                        epoch_index: e.epoch_index,
+                        blocks_since_last_step: e.blocks_since_last_step,
+                    };
+                    (state, s.block)
+                };
+                let block_time_s = self.config.block_ms as f64 / 1000.0;
+                let round = crv4::reveal_round(
+                    state,
+                    block,
+                    REVEAL_PERIOD_EPOCHS,
+                    block_time_s,
+                    self.now_s(block),
+                )
+                .unwrap_or(u64::MAX);
+                let payload = crv4::WeightsTlockPayload {
+                    hotkey: signer.signer().unwrap_or_default().to_vec(),
+                    uids: submission.uids.clone(),
+                    values: submission.values.clone(),
+                    version_key: submission.version_key,
+                };
+                let mut seed = blake3::Hasher::new();
+                seed.update(b"orchestra sim crv4 commit");
+                seed.update(&uid.to_le_bytes());
+                seed.update(&[submission.mecid]);
+                seed.update(&block.to_le_bytes());
+                let commit = crv4::encrypt(
+                    self.beacon.beacon(),
+                    &payload.to_bytes(),
+                    round,
+                    *seed.finalize().as_bytes(),
+                )
+                .map_err(|e| ChainError::Unsupported(e.to_string()))?;
+                signer.commit_timelocked_weights(&TimelockedCommit {
+                    netuid: NETUID,
+                    mecid: submission.mecid,
+                    commit,
+                    reveal_round: round,
+                    commit_reveal_version: crv4::COMMIT_REVEAL_VERSION,
+                })
+            }
         };
         ready.into_inner()
     }
@@ -309,17 +428,24 @@ impl SimChain {
         let tempo = s.schedule.tempo;
         let epoch_index = s.schedule.epoch_index;
         let commit_reveal = self.config.commit_reveal;
-        // The earliest live commit per (uid, mechanism): expired ones no longer mask.
+        // The earliest live commit per (uid, mechanism), v2 or v4: expired ones no longer mask.
+        let live = |k_uid: u16, k_mecid: u8, k_epoch: u64, uid: usize, m: usize| {
+            usize::from(k_uid) == uid
+                && usize::from(k_mecid) == m
+                && k_epoch + REVEAL_PERIOD_EPOCHS >= epoch_index
+        };
         let earliest_commit = |uid: usize, m: usize| {
-            s.commits
+            let v2 = s
+                .commits
                 .iter()
-                .filter(|k| {
-                    usize::from(k.uid) == uid
-                        && usize::from(k.mecid) == m
-                        && k.epoch + REVEAL_PERIOD_EPOCHS >= epoch_index
-                })
-                .map(|k| k.block)
-                .min()
+                .filter(|k| live(k.uid, k.mecid, k.epoch, uid, m))
+                .map(|k| k.block);
+            let v4 = s
+                .timelocked
+                .iter()
+                .filter(|k| live(k.uid, k.mecid, k.epoch, uid, m))
+                .map(|k| k.block);
+            v2.chain(v4).min()
         };
         let owner_cut = (self.config.owner_cut * 65_535.0).round() as u16;
         let split = split_block_emission(emitted, owner_cut);
@@ -485,7 +611,8 @@ impl Chain for SimSigner<'_> {
             has_mechanisms: true,
             indexed_by_netuid_index: true,
             has_commit_reveal: self.chain.config.commit_reveal,
-            has_timelocked_commits: false,
+            has_timelocked_commits: self.chain.config.commit_reveal
+                && self.chain.config.commit_reveal_version >= 4,
             has_commitments: false,
             has_subnet_info_api: false,
             // What the simulated chain models of spec 459.
@@ -524,6 +651,9 @@ impl Chain for SimSigner<'_> {
             next_epoch_block: s.schedule.next_epoch_block(block).unwrap_or(u64::MAX),
             epoch_index: s.schedule.epoch_index,
             stateful: s.schedule.rule == EpochRule::Stateful,
+            last_epoch_block: s.schedule.last_epoch_block,
+            pending_epoch_at: s.schedule.pending_epoch_at,
+            blocks_since_last_step: s.schedule.blocks_since_last_step,
         }))
     }
 
@@ -559,7 +689,7 @@ impl Chain for SimSigner<'_> {
                 .is_none()
                 .then_some(c.activity_cutoff_factor_milli),
             bonds_reset_on: None,
-            commit_reveal_version: None,
+            commit_reveal_version: Some(c.commit_reveal_version),
             mechanism_emission_split: self.chain.split.clone(),
         }))
     }
@@ -612,6 +742,44 @@ impl Chain for SimSigner<'_> {
             block,
         });
         // Spec 459 stamps LastUpdate at the commit (`internal_commit_weights`), not the reveal.
+        if let Some(n) = s.neurons.get_mut(usize::from(self.uid)) {
+            n.last_update[usize::from(c.mecid)] = block;
+        }
+        ready(Ok(tx()))
+    }
+
+    fn commit_timelocked_weights(&self, c: &TimelockedCommit) -> Ready<ChainResult<TxOutcome>> {
+        let config = &self.chain.config;
+        if !config.commit_reveal {
+            return ready(Err(refused(
+                "commit_timelocked_weights",
+                "CommitRevealDisabled",
+            )));
+        }
+        if c.commit_reveal_version != config.commit_reveal_version {
+            return ready(Err(refused(
+                "commit_timelocked_weights",
+                "IncorrectCommitRevealVersion",
+            )));
+        }
+        if usize::from(c.mecid) >= self.chain.mechanisms {
+            return ready(Err(ChainError::Unsupported(format!(
+                "weights for mechanism {}",
+                c.mecid
+            ))));
+        }
+        let mut s = self.chain.lock();
+        let block = s.block;
+        let epoch = s.schedule.epoch_index_with_lookahead(block);
+        s.timelocked.push(TimelockedEntry {
+            uid: self.uid,
+            mecid: c.mecid,
+            epoch,
+            block,
+            round: c.reveal_round,
+            commit: c.commit.clone(),
+        });
+        // `internal_commit_timelocked_weights` stamps LastUpdate at the commit.
         if let Some(n) = s.neurons.get_mut(usize::from(self.uid)) {
             n.last_update[usize::from(c.mecid)] = block;
         }

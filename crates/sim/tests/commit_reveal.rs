@@ -20,13 +20,15 @@ const TEMPO: u64 = 10;
 type OnChain = Vec<(u64, Vec<(u16, u16)>)>;
 
 /// One validator (uid 0) with fixed scores for miners 1 and 2, on a chain with or without
-/// commit-reveal, run block by block through three tempos. Returns, per epoch block, the
-/// weights the chain holds for the validator, and the weights the core produced per tempo.
-fn run(commit_reveal: bool) -> (OnChain, Vec<WeightsAction>) {
+/// commit-reveal (version 2 or 4), run block by block through three tempos. Returns, per epoch
+/// block, the weights the chain holds for the validator, and the weights the core produced per
+/// tempo.
+fn run_with(commit_reveal: bool, version: u16, tempos: u64) -> (OnChain, Vec<WeightsAction>) {
     let chain = SimChain::new(
         ChainConfig {
             tempo: TEMPO,
             commit_reveal,
+            commit_reveal_version: version,
             ..ChainConfig::default()
         },
         1,
@@ -76,12 +78,13 @@ fn run(commit_reveal: bool) -> (OnChain, Vec<WeightsAction>) {
         rules: WeightRules {
             commit_reveal,
             reveal_period: 1,
+            timelocked: version >= 4,
         },
         ..ChainInfo::default()
     });
     let mut on_chain = Vec::new();
     let mut produced = Vec::new();
-    for block in 1..=3 * TEMPO {
+    for block in 1..=tempos * TEMPO {
         chain.set_block(block);
         core.handle_tempo(chain.epoch_index(), block, block * 12_000);
         while let Some(action) = core.poll_weights() {
@@ -94,6 +97,51 @@ fn run(commit_reveal: bool) -> (OnChain, Vec<WeightsAction>) {
         }
     }
     (on_chain, produced)
+}
+
+fn run(commit_reveal: bool) -> (OnChain, Vec<WeightsAction>) {
+    run_with(commit_reveal, 2, 3)
+}
+
+#[test]
+fn with_timelocked_commits_the_chain_reveals_once_the_drand_round_is_out() {
+    let (on_chain, produced) = run_with(true, 4, 4);
+    // One timelocked commit per closed tempo, and no reveal extrinsic.
+    let kinds: Vec<(&str, u64)> = produced
+        .iter()
+        .map(|a| match a {
+            WeightsAction::CommitTimelocked { tempo, .. } => ("timelocked", *tempo),
+            other => panic!("{other:?}"),
+        })
+        .collect();
+    assert_eq!(
+        kinds,
+        [
+            ("timelocked", 0),
+            ("timelocked", 1),
+            ("timelocked", 2),
+            ("timelocked", 3)
+        ]
+    );
+    let WeightsAction::CommitTimelocked { weights, .. } = &produced[0] else {
+        unreachable!()
+    };
+    let committed: Vec<(u16, u16)> = weights
+        .uids
+        .iter()
+        .copied()
+        .zip(weights.values.iter().copied())
+        .collect();
+    // Committed at block 10 (epoch 1), opened in epoch 2 once its round is published: the
+    // SDK's predictor aims 3 blocks past block 20 (SECURITY_BLOCK_OFFSET), so the chain opens it
+    // at block 23, after epoch 20's Yuma; it counts from epoch 30.
+    assert_eq!(on_chain[0], (TEMPO, vec![]));
+    assert_eq!(
+        on_chain[1],
+        (2 * TEMPO, vec![]),
+        "not yet at the reveal epoch's first block"
+    );
+    assert_eq!(on_chain[2], (3 * TEMPO, committed));
 }
 
 #[test]
@@ -122,6 +170,7 @@ fn with_commit_reveal_the_core_reveals_one_tempo_later_and_the_chain_waits_for_i
             WeightsAction::Set { tempo, .. } => ("set", *tempo),
             WeightsAction::Commit { tempo, .. } => ("commit", *tempo),
             WeightsAction::Reveal { tempo, .. } => ("reveal", *tempo),
+            WeightsAction::CommitTimelocked { tempo, .. } => ("timelocked", *tempo),
         })
         .collect();
     assert_eq!(
@@ -161,6 +210,7 @@ fn the_chain_refuses_a_reveal_that_does_not_open_a_commit() {
         ChainConfig {
             tempo: TEMPO,
             commit_reveal: true,
+            commit_reveal_version: 2,
             ..ChainConfig::default()
         },
         1,

@@ -1001,6 +1001,11 @@ impl Validator {
         });
     }
 
+    /// How the subnet takes weights now (commit-reveal, its period, v4 or v2).
+    pub fn weight_rules(&self) -> crate::weights::WeightRules {
+        self.schedule.rules()
+    }
+
     /// The next weight extrinsic to submit.
     pub fn poll_weights(&mut self) -> Option<WeightsAction> {
         self.schedule.poll()

@@ -107,6 +107,11 @@ pub struct WeightRules {
     pub commit_reveal: bool,
     /// `RevealPeriodEpochs` (at least 1): a commit made in epoch `e` is revealed in `e + this`.
     pub reveal_period: u64,
+    /// Commit-reveal v4 (`CommitRevealWeightsVersion` 4 on a runtime with
+    /// `commit_timelocked_weights`): commits are timelock-encrypted to a drand round and the
+    /// chain reveals them itself, so there is no reveal to send.
+    #[serde(default)]
+    pub timelocked: bool,
 }
 
 /// One weight extrinsic the driver must submit; its result comes back through
@@ -136,6 +141,16 @@ pub enum WeightsAction {
         /// The tempo (epoch index) in which they must be revealed.
         reveal_tempo: u64,
     },
+    /// Commit `weights` timelock-encrypted (commit-reveal v4): the driver encrypts them to the
+    /// drand round of their reveal (`orchestra_chain::crv4`) and the chain reveals them.
+    CommitTimelocked {
+        /// Names the action in the result.
+        id: u64,
+        /// The tempo whose scores they are.
+        tempo: u64,
+        /// The weights.
+        weights: MechanismWeights,
+    },
     /// Reveal the commit `id` made earlier.
     Reveal {
         /// The commit's id.
@@ -155,6 +170,7 @@ impl WeightsAction {
         match self {
             WeightsAction::Set { id, .. }
             | WeightsAction::Commit { id, .. }
+            | WeightsAction::CommitTimelocked { id, .. }
             | WeightsAction::Reveal { id, .. } => *id,
         }
     }
@@ -164,6 +180,7 @@ impl WeightsAction {
         match self {
             WeightsAction::Set { weights, .. }
             | WeightsAction::Commit { weights, .. }
+            | WeightsAction::CommitTimelocked { weights, .. }
             | WeightsAction::Reveal { weights, .. } => weights,
         }
     }
@@ -238,7 +255,13 @@ impl WeightSchedule {
         for w in weights {
             let id = self.state.next_id;
             self.state.next_id += 1;
-            if self.rules.commit_reveal {
+            if self.rules.commit_reveal && self.rules.timelocked {
+                self.out.push_back(WeightsAction::CommitTimelocked {
+                    id,
+                    tempo,
+                    weights: w,
+                });
+            } else if self.rules.commit_reveal {
                 let salt: Vec<u16> = (0..SALT_LEN).map(|_| rng.random::<u16>()).collect();
                 // Committed in the open tempo (`tempo + 1`), revealed `reveal_period` later.
                 let reveal_tempo = tempo + 1 + self.rules.reveal_period.max(1);

@@ -79,6 +79,7 @@ fn chain(uids: &[u16], commit_reveal: bool) -> ChainInfo {
         rules: WeightRules {
             commit_reveal,
             reveal_period: 1,
+            timelocked: false,
         },
         ..ChainInfo::default()
     }
@@ -357,6 +358,45 @@ fn commit_reveal_commits_at_the_close_and_reveals_one_tempo_later() {
             .iter()
             .all(|w| !matches!(w, WeightsAction::Reveal { .. })),
         "{third:?}"
+    );
+}
+
+/// Commit-reveal v4: each closed tempo is one timelocked commit, and nothing is ever revealed
+/// by the validator (the chain opens the commit itself); nothing waits across a restart.
+#[test]
+fn timelocked_commits_need_no_reveal() {
+    let uids = [1, 2];
+    let mut v = validator(5, None);
+    let mut info = chain(&uids, true);
+    info.rules.timelocked = true;
+    v.handle_chain(info.clone());
+    let mut miners = Miners::new(&uids);
+    v.handle_tempo(4, 1, T0);
+    run(&mut v, &mut miners, 1..=10);
+    v.handle_tempo(5, 11, T0);
+    let first = weights(&mut v);
+    let id = match &first[..] {
+        [
+            WeightsAction::CommitTimelocked {
+                id,
+                tempo: 4,
+                weights,
+            },
+        ] => {
+            assert_eq!(weights.uids, vec![1, 2]);
+            *id
+        }
+        other => panic!("expected one timelocked commit, got {other:?}"),
+    };
+    v.handle_weights_result(id, true);
+    assert!(v.state().weights.pending_reveals.is_empty());
+    v.handle_tempo(6, 22, T0);
+    v.handle_tempo(7, 33, T0);
+    assert!(
+        weights(&mut v)
+            .iter()
+            .all(|w| matches!(w, WeightsAction::CommitTimelocked { .. })),
+        "no reveal"
     );
 }
 

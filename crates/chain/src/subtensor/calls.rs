@@ -10,7 +10,8 @@ use subxt::ext::scale_value::Composite;
 
 use crate::error::ChainError;
 use crate::types::{
-    AxonServe, MechId, NetUid, RuntimeShape, WeightsCommit, WeightsReveal, WeightsSubmission,
+    AxonServe, MechId, NetUid, RuntimeShape, TimelockedCommit, WeightsCommit, WeightsReveal,
+    WeightsSubmission,
 };
 
 /// A call name and its named arguments.
@@ -94,6 +95,31 @@ pub fn commit_weights(shape: &RuntimeShape, c: &WeightsCommit) -> Result<CallDat
         "commit_mechanism_weights"
     } else {
         "commit_weights"
+    };
+    Ok(CallData { call, args })
+}
+
+/// `commit_timelocked_weights(netuid, commit, reveal_round, commit_reveal_version)` or
+/// `commit_timelocked_mechanism_weights(netuid, mecid, commit, reveal_round,
+/// commit_reveal_version)` (RaoFoundation/subtensor spec 459 `macros/dispatches.rs`, call 113).
+pub fn commit_timelocked_weights(
+    shape: &RuntimeShape,
+    c: &TimelockedCommit,
+) -> Result<CallData, ChainError> {
+    let mech = uses_mechanism_call(shape, c.netuid, c.mecid)?;
+    let mut args = vec![("netuid", u(c.netuid))];
+    if mech {
+        args.push(("mecid", u(c.mecid)));
+    }
+    args.extend([
+        ("commit", Value::from_bytes(&c.commit)),
+        ("reveal_round", u(c.reveal_round)),
+        ("commit_reveal_version", u(c.commit_reveal_version)),
+    ]);
+    let call = if mech {
+        "commit_timelocked_mechanism_weights"
+    } else {
+        "commit_timelocked_weights"
     };
     Ok(CallData { call, args })
 }
@@ -272,6 +298,38 @@ mod tests {
         );
         let c = commit_weights(&old(), &WeightsCommit { mecid: 0, ..commit }).unwrap();
         assert_eq!(c.arg_names(), ["netuid", "commit_hash"]);
+    }
+
+    /// The argument names and order of spec 459's `macros/dispatches.rs`.
+    #[test]
+    fn timelocked_commit_args() {
+        let commit = TimelockedCommit {
+            netuid: 7,
+            mecid: 1,
+            commit: vec![1, 2, 3],
+            reveal_round: 1000,
+            commit_reveal_version: 4,
+        };
+        let c = commit_timelocked_weights(&current(), &commit).unwrap();
+        assert_eq!(c.call, "commit_timelocked_mechanism_weights");
+        assert_eq!(
+            c.arg_names(),
+            [
+                "netuid",
+                "mecid",
+                "commit",
+                "reveal_round",
+                "commit_reveal_version"
+            ]
+        );
+        assert_eq!(c.args[2].1, Value::from_bytes([1u8, 2, 3]));
+        let plain = TimelockedCommit { mecid: 0, ..commit };
+        let c = commit_timelocked_weights(&old(), &plain).unwrap();
+        assert_eq!(c.call, "commit_timelocked_weights");
+        assert_eq!(
+            c.arg_names(),
+            ["netuid", "commit", "reveal_round", "commit_reveal_version"]
+        );
     }
 
     #[test]

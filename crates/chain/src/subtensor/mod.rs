@@ -30,8 +30,8 @@ use crate::hash::netuid_index;
 use crate::precheck::{WeightsContext, check_weights};
 use crate::types::{
     AccountId, AxonInfo, AxonServe, ChainEvent, Hyperparams, MechId, Metagraph, NetUid, Neuron,
-    RuntimeShape, StakeItem, TempoSchedule, TxOutcome, WaitFor, WeightsCommit, WeightsReveal,
-    WeightsSubmission,
+    RuntimeShape, StakeItem, TempoSchedule, TimelockedCommit, TxOutcome, WaitFor, WeightsCommit,
+    WeightsReveal, WeightsSubmission,
 };
 use shape::{COMMITMENTS, SUBTENSOR};
 
@@ -623,6 +623,7 @@ impl Chain for SubtensorChain {
             r.value("LastEpochBlock", k()).await?,
             r.optional("PendingEpochAt", k()).await?.unwrap_or(0),
             r.value("SubnetEpochIndex", k()).await?,
+            r.value("BlocksSinceLastStep", k()).await?,
         ))
     }
 
@@ -805,6 +806,11 @@ impl Chain for SubtensorChain {
         self.submit(SUBTENSOR, data).await
     }
 
+    async fn commit_timelocked_weights(&self, c: &TimelockedCommit) -> ChainResult<TxOutcome> {
+        let data = calls::commit_timelocked_weights(&self.shape(), c)?;
+        self.submit(SUBTENSOR, data).await
+    }
+
     async fn reveal_weights(&self, rv: &WeightsReveal) -> ChainResult<TxOutcome> {
         let data = calls::reveal_weights(&self.shape(), rv)?;
         self.submit(SUBTENSOR, data).await
@@ -879,7 +885,7 @@ pub fn features_report(s: &RuntimeShape) -> String {
         (
             "commit-reveal version",
             f.commit_reveal_version,
-            "read; this client commits with v2 (timelocked v4 commits not built)",
+            "4: timelocked commits the chain reveals; 2 or absent: hash commits and reveals",
         ),
         (
             "owner hotkey",

@@ -378,6 +378,9 @@ impl<C: Chain + Send + Sync + 'static, S: SubnetCalls, M: MinerCalls> Driver<C, 
             rules: WeightRules {
                 commit_reveal: h.commit_reveal_enabled == Some(true),
                 reveal_period: h.reveal_period_epochs.unwrap_or(1).max(1),
+                // The runtime's `CommitRevealWeightsVersion` chooses v4 (timelocked) or v2.
+                timelocked: h.commit_reveal_version.is_some_and(|v| v >= 4)
+                    && self.chain.runtime_shape().has_timelocked_commits,
             },
             consensus: vec![consensus],
         });
@@ -828,15 +831,41 @@ impl<C: Chain + Send + Sync + 'static, S: SubnetCalls, M: MinerCalls> Driver<C, 
                     salt: salt.clone(),
                 }),
             ),
+            WeightsAction::CommitTimelocked { tempo, .. } => (
+                *tempo,
+                Call::CommitTimelocked {
+                    weights: sub.clone(),
+                    hotkey: self.hotkey.public_key(),
+                    reveal_period: self.core.weight_rules().reveal_period,
+                },
+            ),
         };
         self.submit_in_order(async move {
-            let (result, done) = match &call {
-                Call::Set(s) => (chain.set_weights(s).await, "ok"),
-                Call::Commit(c) => (chain.commit_weights(c).await, "committed"),
-                Call::Reveal(r) => (chain.reveal_weights(r).await, "ok"),
+            let (result, done, round) = match &call {
+                Call::Set(s) => (chain.set_weights(s).await, "ok", None),
+                Call::Commit(c) => (chain.commit_weights(c).await, "committed", None),
+                Call::Reveal(r) => (chain.reveal_weights(r).await, "ok", None),
+                Call::CommitTimelocked {
+                    weights,
+                    hotkey,
+                    reveal_period,
+                } => match commit_timelocked(&*chain, weights, *hotkey, *reveal_period).await {
+                    Ok((o, round)) => (Ok(o), "committed", Some(round)),
+                    Err(e) => (Err(e), "committed", None),
+                },
             };
             let (status, detail) = match result {
-                Ok(o) => (done, format!("0x{}", hex::encode(o.tx_hash))),
+                Ok(o) => (
+                    done,
+                    match round {
+                        // The chain reveals it itself once drand publishes the round.
+                        Some(r) => format!(
+                            "0x{} (timelocked to drand round {r})",
+                            hex::encode(o.tx_hash)
+                        ),
+                        None => format!("0x{}", hex::encode(o.tx_hash)),
+                    },
+                ),
                 Err(e) => ("error", e.to_string()),
             };
             let row = WeightsRow {
@@ -1029,6 +1058,69 @@ enum Call {
     Set(WeightsSubmission),
     Commit(orchestra_chain::WeightsCommit),
     Reveal(WeightsReveal),
+    CommitTimelocked {
+        weights: WeightsSubmission,
+        hotkey: orchestra_chain::AccountId,
+        reveal_period: u64,
+    },
+}
+
+/// Seconds per block the reveal round is predicted with (Bittensor's 12 s; the SDK measures it).
+const BLOCK_TIME_S: f64 = 12.0;
+
+/// Commit-reveal v4 as the SDK's `_build_timelocked` does it: read the epoch schedule, predict
+/// the block whose reveal pass opens the commit, encrypt the weights to the drand quicknet round
+/// due [`orchestra_chain::crv4::SECURITY_BLOCK_OFFSET`] blocks after it (from the OS's entropy),
+/// and submit. Returns the outcome and the round.
+async fn commit_timelocked<C: Chain>(
+    chain: &C,
+    w: &WeightsSubmission,
+    hotkey: orchestra_chain::AccountId,
+    reveal_period: u64,
+) -> Result<(orchestra_chain::TxOutcome, u64), ChainError> {
+    use orchestra_chain::crv4;
+    let schedule = chain.tempo_schedule(w.netuid).await?;
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs_f64())
+        .unwrap_or(0.0);
+    let round = crv4::reveal_round(
+        schedule.crv4_state(),
+        schedule.block,
+        reveal_period,
+        BLOCK_TIME_S,
+        now,
+    )
+    .ok_or_else(|| {
+        ChainError::Unsupported(format!(
+            "no reveal block within {} tempos of block {}",
+            crv4::MAX_TEMPO,
+            schedule.block
+        ))
+    })?;
+    let payload = crv4::WeightsTlockPayload {
+        hotkey: hotkey.to_vec(),
+        uids: w.uids.clone(),
+        values: w.values.clone(),
+        version_key: w.version_key,
+    };
+    let commit = crv4::encrypt(
+        &crv4::Beacon::quicknet(),
+        &payload.to_bytes(),
+        round,
+        crv4::fresh_seed(),
+    )
+    .map_err(|e| ChainError::Unsupported(e.to_string()))?;
+    let outcome = chain
+        .commit_timelocked_weights(&orchestra_chain::TimelockedCommit {
+            netuid: w.netuid,
+            mecid: w.mecid,
+            commit,
+            reveal_round: round,
+            commit_reveal_version: crv4::COMMIT_REVEAL_VERSION,
+        })
+        .await?;
+    Ok((outcome, round))
 }
 
 type VM = ValidatorMetrics;

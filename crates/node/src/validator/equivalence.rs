@@ -448,6 +448,7 @@ fn through_the_simulator(commit_reveal: bool) -> Vec<Extrinsic> {
             tempo: u64::from(TEMPO),
             epoch_rule: orchestra_sim::scenario::EpochRule::Legacy,
             commit_reveal,
+            commit_reveal_version: 2,
             ..Default::default()
         },
         1,
@@ -484,6 +485,8 @@ fn through_the_simulator(commit_reveal: bool) -> Vec<Extrinsic> {
             rules: WeightRules {
                 commit_reveal,
                 reveal_period: 1,
+                // The node's fake chain runs commit-reveal v2.
+                timelocked: false,
             },
             consensus: vec![vec![0; 4]],
         });
@@ -534,6 +537,9 @@ fn through_the_simulator(commit_reveal: bool) -> Vec<Extrinsic> {
                     values: weights.values.clone(),
                     salt: salt.clone(),
                 },
+                WeightsAction::CommitTimelocked { .. } => {
+                    unreachable!("both sides run commit-reveal v2 here")
+                }
             });
             chain.submit_weights(0, &action).unwrap();
             core.handle_weights_result(action.id(), true);

@@ -685,6 +685,7 @@ impl<'a> Engine<'a> {
             .map(|m| self.chain.last_consensus(m))
             .collect();
         let rules = WeightRules {
+            timelocked: self.spec.chain.commit_reveal_version >= 4,
             commit_reveal: self.spec.chain.commit_reveal,
             reveal_period: REVEAL_PERIOD_EPOCHS,
         };

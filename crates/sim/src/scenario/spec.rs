@@ -95,6 +95,10 @@ pub struct ChainConfig {
     /// Commit-reveal v2: validators commit at tempo close and reveal in the next tempo (the
     /// validator core's schedule), so weights reach Yuma one tempo after they are computed.
     pub commit_reveal: bool,
+    /// `CommitRevealWeightsVersion` with commit-reveal on: 4 (the chain's default) commits
+    /// weights timelock-encrypted to a round of the simulated drand beacon and the chain
+    /// reveals them itself; 2 commits a hash that validators reveal.
+    pub commit_reveal_version: u16,
 }
 
 impl ChainConfig {
@@ -125,6 +129,7 @@ impl Default for ChainConfig {
             owner_cut: 0.18,
             alpha_price_rao: 300_000_000,
             commit_reveal: false,
+            commit_reveal_version: 4,
         }
     }
 }

@@ -80,6 +80,13 @@ pub(crate) fn validate(
             c.activity_cutoff_factor_milli.to_string(),
         );
     }
+    if !matches!(c.commit_reveal_version, 2 | 4) {
+        return at(
+            "chain.commit_reveal_version",
+            "2 (hash commits revealed by validators) or 4 (timelocked commits the chain reveals)",
+            c.commit_reveal_version.to_string(),
+        );
+    }
     if c.activity_cutoff == Some(0) {
         return at(
             "chain.activity_cutoff",
