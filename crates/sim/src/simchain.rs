@@ -64,6 +64,9 @@ pub struct Payout {
     pub emitted: u64,
     /// Paid to the owner, rao.
     pub owner: u64,
+    /// The owner uid's incentive, burned by the coinbase (spec 459 `dividend_distribution.rs`:
+    /// the owner's hotkeys earn no incentive), rao.
+    pub burned: u64,
     /// Per uid, incentive (server) emission summed over mechanisms, rao.
     pub server: Vec<u64>,
     /// Per uid, dividend (validator) emission summed over mechanisms, rao.
@@ -466,7 +469,7 @@ impl SimChain {
                 alpha_sigmoid_steepness: defaults::ALPHA_SIGMOID_STEEPNESS,
                 max_allowed_validators: self.config.max_allowed_validators,
                 stake_threshold: defaults::STAKE_THRESHOLD,
-                owner_uid: None,
+                owner_uid: self.config.owner_uid,
                 last_mechanism_step_block: s.last_step,
                 neurons: s
                     .neurons
@@ -506,16 +509,31 @@ impl SimChain {
         }
         s.last_step = block;
         s.last_outputs = out.mechanisms.clone();
+        let mut server_by_mechanism: Vec<Vec<u64>> = out
+            .mechanisms
+            .iter()
+            .map(|o| o.server_emission.clone())
+            .collect();
+        let mut server = out.server_emission;
+        let mut burned = 0;
+        if let Some(owner) = self.config.owner_uid.map(usize::from) {
+            burned = server.get(owner).copied().unwrap_or(0);
+            if let Some(x) = server.get_mut(owner) {
+                *x = 0;
+            }
+            for m in &mut server_by_mechanism {
+                if let Some(x) = m.get_mut(owner) {
+                    *x = 0;
+                }
+            }
+        }
         let payout = Payout {
             block,
             emitted,
             owner: split.owner,
-            server_by_mechanism: out
-                .mechanisms
-                .iter()
-                .map(|o| o.server_emission.clone())
-                .collect(),
-            server: out.server_emission,
+            burned,
+            server_by_mechanism,
+            server,
             validator: out.validator_emission,
             outputs: out.mechanisms,
         };

@@ -63,3 +63,53 @@ fn a_trigger_and_a_new_tempo_move_the_epochs_and_what_they_pay() {
     );
     assert_eq!(c.epoch_index(), 3);
 }
+
+/// `[chain] owner_uid`: the owner's validator keeps its self-weight in the epoch (spec 459's
+/// `epoch_mechanism`), and the coinbase burns the incentive that earns it.
+#[test]
+fn the_owners_self_weight_counts_and_its_incentive_is_burned() {
+    use orchestra_chain::{Chain, WeightsSubmission};
+    let run = |owner_uid: Option<u16>| {
+        let chain = SimChain::new(
+            ChainConfig {
+                tempo: 10,
+                owner_uid,
+                ..ChainConfig::default()
+            },
+            1,
+            None,
+        );
+        chain.register("owner".into(), [1; 32], 1_000_000_000, None, 0);
+        chain.register("m".into(), [2; 32], 0, None, 0);
+        chain.set_block(1);
+        let weights = WeightsSubmission {
+            netuid: 1,
+            mecid: 0,
+            uids: vec![0, 1],
+            values: vec![u16::MAX, u16::MAX],
+            version_key: 0,
+        };
+        chain
+            .as_signer(0)
+            .set_weights(&weights)
+            .into_inner()
+            .unwrap();
+        for b in 2..10 {
+            chain.set_block(b);
+        }
+        assert!(chain.set_block(10));
+        chain.epoch(10).unwrap()
+    };
+    let owned = run(Some(0));
+    assert_eq!(owned.server[0], 0, "burned, not paid");
+    assert!(owned.burned > 0 && owned.server[1] > 0);
+    // Half each, to the rao the fixed-point shares truncate.
+    assert!(owned.burned.abs_diff(owned.server[1]) <= 1, "{owned:?}");
+    let plain = run(None);
+    assert_eq!(
+        (plain.server[0], plain.burned),
+        (0, 0),
+        "self-weight masked"
+    );
+    assert!(plain.server[1].abs_diff(owned.server[1] + owned.burned) <= 2);
+}

@@ -99,6 +99,10 @@ pub struct ChainConfig {
     /// weights timelock-encrypted to a round of the simulated drand beacon and the chain
     /// reveals them itself; 2 commits a hash that validators reveal.
     pub commit_reveal_version: u16,
+    /// The uid whose hotkey is the subnet owner's (`SubnetOwnerHotkey`; validators hold uids
+    /// 0.. in file order): the epoch keeps its permit and self-weight, and the coinbase burns
+    /// its incentive (spec 459). None: the owner holds no uid on the simulated subnet.
+    pub owner_uid: Option<u16>,
 }
 
 impl ChainConfig {
@@ -130,6 +134,7 @@ impl Default for ChainConfig {
             alpha_price_rao: 300_000_000,
             commit_reveal: false,
             commit_reveal_version: 4,
+            owner_uid: None,
         }
     }
 }

@@ -80,6 +80,16 @@ pub(crate) fn validate(
             c.activity_cutoff_factor_milli.to_string(),
         );
     }
+    let total_validators: u64 = spec.validators.iter().map(|g| u64::from(g.count)).sum();
+    if let Some(owner) = c.owner_uid
+        && u64::from(owner) >= total_validators
+    {
+        return at(
+            "chain.owner_uid",
+            &format!("a validator's uid (0..{total_validators}, in file order)"),
+            owner.to_string(),
+        );
+    }
     if !matches!(c.commit_reveal_version, 2 | 4) {
         return at(
             "chain.commit_reveal_version",
