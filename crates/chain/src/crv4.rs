@@ -30,6 +30,10 @@ use timelock::tlock::{TLECiphertext, tld, tle};
 /// drand quicknet's public key (a compressed G2 point; chain hash `52db9ba7…84e971`), which
 /// mainnet's `pallet_drand` verifies pulses against.
 pub const QUICKNET_PUBLIC_KEY: &str = "83cf0f2896adee7eb8b5f01fcad3912212c437e0073e911fb90022d3e760183c8c4b450b6a0a6c3ac6a5776a2d1064510d1fec758c921cc22b0e17e63aaf4bcb5ed66304de9cf809bd274ca73bab4af5a6e9c76a4bc09e76eae8991ef5ece45a";
+/// Quicknet round 1000's signature: a real pulse, the conformance vector a commit to round 1000
+/// must open with (RaoFoundation/subtensor `pallets/drand/src/tests/mod.rs`; the `timelock`
+/// crate's `tlock_encrypt_decrypt_drand_quicknet_works`).
+pub const QUICKNET_ROUND_1000_SIGNATURE: &str = "b44679b9a59af2ec876b1a6b1ad52ea9b1615fc3982b19576350f93447cb1125e342b73a8dd2bacbe47e4b6b63ed5e39";
 /// Unix time of quicknet's round 1.
 pub const QUICKNET_GENESIS_S: u64 = 1_692_803_367;
 /// Seconds between quicknet rounds.
@@ -364,10 +368,6 @@ pub fn reveal_round(
 mod tests {
     use super::*;
 
-    /// Quicknet round 1000's signature (RaoFoundation/subtensor `pallets/drand/src/tests/mod.rs`;
-    /// the `timelock` crate's own `tlock_encrypt_decrypt_drand_quicknet_works`).
-    const ROUND_1000: &str = "b44679b9a59af2ec876b1a6b1ad52ea9b1615fc3982b19576350f93447cb1125e342b73a8dd2bacbe47e4b6b63ed5e39";
-
     fn payload() -> Vec<u8> {
         WeightsTlockPayload {
             hotkey: vec![7; 32],
@@ -406,7 +406,7 @@ mod tests {
         let commit = encrypt(&Beacon::quicknet(), &p, 1000, [9; 32]).unwrap();
         assert_eq!(commit.len(), p.len() + CIPHERTEXT_OVERHEAD);
         assert!(commit.ends_with(&hex::decode("08000000000000004145535f47434d5f").unwrap()));
-        let sig = hex::decode(ROUND_1000).unwrap();
+        let sig = hex::decode(QUICKNET_ROUND_1000_SIGNATURE).unwrap();
         assert_eq!(decrypt(&commit, &sig).unwrap(), p);
         let other = SimBeacon::from_seed([1; 32]).signature(1000);
         assert!(decrypt(&commit, &other).is_err());

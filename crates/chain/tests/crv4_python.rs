@@ -13,8 +13,7 @@ use orchestra_chain::crv4::{self, Beacon, ScheduleState, WeightsTlockPayload};
 use parity_scale_codec::{Decode, Encode};
 use std::process::Command;
 
-/// Quicknet round 1000's signature (RaoFoundation/subtensor `pallets/drand/src/tests/mod.rs`).
-const ROUND_1000: &str = "b44679b9a59af2ec876b1a6b1ad52ea9b1615fc3982b19576350f93447cb1125e342b73a8dd2bacbe47e4b6b63ed5e39";
+use crv4::QUICKNET_ROUND_1000_SIGNATURE as ROUND_1000;
 
 /// What the SDK's `encrypt_at_round` returns and `decrypt_with_signature` takes.
 #[derive(Encode, Decode)]

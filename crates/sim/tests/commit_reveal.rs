@@ -99,6 +99,15 @@ fn run_with(commit_reveal: bool, version: u16, tempos: u64) -> (OnChain, Vec<Wei
     (on_chain, produced)
 }
 
+/// The (uid, value) pairs the chain stores for `w`.
+fn pairs(w: &orchestra_mechanism::combine::MechanismWeights) -> Vec<(u16, u16)> {
+    w.uids
+        .iter()
+        .copied()
+        .zip(w.values.iter().copied())
+        .collect()
+}
+
 fn run(commit_reveal: bool) -> (OnChain, Vec<WeightsAction>) {
     run_with(commit_reveal, 2, 3)
 }
@@ -126,12 +135,7 @@ fn with_timelocked_commits_the_chain_reveals_once_the_drand_round_is_out() {
     let WeightsAction::CommitTimelocked { weights, .. } = &produced[0] else {
         unreachable!()
     };
-    let committed: Vec<(u16, u16)> = weights
-        .uids
-        .iter()
-        .copied()
-        .zip(weights.values.iter().copied())
-        .collect();
+    let committed = pairs(weights);
     // Committed at block 10 (epoch 1), opened in epoch 2 once its round is published: the
     // SDK's predictor aims 3 blocks past block 20 (SECURITY_BLOCK_OFFSET), so the chain opens it
     // at block 23, after epoch 20's Yuma; it counts from epoch 30.
@@ -150,13 +154,11 @@ fn without_commit_reveal_a_tempos_weights_count_at_its_own_epoch() {
     let WeightsAction::Set { weights, .. } = &produced[0] else {
         panic!("{produced:?}");
     };
-    let set: Vec<(u16, u16)> = weights
-        .uids
-        .iter()
-        .copied()
-        .zip(weights.values.iter().copied())
-        .collect();
-    assert_eq!(on_chain[0], (TEMPO, set), "in place at the first epoch");
+    assert_eq!(
+        on_chain[0],
+        (TEMPO, pairs(weights)),
+        "in place at the first epoch"
+    );
 }
 
 #[test]
@@ -186,12 +188,7 @@ fn with_commit_reveal_the_core_reveals_one_tempo_later_and_the_chain_waits_for_i
     let WeightsAction::Commit { weights, .. } = &produced[0] else {
         unreachable!()
     };
-    let committed: Vec<(u16, u16)> = weights
-        .uids
-        .iter()
-        .copied()
-        .zip(weights.values.iter().copied())
-        .collect();
+    let committed = pairs(weights);
     assert_eq!(
         on_chain[0],
         (TEMPO, vec![]),
