@@ -221,6 +221,22 @@ impl SimChain {
         // Bonds and weights pointing at the old neuron are masked by registration block.
     }
 
+    /// Miner `uid` commits metadata carrying `ResetBondsFlag` (`pallet_commitments`'s
+    /// `set_commitment` → `do_reset_bonds`): with `BondsResetOn`, its column is stripped from
+    /// every bond row of every mechanism. Returns whether anything was reset.
+    pub fn reset_bonds(&self, uid: u16) -> bool {
+        if !self.config.bonds_reset {
+            return false;
+        }
+        let mut s = self.lock();
+        for n in &mut s.neurons {
+            for row in &mut n.bonds {
+                row.retain(|&(j, _)| j != uid);
+            }
+        }
+        true
+    }
+
     /// Advance to `block` and run the scheduler's bookkeeping for it: whether the subnet's
     /// epoch runs in this block ([`SimChain::epoch`] is then due). Call once per block, in order.
     pub fn set_block(&self, block: u64) -> bool {

@@ -113,3 +113,53 @@ fn the_owners_self_weight_counts_and_its_incentive_is_burned() {
     );
     assert!(plain.server[1].abs_diff(owned.server[1] + owned.burned) <= 2);
 }
+
+/// `[chain] bonds_reset` (`BondsResetOn`): a miner's `ResetBondsFlag` commitment strips every
+/// validator's bond to it; with it off (the chain's default) the flag changes nothing.
+#[test]
+fn a_reset_bonds_commitment_strips_bonds_only_when_the_subnet_allows_it() {
+    use orchestra_chain::{Chain, WeightsSubmission};
+    for on in [true, false] {
+        let chain = SimChain::new(
+            ChainConfig {
+                tempo: 10,
+                bonds_reset: on,
+                ..ChainConfig::default()
+            },
+            1,
+            None,
+        );
+        chain.register("v".into(), [1; 32], 1_000_000_000, None, 0);
+        chain.register("m1".into(), [2; 32], 0, None, 0);
+        chain.register("m2".into(), [3; 32], 0, None, 0);
+        chain.set_block(1);
+        let weights = WeightsSubmission {
+            netuid: 1,
+            mecid: 0,
+            uids: vec![1, 2],
+            values: vec![u16::MAX, u16::MAX],
+            version_key: 0,
+        };
+        chain
+            .as_signer(0)
+            .set_weights(&weights)
+            .into_inner()
+            .unwrap();
+        run(&chain, 2, 10);
+        let bonds = || {
+            let mg = chain.as_signer(0).metagraph(1, 0).into_inner().unwrap();
+            mg.neurons[0]
+                .bonds
+                .iter()
+                .map(|&(j, _)| j)
+                .collect::<Vec<u16>>()
+        };
+        assert_eq!(bonds(), vec![1, 2]);
+        assert_eq!(chain.reset_bonds(1), on);
+        assert_eq!(
+            bonds(),
+            if on { vec![2] } else { vec![1, 2] },
+            "bonds_reset = {on}"
+        );
+    }
+}

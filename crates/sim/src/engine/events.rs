@@ -55,6 +55,11 @@ pub(crate) enum Action {
     SetTempo(u16),
     /// The owner triggers an epoch.
     TriggerEpoch,
+    /// A group's miners commit `ResetBondsFlag`.
+    ResetBonds {
+        /// Group index.
+        group: usize,
+    },
 }
 
 /// The name a subnet event is reported under (`events.csv`, `kind` column).
@@ -161,6 +166,12 @@ pub(crate) fn schedule(
             ),
             EventKind::SetTempo { tempo } => push(block, Action::SetTempo(tempo)),
             EventKind::TriggerEpoch => push(block, Action::TriggerEpoch),
+            EventKind::ResetBonds { group } => push(
+                block,
+                Action::ResetBonds {
+                    group: group_of(&group)?,
+                },
+            ),
         }
     }
     out.sort_by_key(|s| (s.block, s.seq));

@@ -593,6 +593,30 @@ impl<'a> Engine<'a> {
                 };
                 self.events_out.push((block, epoch, kind.into(), detail));
             }
+            Action::ResetBonds { group } => {
+                let uids: Vec<u16> = self
+                    .miners
+                    .iter()
+                    .filter(|m| m.group == group && m.active)
+                    .map(|m| m.uid)
+                    .collect();
+                let reset = uids.iter().filter(|&&u| self.chain.reset_bonds(u)).count();
+                let (kind, detail) = if reset > 0 {
+                    (
+                        "reset_bonds",
+                        format!("{}: bonds to uids {uids:?} reset", self.group_labels[group]),
+                    )
+                } else {
+                    (
+                        "reset_bonds_ignored",
+                        format!(
+                            "{}: BondsResetOn is off ([chain] bonds_reset)",
+                            self.group_labels[group]
+                        ),
+                    )
+                };
+                self.events_out.push((block, epoch, kind.into(), detail));
+            }
             Action::TriggerEpoch => {
                 let (kind, detail) = match self.chain.trigger_epoch() {
                     Ok(at) => ("trigger_epoch", format!("epoch at block {at}")),

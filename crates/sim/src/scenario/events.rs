@@ -22,6 +22,7 @@ pub const EVENT_KINDS: &[(&str, &[&str])] = &[
     ("attack_stop", &["group"]),
     ("set_tempo", &["tempo"]),
     ("trigger_epoch", &[]),
+    ("reset_bonds", &["group"]),
 ];
 
 /// One `[[events]]` entry, typed: when, and what.
@@ -110,6 +111,12 @@ pub enum EventKind {
     /// The subnet owner's `trigger_epoch` (spec 459): the epoch runs `admin_freeze_window`
     /// blocks later. Refused ones are reported.
     TriggerEpoch,
+    /// Every miner of a group commits metadata carrying `ResetBondsFlag`: with `[chain]
+    /// bonds_reset`, validators' bonds to them are stripped.
+    ResetBonds {
+        /// Group label.
+        group: String,
+    },
 }
 
 impl EventKind {
@@ -127,6 +134,7 @@ impl EventKind {
             EventKind::AttackStop { .. } => "attack_stop",
             EventKind::SetTempo { .. } => "set_tempo",
             EventKind::TriggerEpoch => "trigger_epoch",
+            EventKind::ResetBonds { .. } => "reset_bonds",
         }
     }
 
@@ -143,7 +151,8 @@ impl EventKind {
             | EventKind::MinerChurn { .. }
             | EventKind::AttackStop { .. }
             | EventKind::SetTempo { .. }
-            | EventKind::TriggerEpoch => None,
+            | EventKind::TriggerEpoch
+            | EventKind::ResetBonds { .. } => None,
         }
     }
 }
@@ -320,6 +329,7 @@ impl TryFrom<RawEvent> for EventSpec {
                 tempo: raw.tempo.ok_or_else(|| need("tempo"))?,
             },
             "trigger_epoch" => EventKind::TriggerEpoch,
+            "reset_bonds" => EventKind::ResetBonds { group: group()? },
             _ => return Err(unknown()),
         };
         Ok(EventSpec {
@@ -382,7 +392,8 @@ mod tests {
 [[events]]\nat_day = 4\nkind = \"miner_churn\"\ngroup = \"honest\"\njoin = 1\n\
 [[events]]\nat_day = 5\nkind = \"attack_stop\"\ngroup = \"honest\"\n\
 [[events]]\nat_day = 5\nkind = \"set_tempo\"\ntempo = 720\n\
-[[events]]\nat_day = 6\nkind = \"trigger_epoch\"";
+[[events]]\nat_day = 6\nkind = \"trigger_epoch\"\n\
+[[events]]\nat_day = 6\nkind = \"reset_bonds\"\ngroup = \"honest\"";
         let got = events(text);
         let want = [
             (
@@ -448,6 +459,12 @@ mod tests {
             ),
             (5.0, EventKind::SetTempo { tempo: 720 }),
             (6.0, EventKind::TriggerEpoch),
+            (
+                6.0,
+                EventKind::ResetBonds {
+                    group: "honest".into(),
+                },
+            ),
         ];
         let want: Vec<EventSpec> = want
             .into_iter()
@@ -493,7 +510,7 @@ mod tests {
 
     #[test]
     fn a_wrong_kind_or_key_is_located_at_the_event() {
-        let kinds = "schema_change, outage, new_subnet, deprecation, price_change, latency_change, validator_down, miner_churn, attack_stop, set_tempo, trigger_epoch";
+        let kinds = "schema_change, outage, new_subnet, deprecation, price_change, latency_change, validator_down, miner_churn, attack_stop, set_tempo, trigger_epoch, reset_bonds";
         let cases = [
             (
                 format!("{MINIMAL}[[events]]\nat_day = 1\nkind = \"eclipse\"\n"),

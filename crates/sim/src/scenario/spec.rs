@@ -103,6 +103,10 @@ pub struct ChainConfig {
     /// 0.. in file order): the epoch keeps its permit and self-weight, and the coinbase burns
     /// its incentive (spec 459). None: the owner holds no uid on the simulated subnet.
     pub owner_uid: Option<u16>,
+    /// `BondsResetOn`: a miner's commitment carrying `ResetBondsFlag` (a `reset_bonds` event)
+    /// strips every validator's bond to it in every mechanism (spec 459 `do_reset_bonds`); off
+    /// (the chain's default), the flag changes nothing.
+    pub bonds_reset: bool,
 }
 
 impl ChainConfig {
@@ -135,6 +139,7 @@ impl Default for ChainConfig {
             commit_reveal: false,
             commit_reveal_version: 4,
             owner_uid: None,
+            bonds_reset: false,
         }
     }
 }

@@ -309,7 +309,9 @@ pub(crate) fn validate(
                     "0".into(),
                 );
             }
-            EventKind::MinerChurn { group, .. } | EventKind::AttackStop { group }
+            EventKind::MinerChurn { group, .. }
+            | EventKind::AttackStop { group }
+            | EventKind::ResetBonds { group }
                 if !labels.contains_key(group) =>
             {
                 return at(
