@@ -837,6 +837,7 @@ impl<C: Chain + Send + Sync + 'static, S: SubnetCalls, M: MinerCalls> Driver<C, 
                     weights: sub.clone(),
                     hotkey: self.hotkey.public_key(),
                     reveal_period: self.core.weight_rules().reveal_period,
+                    beacon: Box::new(self.settings.drand.clone()),
                 },
             ),
         };
@@ -849,7 +850,10 @@ impl<C: Chain + Send + Sync + 'static, S: SubnetCalls, M: MinerCalls> Driver<C, 
                     weights,
                     hotkey,
                     reveal_period,
-                } => match commit_timelocked(&*chain, weights, *hotkey, *reveal_period).await {
+                    beacon,
+                } => match commit_timelocked(&*chain, beacon, weights, *hotkey, *reveal_period)
+                    .await
+                {
                     Ok((o, round)) => (Ok(o), "committed", Some(round)),
                     Err(e) => (Err(e), "committed", None),
                 },
@@ -1062,6 +1066,8 @@ enum Call {
         weights: WeightsSubmission,
         hotkey: orchestra_chain::AccountId,
         reveal_period: u64,
+        // Boxed: a G2 point is large next to the other variants.
+        beacon: Box<orchestra_chain::crv4::Beacon>,
     },
 }
 
@@ -1074,6 +1080,7 @@ const BLOCK_TIME_S: f64 = 12.0;
 /// and submit. Returns the outcome and the round.
 async fn commit_timelocked<C: Chain>(
     chain: &C,
+    beacon: &orchestra_chain::crv4::Beacon,
     w: &WeightsSubmission,
     hotkey: orchestra_chain::AccountId,
     reveal_period: u64,
@@ -1104,13 +1111,8 @@ async fn commit_timelocked<C: Chain>(
         values: w.values.clone(),
         version_key: w.version_key,
     };
-    let commit = crv4::encrypt(
-        &crv4::Beacon::quicknet(),
-        &payload.to_bytes(),
-        round,
-        crv4::fresh_seed(),
-    )
-    .map_err(|e| ChainError::Unsupported(e.to_string()))?;
+    let commit = crv4::encrypt(beacon, &payload.to_bytes(), round, crv4::fresh_seed())
+        .map_err(|e| ChainError::Unsupported(e.to_string()))?;
     let outcome = chain
         .commit_timelocked_weights(&orchestra_chain::TimelockedCommit {
             netuid: w.netuid,

@@ -393,6 +393,7 @@ async fn through_the_node(commit_reveal: bool) -> Vec<Extrinsic> {
         limits: orchestra_ledger::access::Limits::default(),
         organic_attempts: 3,
         schemes: Default::default(),
+        drand: orchestra_chain::crv4::Beacon::quicknet(),
     };
     let core = core(&mocks);
     let store: Box<dyn Store> = Box::new(MemoryStore::new());

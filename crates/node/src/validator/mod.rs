@@ -208,6 +208,8 @@ pub struct Settings {
     pub organic_attempts: u32,
     /// Which scheme each btauth/1 sender (users of the API, miners' responses) signs with.
     pub schemes: orchestra_protocol::btauth::SchemeSource,
+    /// The drand beacon commit-reveal v4 encrypts to (quicknet, as the chain's `pallet_drand`).
+    pub drand: orchestra_chain::crv4::Beacon,
 }
 
 /// Why the validator could not start or stopped.
@@ -319,6 +321,7 @@ impl ValidatorArgs {
                 .or(file.organic_attempts)
                 .unwrap_or(orchestra_validator::DEFAULT_ORGANIC_ATTEMPTS),
             schemes: cfg.schemes.clone(),
+            drand: orchestra_chain::crv4::Beacon::quicknet(),
         };
         if settings.organic_attempts == 0 {
             return Err(ValidatorError::Invalid(
@@ -903,6 +906,9 @@ mod driver_tests {
         /// `current_block` reads so far: the chain moves one block every `READS_PER_BLOCK`.
         reads: AtomicU64,
         commits: Mutex<Vec<(u64, WeightsCommit)>>,
+        /// Commit-reveal v4 (`CommitRevealWeightsVersion` 4) instead of v2.
+        timelocked: bool,
+        timelocked_commits: Mutex<Vec<orchestra_chain::TimelockedCommit>>,
         reveals: Mutex<Vec<(u64, WeightsReveal)>>,
         sets: Mutex<Vec<WeightsSubmission>>,
         anchors: Mutex<Vec<Vec<u8>>>,
@@ -954,7 +960,7 @@ mod driver_tests {
                 has_mechanisms: false,
                 indexed_by_netuid_index: false,
                 has_commit_reveal: true,
-                has_timelocked_commits: false,
+                has_timelocked_commits: self.timelocked,
                 has_commitments: true,
                 has_subnet_info_api: false,
                 features: Default::default(),
@@ -1020,7 +1026,7 @@ mod driver_tests {
                 mechanism_count: 1,
                 activity_cutoff_factor_milli: None,
                 bonds_reset_on: None,
-                commit_reveal_version: None,
+                commit_reveal_version: Some(if self.timelocked { 4 } else { 2 }),
                 mechanism_emission_split: None,
             })
         }
@@ -1031,6 +1037,13 @@ mod driver_tests {
         async fn commit_weights(&self, c: &WeightsCommit) -> ChainResult<TxOutcome> {
             let b = self.block.load(Ordering::SeqCst);
             self.commits.lock().unwrap().push((b, *c));
+            Ok(ok())
+        }
+        async fn commit_timelocked_weights(
+            &self,
+            c: &orchestra_chain::TimelockedCommit,
+        ) -> ChainResult<TxOutcome> {
+            self.timelocked_commits.lock().unwrap().push(c.clone());
             Ok(ok())
         }
         async fn reveal_weights(&self, r: &WeightsReveal) -> ChainResult<TxOutcome> {
@@ -1047,15 +1060,15 @@ mod driver_tests {
         }
     }
 
-    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-    async fn commit_reveal_and_anchor_on_a_fake_chain() {
-        let dir = tempfile::tempdir().unwrap();
+    /// The validator's settings for a fake chain, with Bob (uid 1) already scored so the first
+    /// closed tempo has weights to submit.
+    fn scored_settings(dir: &std::path::Path) -> Settings {
         let repo = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../..");
         let settings = Settings {
             netuid: 1,
             chain_url: "fake".into(),
             listen: "127.0.0.1:0".parse().unwrap(),
-            state_dir: dir.path().to_path_buf(),
+            state_dir: dir.to_path_buf(),
             ledger_seed: Some(repo.join("mocks/subnets")),
             objectives: None,
             miners: BTreeMap::new(),
@@ -1075,10 +1088,10 @@ mod driver_tests {
             limits: orchestra_ledger::access::Limits::default(),
             organic_attempts: orchestra_validator::DEFAULT_ORGANIC_ATTEMPTS,
             schemes: Default::default(),
+            drand: orchestra_chain::crv4::Beacon::quicknet(),
         };
-        // Bob already has a score, so the first closed tempo has weights to commit.
         {
-            let mut store = StateStore::open(&dir.path().join("validator.db")).unwrap();
+            let mut store = StateStore::open(&dir.join("validator.db")).unwrap();
             let mut state = orchestra_validator::Scorer::new(
                 MechanismParams::default(),
                 orchestra_validator::ScorerConfig::default(),
@@ -1096,6 +1109,13 @@ mod driver_tests {
             state.ema.observe_orchestration(1, &terms, 0.5);
             store.save_legacy_scorer(&state).unwrap();
         }
+        settings
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn commit_reveal_and_anchor_on_a_fake_chain() {
+        let dir = tempfile::tempdir().unwrap();
+        let settings = scored_settings(dir.path());
         let chain = Arc::new(FakeChain::default());
         chain.block.store(1, Ordering::SeqCst);
         let alice = Hotkey::from_uri("//Alice").unwrap();
@@ -1177,5 +1197,61 @@ mod driver_tests {
             .collect();
         assert!(statuses.contains(&"committed".to_string()), "{statuses:?}");
         assert!(statuses.contains(&"ok".to_string()), "{statuses:?}");
+    }
+
+    /// On a runtime at `CommitRevealWeightsVersion` 4 the node commits timelocked weights that
+    /// open, with the beacon's signature of the commit's round, to its own weights (and to
+    /// nothing with another round's), sends no reveal, and records the round.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn timelocked_commits_on_a_fake_chain() {
+        use orchestra_chain::crv4;
+        let dir = tempfile::tempdir().unwrap();
+        let beacon = crv4::SimBeacon::from_seed([8; 32]);
+        let mut settings = scored_settings(dir.path());
+        settings.drand = beacon.beacon().clone();
+        let chain = Arc::new(FakeChain {
+            timelocked: true,
+            ..FakeChain::default()
+        });
+        chain.block.store(1, Ordering::SeqCst);
+        let alice = Hotkey::from_uri("//Alice").unwrap();
+        let (stop, stopped) = oneshot::channel::<()>();
+        let node = tokio::spawn(serve(settings, alice.clone(), chain.clone(), async move {
+            let _ = stopped.await;
+        }));
+        for _ in 0..1500 {
+            tokio::time::sleep(Duration::from_millis(40)).await;
+            if !chain.timelocked_commits.lock().unwrap().is_empty() {
+                break;
+            }
+        }
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        let _ = stop.send(());
+        node.await.unwrap().unwrap();
+
+        let commits = chain.timelocked_commits.lock().unwrap().clone();
+        assert!(!commits.is_empty(), "a timelocked commit");
+        assert!(chain.commits.lock().unwrap().is_empty(), "no v2 commit");
+        assert!(
+            chain.reveals.lock().unwrap().is_empty(),
+            "nothing to reveal"
+        );
+        let c = &commits[0];
+        assert_eq!((c.netuid, c.mecid, c.commit_reveal_version), (1, 0, 4));
+        let opened = crv4::decrypt(&c.commit, &beacon.signature(c.reveal_round)).unwrap();
+        let p = crv4::decode_payload(&opened).unwrap();
+        assert_eq!(p.hotkey, alice.public_key().to_vec());
+        assert_eq!((p.uids, p.values, p.version_key), (vec![1], vec![65535], 3));
+        assert!(crv4::decrypt(&c.commit, &beacon.signature(c.reveal_round + 1)).is_err());
+        let rows = StateStore::open(&dir.path().join("validator.db"))
+            .unwrap()
+            .weights()
+            .unwrap();
+        assert!(
+            rows.iter().any(|r| r.status == "committed"
+                && r.detail
+                    .contains(&format!("drand round {}", c.reveal_round))),
+            "{rows:?}"
+        );
     }
 }
