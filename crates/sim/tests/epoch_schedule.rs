@@ -64,36 +64,48 @@ fn a_trigger_and_a_new_tempo_move_the_epochs_and_what_they_pay() {
     assert_eq!(c.epoch_index(), 3);
 }
 
+/// A tempo-10 chain under `config` with a staked validator (uid 0) and `miners` miners, the
+/// validator's weights `uids` (all 65535) set at block 1.
+fn weighted_chain(config: ChainConfig, miners: u8, uids: Vec<u16>) -> SimChain {
+    use orchestra_chain::{Chain, WeightsSubmission};
+    let chain = SimChain::new(
+        ChainConfig {
+            tempo: 10,
+            ..config
+        },
+        1,
+        None,
+    );
+    chain.register("v".into(), [1; 32], 1_000_000_000, None, 0);
+    for m in 0..miners {
+        chain.register(format!("m{m}"), [m + 2; 32], 0, None, 0);
+    }
+    chain.set_block(1);
+    let weights = WeightsSubmission {
+        netuid: 1,
+        mecid: 0,
+        values: vec![u16::MAX; uids.len()],
+        uids,
+        version_key: 0,
+    };
+    chain
+        .as_signer(0)
+        .set_weights(&weights)
+        .into_inner()
+        .unwrap();
+    chain
+}
+
 /// `[chain] owner_uid`: the owner's validator keeps its self-weight in the epoch (spec 459's
 /// `epoch_mechanism`), and the coinbase burns the incentive that earns it.
 #[test]
 fn the_owners_self_weight_counts_and_its_incentive_is_burned() {
-    use orchestra_chain::{Chain, WeightsSubmission};
     let run = |owner_uid: Option<u16>| {
-        let chain = SimChain::new(
-            ChainConfig {
-                tempo: 10,
-                owner_uid,
-                ..ChainConfig::default()
-            },
-            1,
-            None,
-        );
-        chain.register("owner".into(), [1; 32], 1_000_000_000, None, 0);
-        chain.register("m".into(), [2; 32], 0, None, 0);
-        chain.set_block(1);
-        let weights = WeightsSubmission {
-            netuid: 1,
-            mecid: 0,
-            uids: vec![0, 1],
-            values: vec![u16::MAX, u16::MAX],
-            version_key: 0,
+        let config = ChainConfig {
+            owner_uid,
+            ..ChainConfig::default()
         };
-        chain
-            .as_signer(0)
-            .set_weights(&weights)
-            .into_inner()
-            .unwrap();
+        let chain = weighted_chain(config, 1, vec![0, 1]);
         for b in 2..10 {
             chain.set_block(b);
         }
@@ -118,33 +130,13 @@ fn the_owners_self_weight_counts_and_its_incentive_is_burned() {
 /// validator's bond to it; with it off (the chain's default) the flag changes nothing.
 #[test]
 fn a_reset_bonds_commitment_strips_bonds_only_when_the_subnet_allows_it() {
-    use orchestra_chain::{Chain, WeightsSubmission};
+    use orchestra_chain::Chain;
     for on in [true, false] {
-        let chain = SimChain::new(
-            ChainConfig {
-                tempo: 10,
-                bonds_reset: on,
-                ..ChainConfig::default()
-            },
-            1,
-            None,
-        );
-        chain.register("v".into(), [1; 32], 1_000_000_000, None, 0);
-        chain.register("m1".into(), [2; 32], 0, None, 0);
-        chain.register("m2".into(), [3; 32], 0, None, 0);
-        chain.set_block(1);
-        let weights = WeightsSubmission {
-            netuid: 1,
-            mecid: 0,
-            uids: vec![1, 2],
-            values: vec![u16::MAX, u16::MAX],
-            version_key: 0,
+        let config = ChainConfig {
+            bonds_reset: on,
+            ..ChainConfig::default()
         };
-        chain
-            .as_signer(0)
-            .set_weights(&weights)
-            .into_inner()
-            .unwrap();
+        let chain = weighted_chain(config, 2, vec![1, 2]);
         run(&chain, 2, 10);
         let bonds = || {
             let mg = chain.as_signer(0).metagraph(1, 0).into_inner().unwrap();

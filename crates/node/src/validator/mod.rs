@@ -1112,28 +1112,37 @@ mod driver_tests {
         settings
     }
 
+    /// Runs a validator as Alice on `chain` until `done` holds (the node's polls move the
+    /// chain on; at most 60 s), lets the loop record the last result, and stops it.
+    async fn run_node_until(
+        settings: Settings,
+        chain: &Arc<FakeChain>,
+        done: impl Fn(&FakeChain) -> bool,
+    ) {
+        chain.block.store(1, Ordering::SeqCst);
+        let alice = Hotkey::from_uri("//Alice").unwrap();
+        let (stop, stopped) = oneshot::channel::<()>();
+        let node = tokio::spawn(serve(settings, alice, chain.clone(), async move {
+            let _ = stopped.await;
+        }));
+        for _ in 0..1500 {
+            tokio::time::sleep(Duration::from_millis(40)).await;
+            if done(chain) {
+                break;
+            }
+        }
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        let _ = stop.send(());
+        node.await.unwrap().unwrap();
+    }
+
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn commit_reveal_and_anchor_on_a_fake_chain() {
         let dir = tempfile::tempdir().unwrap();
         let settings = scored_settings(dir.path());
         let chain = Arc::new(FakeChain::default());
-        chain.block.store(1, Ordering::SeqCst);
+        run_node_until(settings, &chain, |c| !c.reveals.lock().unwrap().is_empty()).await;
         let alice = Hotkey::from_uri("//Alice").unwrap();
-        let (stop, stopped) = oneshot::channel::<()>();
-        let node = tokio::spawn(serve(settings, alice.clone(), chain.clone(), async move {
-            let _ = stopped.await;
-        }));
-        // The node's polls move the chain on; wait until a reveal lands (or 60 s pass).
-        for _ in 0..1500 {
-            tokio::time::sleep(Duration::from_millis(40)).await;
-            if !chain.reveals.lock().unwrap().is_empty() {
-                break;
-            }
-        }
-        // Let the loop record the reveal's result, then stop.
-        tokio::time::sleep(Duration::from_millis(300)).await;
-        let _ = stop.send(());
-        node.await.unwrap().unwrap();
 
         let commits = chain.commits.lock().unwrap().clone();
         let reveals = chain.reveals.lock().unwrap().clone();
@@ -1213,21 +1222,11 @@ mod driver_tests {
             timelocked: true,
             ..FakeChain::default()
         });
-        chain.block.store(1, Ordering::SeqCst);
+        run_node_until(settings, &chain, |c| {
+            !c.timelocked_commits.lock().unwrap().is_empty()
+        })
+        .await;
         let alice = Hotkey::from_uri("//Alice").unwrap();
-        let (stop, stopped) = oneshot::channel::<()>();
-        let node = tokio::spawn(serve(settings, alice.clone(), chain.clone(), async move {
-            let _ = stopped.await;
-        }));
-        for _ in 0..1500 {
-            tokio::time::sleep(Duration::from_millis(40)).await;
-            if !chain.timelocked_commits.lock().unwrap().is_empty() {
-                break;
-            }
-        }
-        tokio::time::sleep(Duration::from_millis(300)).await;
-        let _ = stop.send(());
-        node.await.unwrap().unwrap();
 
         let commits = chain.timelocked_commits.lock().unwrap().clone();
         assert!(!commits.is_empty(), "a timelocked commit");
