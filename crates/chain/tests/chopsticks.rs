@@ -466,6 +466,7 @@ async fn subtensor_client_against_chopsticks() {
         "trigger_epoch               no",
         "activity cutoff factor      no",
         "legacy scheduler",
+        "commit-reveal absent",
     ] {
         assert!(report.contains(line), "{line:?} in\n{report}");
     }

@@ -977,12 +977,22 @@ pub async fn info_report(
     );
     let _ = writeln!(
         out,
-        "weights         min {} max-limit {} version-key {} rate-limit {} commit-reveal {:?}",
+        "weights         min {} max-limit {} version-key {} rate-limit {} commit-reveal {}",
         h.min_allowed_weights,
         h.max_weights_limit,
         h.weights_version_key,
         h.weights_rate_limit,
-        h.commit_reveal_enabled
+        match (h.commit_reveal_enabled, h.commit_reveal_version) {
+            (Some(true), Some(v)) if v >= 4 && s.has_timelocked_commits => {
+                format!("on, v{v} (timelocked commits; the chain reveals)")
+            }
+            (Some(true), v) => format!(
+                "on, version {} (hash commits, revealed by the validator)",
+                v.map_or_else(|| "not stored".to_string(), |v| v.to_string())
+            ),
+            (Some(false), _) => "off".to_string(),
+            (None, _) => "absent".to_string(),
+        }
     );
     let mg = chain.metagraph(netuid, mecid).await?;
     let validators = mg.neurons.iter().filter(|n| n.validator_permit).count();
