@@ -377,23 +377,13 @@ impl SimChain {
                 salt: salt.clone(),
             }),
             WeightsAction::CommitTimelocked { .. } => {
-                // What the node's driver does: predict the reveal, encrypt to its round (from a
-                // seed derived from the commit, so runs replay).
-                let (state, block) = {
-                    let s = self.lock();
-                    let e = &s.schedule;
-                    let state = crv4::ScheduleState {
-                        tempo: e.tempo,
-                        last_epoch_block: e.last_epoch_block,
-                        pending_epoch_at: e.pending_epoch_at,
-                        epoch_index: e.epoch_index,
-                        blocks_since_last_step: e.blocks_since_last_step,
-                    };
-                    (state, s.block)
-                };
+                // What the node's driver does: read the schedule, predict the reveal, encrypt to
+                // its round (from a seed derived from the commit, so runs replay).
+                let schedule = signer.tempo_schedule(NETUID).into_inner()?;
+                let block = schedule.block;
                 let block_time_s = self.config.block_ms as f64 / 1000.0;
                 let round = crv4::reveal_round(
-                    state,
+                    schedule.crv4_state(),
                     block,
                     REVEAL_PERIOD_EPOCHS,
                     block_time_s,

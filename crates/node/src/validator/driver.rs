@@ -314,7 +314,6 @@ impl<C: Chain + Send + Sync + 'static, S: SubnetCalls, M: MinerCalls> Driver<C, 
                 return;
             }
         };
-        self.tempo = h.tempo;
         self.version_key = self.settings.version_key.unwrap_or(h.weights_version_key);
         let mg = match self.chain.metagraph(netuid, 0).await {
             Ok(mg) => mg,
