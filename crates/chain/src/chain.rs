@@ -14,7 +14,8 @@ use std::task::{Context, Poll, Waker};
 use crate::error::ChainError;
 use crate::types::{
     AccountId, AxonServe, Hyperparams, MechId, Metagraph, NetUid, RuntimeShape, TempoSchedule,
-    TimelockedCommit, TxOutcome, WeightsCommit, WeightsReveal, WeightsSubmission,
+    TimelockedCommit, TransferLookup, TransferReceipt, TxOutcome, WeightsCommit, WeightsReveal,
+    WeightsSubmission,
 };
 
 /// Result type of every chain operation.
@@ -91,6 +92,39 @@ pub trait Chain {
         netuid: NetUid,
         data: &[u8],
     ) -> impl Future<Output = ChainResult<TxOutcome>> + Send;
+
+    /// Transfers `amount_rao` from the signer to `dest` with `Balances.transfer_keep_alive` (the
+    /// chain refuses a transfer that would reap the signer's account), waiting as the other
+    /// writes do. A chain without TAO transfers (the default) answers
+    /// [`ChainError::MissingCall`].
+    fn transfer(
+        &self,
+        dest: &AccountId,
+        amount_rao: u64,
+    ) -> impl Future<Output = ChainResult<TransferReceipt>> + Send {
+        let _ = (dest, amount_rao);
+        std::future::ready(Err(ChainError::MissingCall {
+            pallet: "Balances",
+            call: "transfer_keep_alive",
+            spec_version: self.runtime_shape().spec_version,
+        }))
+    }
+
+    /// The `Balances.Transfer` events of extrinsic `extrinsic_index` of block `block_hash`,
+    /// whether that extrinsic succeeded, and whether the block is finalized on the canonical
+    /// chain: what a payee checks before honouring a payment. An index without events gives an
+    /// empty lookup; a block the node does not know gives [`ChainError::UnknownBlock`]. A chain
+    /// that cannot look transfers up (the default) answers [`ChainError::Unsupported`].
+    fn transfer_at(
+        &self,
+        block_hash: [u8; 32],
+        extrinsic_index: u32,
+    ) -> impl Future<Output = ChainResult<TransferLookup>> + Send {
+        let _ = (block_hash, extrinsic_index);
+        std::future::ready(Err(ChainError::Unsupported(
+            "transfer lookups (transfer_at) on this chain".into(),
+        )))
+    }
 }
 
 /// Polls a future once with a no-op waker and returns its output if it is already complete.

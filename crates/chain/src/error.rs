@@ -74,6 +74,12 @@ pub enum ChainError {
         /// The decoder's message.
         reason: String,
     },
+    /// The node knows no block with this hash (never produced, pruned, or not yet imported).
+    #[error("unknown block 0x{}", hex::encode(block_hash))]
+    UnknownBlock {
+        /// The hash asked for.
+        block_hash: [u8; 32],
+    },
     /// A request the runtime cannot express (e.g. a mechanism other than 0 on a runtime without
     /// mechanisms).
     #[error("unsupported on this runtime: {0}")]

@@ -460,6 +460,56 @@ pub struct TxOutcome {
     pub events: Vec<ChainEvent>,
 }
 
+/// A TAO transfer the client signed and the chain included (`Balances.transfer_keep_alive`):
+/// where to find it again with [`Chain::transfer_at`](crate::Chain::transfer_at), e.g. as the
+/// proof of an x402 pay-per-call payment.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TransferReceipt {
+    /// Hash of the block that includes the transfer.
+    pub block_hash: [u8; 32],
+    /// Number of that block (from its header).
+    pub block_number: u64,
+    /// Position of the transfer extrinsic in the block (the events' `ApplyExtrinsic` phase).
+    pub extrinsic_index: u32,
+    /// Whether the block was reported finalized when the client stopped waiting (always with
+    /// [`WaitFor::Finalized`]; with [`WaitFor::InBlock`] it may still be reorganised away).
+    pub finalized: bool,
+}
+
+/// One `Balances.Transfer` event.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Transfer {
+    /// The paying account.
+    pub from: AccountId,
+    /// The receiving account.
+    pub to: AccountId,
+    /// Amount moved, rao.
+    pub amount_rao: u64,
+}
+
+/// What one extrinsic of one block did with balances, as read back from the block's events by
+/// [`Chain::transfer_at`](crate::Chain::transfer_at).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TransferLookup {
+    /// Number of the block.
+    pub block_number: u64,
+    /// Whether the block is finalized and on the canonical chain: its number is at most the
+    /// finalized head's and the canonical hash at that number is this block's.
+    pub finalized: bool,
+    /// Whether the extrinsic emitted `System.ExtrinsicSuccess` (false for a failed extrinsic and
+    /// for an index the block has no events for).
+    pub succeeded: bool,
+    /// The `Balances.Transfer` events the extrinsic emitted, in order.
+    pub transfers: Vec<Transfer>,
+}
+
+/// The CAIP-2 chain id of a Bittensor chain, `bittensor:` followed by the first 16 bytes of its
+/// genesis hash in lowercase hex (the convention CAIP-13 uses for Substrate chains), e.g. the
+/// network an x402 payment requirement names.
+pub fn caip2_network(genesis_hash: &[u8; 32]) -> String {
+    format!("bittensor:{}", hex::encode(&genesis_hash[..16]))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -500,5 +550,49 @@ mod tests {
         };
         assert_eq!(v6.socket_addr(), Some("[::1]:8091".parse().unwrap()));
         assert_eq!(AxonInfo { ip_type: 5, ..info }.socket_addr(), None);
+    }
+
+    #[test]
+    fn caip2_network_is_the_first_16_genesis_bytes() {
+        // 00 11 22 … ff, then bytes that must not show.
+        let mut genesis = [0x99u8; 32];
+        for (i, b) in genesis.iter_mut().take(16).enumerate() {
+            *b = u8::try_from(i).unwrap() * 0x11;
+        }
+        assert_eq!(
+            caip2_network(&genesis),
+            "bittensor:00112233445566778899aabbccddeeff"
+        );
+        assert_eq!(caip2_network(&[0xAB; 32]).len(), "bittensor:".len() + 32);
+    }
+
+    #[test]
+    fn transfer_types_round_trip_through_json() {
+        let receipt = TransferReceipt {
+            block_hash: [1; 32],
+            block_number: 7,
+            extrinsic_index: 2,
+            finalized: true,
+        };
+        let json = serde_json::to_string(&receipt).unwrap();
+        assert_eq!(
+            serde_json::from_str::<TransferReceipt>(&json).unwrap(),
+            receipt
+        );
+        let lookup = TransferLookup {
+            block_number: 7,
+            finalized: false,
+            succeeded: true,
+            transfers: vec![Transfer {
+                from: [2; 32],
+                to: [3; 32],
+                amount_rao: 5,
+            }],
+        };
+        let json = serde_json::to_string(&lookup).unwrap();
+        assert_eq!(
+            serde_json::from_str::<TransferLookup>(&json).unwrap(),
+            lookup
+        );
     }
 }

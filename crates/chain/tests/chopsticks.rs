@@ -12,11 +12,11 @@ use std::time::{Duration, Instant};
 use orchestra_chain::devnet::{self, KeyPart, pair};
 use orchestra_chain::{
     AccountId, AxonInfo, AxonServe, Chain, ChainError, Metagraph, Neuron, StakeItem,
-    SubtensorChain, SubtensorConfig, WaitFor, WeightsContext, WeightsRejection, WeightsSubmission,
-    check_weights,
+    SubtensorChain, SubtensorConfig, Transfer, WaitFor, WeightsContext, WeightsRejection,
+    WeightsSubmission, caip2_network, check_weights,
 };
 use orchestra_protocol::keys::Hotkey;
-use parity_scale_codec::Encode;
+use parity_scale_codec::{Decode, Encode};
 use subxt::rpcs::client::{RpcClient, rpc_params};
 
 const NETUID: u16 = 1;
@@ -473,6 +473,167 @@ async fn subtensor_client_against_chopsticks() {
     println!("{report}");
     println!(
         "timings: chopsticks ready + connect {ready:?}, set_weights round trip {tx_time:?}, total {:?}",
+        t0.elapsed()
+    );
+    drop(guard);
+}
+
+/// Free balance of `who` in rao, read from `System.Account` (0 for an account that does not
+/// exist), in the layout `devnet::account_balance` writes.
+async fn free_balance(rpc: &RpcClient, who: &AccountId) -> u64 {
+    let key = devnet::storage_key(
+        "System",
+        "Account",
+        &[KeyPart::Blake2_128Concat(who.encode())],
+    );
+    let raw: Option<String> = rpc
+        .request(
+            "state_getStorage",
+            rpc_params![format!("0x{}", hex::encode(key))],
+        )
+        .await
+        .unwrap();
+    let Some(raw) = raw else { return 0 };
+    let bytes = hex::decode(raw.trim_start_matches("0x")).unwrap();
+    // AccountInfo { nonce, consumers, providers, sufficients: u32, data: { free: u64, … } }
+    let (_, _, _, _, free) = <(u32, u32, u32, u32, u64)>::decode(&mut &bytes[..]).unwrap();
+    free
+}
+
+/// x402 pay-per-call on a real runtime: Alice pays Bob with `transfer_keep_alive`, and the
+/// receipt's block is read back with `transfer_at` as a payee would check it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tao_transfer_and_lookup_against_chopsticks() {
+    const AMOUNT: u64 = 123_456_789;
+    const ALICE_FUNDS: u64 = 1_000_000_000_000_000;
+    let t0 = Instant::now();
+    let (guard, port) = start_chopsticks();
+    let mut cfg = SubtensorConfig::new(format!("ws://127.0.0.1:{port}"));
+    cfg.connect_attempts = 20;
+    cfg.initial_backoff = Duration::from_millis(250);
+    cfg.max_backoff = Duration::from_secs(2);
+    cfg.wait_for = WaitFor::Finalized;
+    cfg.tx_timeout = Duration::from_secs(60);
+    let alice_key = Hotkey::from_uri("//Alice").unwrap();
+    let alice = alice_key.public_key();
+    let bob = Hotkey::from_uri("//Bob").unwrap().public_key();
+    let chain = SubtensorChain::connect(cfg, Some(&alice_key))
+        .await
+        .unwrap_or_else(|e| panic!("connect: {e}\n{}", guard.log_tail()));
+    let rpc = chain.rpc();
+
+    // The CAIP-2 id is the genesis hash the node reports, cut to 16 bytes.
+    let genesis: String = rpc
+        .request("chain_getBlockHash", rpc_params![0u32])
+        .await
+        .unwrap();
+    let genesis = hex::decode(genesis.trim_start_matches("0x")).unwrap();
+    assert_eq!(chain.genesis_hash().as_slice(), genesis.as_slice());
+    let network = caip2_network(&chain.genesis_hash());
+    assert_eq!(
+        network,
+        format!("bittensor:{}", hex::encode(&genesis[..16]))
+    );
+
+    set_storage(&rpc, vec![devnet::account_balance(&alice, ALICE_FUNDS)]).await;
+    assert_eq!(free_balance(&rpc, &alice).await, ALICE_FUNDS);
+    let bob_before = free_balance(&rpc, &bob).await;
+    let block = chain.current_block().await.unwrap();
+
+    // 1. The transfer, waited for until finalized.
+    let t_tx = Instant::now();
+    let (receipt, ()) = tokio::join!(chain.transfer(&bob, AMOUNT), new_block_when_pending(&rpc));
+    let receipt = receipt.unwrap_or_else(|e| panic!("transfer: {e}\n{}", guard.log_tail()));
+    let tx_time = t_tx.elapsed();
+    assert!(receipt.finalized, "{receipt:?}");
+    assert_eq!(receipt.block_number, block + 1);
+    let head: String = rpc
+        .request("chain_getBlockHash", rpc_params![receipt.block_number])
+        .await
+        .unwrap();
+    assert_eq!(head, format!("0x{}", hex::encode(receipt.block_hash)));
+
+    // Keep-alive: Alice paid the amount and a fee and is still funded; Bob got exactly the amount.
+    let alice_after = free_balance(&rpc, &alice).await;
+    let fee = ALICE_FUNDS - AMOUNT - alice_after;
+    assert!(
+        alice_after > 0 && fee > 0 && fee < 1_000_000_000,
+        "fee {fee}"
+    );
+    assert_eq!(free_balance(&rpc, &bob).await, bob_before + AMOUNT);
+
+    // 2. The payee's check: exactly this transfer, succeeded, finalized.
+    let lookup = chain
+        .transfer_at(receipt.block_hash, receipt.extrinsic_index)
+        .await
+        .unwrap();
+    assert_eq!(
+        lookup.transfers,
+        vec![Transfer {
+            from: alice,
+            to: bob,
+            amount_rao: AMOUNT
+        }]
+    );
+    assert!(lookup.succeeded && lookup.finalized, "{lookup:?}");
+    assert_eq!(lookup.block_number, receipt.block_number);
+
+    // An index past the transfer has no events: an empty lookup. The inherent before it
+    // (timestamp) succeeded but moved no TAO.
+    let past = chain
+        .transfer_at(receipt.block_hash, receipt.extrinsic_index + 1)
+        .await
+        .unwrap();
+    assert!(past.transfers.is_empty() && !past.succeeded, "{past:?}");
+    assert!(past.finalized);
+    assert!(receipt.extrinsic_index > 0, "{receipt:?}");
+    let inherent = chain.transfer_at(receipt.block_hash, 0).await.unwrap();
+    assert!(
+        inherent.transfers.is_empty() && inherent.succeeded,
+        "{inherent:?}"
+    );
+
+    // 3. More than Alice has left: included, refused by Balances, and read back as a failed
+    // extrinsic that moved nothing.
+    let (sent, ()) = tokio::join!(
+        chain.transfer(&bob, alice_after),
+        new_block_when_pending(&rpc)
+    );
+    let err = sent.expect_err("a transfer of the whole balance must fail");
+    let module = err
+        .module_error()
+        .unwrap_or_else(|| panic!("not a module error: {err}"));
+    assert_eq!(module.pallet, "Balances", "{err}");
+    println!("chain refused as expected: {err}");
+    let ChainError::Dispatch { block_hash, .. } = err else {
+        unreachable!()
+    };
+    let failed = chain
+        .transfer_at(block_hash, receipt.extrinsic_index)
+        .await
+        .unwrap();
+    assert!(
+        failed.transfers.is_empty() && !failed.succeeded,
+        "{failed:?}"
+    );
+    assert!(failed.finalized);
+    assert_eq!(failed.block_number, receipt.block_number + 1);
+    assert!(free_balance(&rpc, &alice).await > 0);
+    assert_eq!(free_balance(&rpc, &bob).await, bob_before + AMOUNT);
+
+    // 4. A block the node never saw is a clear error naming the hash. Last: Chopsticks on a
+    // genesis spec answers any unknown hash with the genesis header (which the client refuses,
+    // as its hash differs) and files that hash as block 0.
+    match chain.transfer_at([0xab; 32], 0).await {
+        Err(e @ ChainError::UnknownBlock { block_hash }) => {
+            assert_eq!(block_hash, [0xab; 32]);
+            assert!(e.to_string().contains(&"ab".repeat(32)), "{e}");
+        }
+        other => panic!("expected UnknownBlock: {other:?}"),
+    }
+
+    println!(
+        "network {network}; transfer round trip {tx_time:?}, fee {fee} rao, total {:?}",
         t0.elapsed()
     );
     drop(guard);

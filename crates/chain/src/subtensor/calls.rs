@@ -10,14 +10,14 @@ use subxt::ext::scale_value::Composite;
 
 use crate::error::ChainError;
 use crate::types::{
-    AxonServe, MechId, NetUid, RuntimeShape, TimelockedCommit, WeightsCommit, WeightsReveal,
-    WeightsSubmission,
+    AccountId, AxonServe, MechId, NetUid, RuntimeShape, TimelockedCommit, WeightsCommit,
+    WeightsReveal, WeightsSubmission,
 };
 
 /// A call name and its named arguments.
 #[derive(Debug, Clone, PartialEq)]
 pub struct CallData {
-    /// Call name in `SubtensorModule` (or `Commitments`).
+    /// Call name in `SubtensorModule` (or `Commitments`, `Balances`).
     pub call: &'static str,
     /// Arguments by name, in declaration order.
     pub args: Vec<(&'static str, Value)>,
@@ -183,6 +183,21 @@ pub fn set_commitment(netuid: NetUid, data: &[u8]) -> Result<CallData, ChainErro
         call: "set_commitment",
         args: vec![("netuid", u(netuid)), ("info", info)],
     })
+}
+
+/// `Balances.transfer_keep_alive(dest, value)` with `dest = MultiAddress::Id(account)` (the
+/// runtime's lookup source) and `value` the amount in rao.
+pub fn transfer_keep_alive(dest: &AccountId, amount_rao: u64) -> CallData {
+    CallData {
+        call: "transfer_keep_alive",
+        args: vec![
+            (
+                "dest",
+                Value::unnamed_variant("Id", [Value::from_bytes(dest)]),
+            ),
+            ("value", u(amount_rao)),
+        ],
+    }
 }
 
 #[cfg(test)]
@@ -372,5 +387,17 @@ mod tests {
         )]);
         assert_eq!(c.args[1].1, expected);
         assert!(set_commitment(7, &[0; 129]).is_err());
+    }
+
+    #[test]
+    fn transfer_keep_alive_args() {
+        let c = transfer_keep_alive(&[4; 32], 123_456_789);
+        assert_eq!(c.call, "transfer_keep_alive");
+        assert_eq!(c.arg_names(), ["dest", "value"]);
+        assert_eq!(
+            c.args[0].1,
+            Value::unnamed_variant("Id", [Value::from_bytes([4u8; 32])])
+        );
+        assert_eq!(c.args[1].1, u(123_456_789u64));
     }
 }

@@ -13,12 +13,17 @@ use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
 use orchestra_protocol::keys::Hotkey;
-use subxt::backend::LegacyBackend;
+use subxt::backend::{BlockRef, LegacyBackend};
 use subxt::client::{ClientAtBlock, OnlineClientAtBlockImpl};
+use subxt::config::substrate::H256;
+use subxt::config::{Header as _, RpcConfigFor};
 use subxt::dynamic::Value;
 use subxt::error::DispatchError;
+use subxt::events::Phase;
+use subxt::ext::codec::Encode as _;
 use subxt::ext::futures::future::try_join_all;
 use subxt::ext::scale_decode::DecodeAsType;
+use subxt::rpcs::LegacyRpcMethods;
 use subxt::rpcs::client::{RpcClient, RpcParams};
 use subxt::transactions::TransactionStatus;
 use subxt::{OnlineClient, SubstrateConfig};
@@ -26,17 +31,21 @@ use subxt_signer::sr25519::Keypair;
 
 use crate::chain::{Chain, ChainResult};
 use crate::error::{ChainError, ModuleError};
-use crate::hash::netuid_index;
+use crate::hash::{blake2_256, netuid_index};
 use crate::precheck::{WeightsContext, check_weights};
 use crate::types::{
     AccountId, AxonInfo, AxonServe, ChainEvent, Hyperparams, MechId, Metagraph, NetUid, Neuron,
-    RuntimeShape, StakeItem, TempoSchedule, TimelockedCommit, TxOutcome, WaitFor, WeightsCommit,
-    WeightsReveal, WeightsSubmission,
+    RuntimeShape, StakeItem, TempoSchedule, TimelockedCommit, Transfer, TransferLookup,
+    TransferReceipt, TxOutcome, WaitFor, WeightsCommit, WeightsReveal, WeightsSubmission,
 };
 use shape::{COMMITMENTS, SUBTENSOR};
 
 type Api = OnlineClient<SubstrateConfig>;
 type AtBlock = ClientAtBlock<SubstrateConfig, OnlineClientAtBlockImpl<SubstrateConfig>>;
+type Legacy = LegacyRpcMethods<RpcConfigFor<SubstrateConfig>>;
+
+/// The pallet TAO transfers go through.
+const BALANCES: &str = "Balances";
 
 /// Well-known endpoints.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -219,6 +228,16 @@ struct RawAxon {
     protocol: u8,
 }
 
+/// `Balances.Transfer` fields, matched by name (`from`, `to`, `amount`), or by position on a
+/// runtime whose event fields are unnamed.
+#[derive(DecodeAsType)]
+#[decode_as_type(crate_path = "subxt::ext::scale_decode")]
+struct RawTransfer {
+    from: AccountId,
+    to: AccountId,
+    amount: u64,
+}
+
 fn v_u(x: impl Into<u128>) -> Value {
     Value::u128(x.into())
 }
@@ -391,6 +410,12 @@ impl SubtensorChain {
         self.conn().rpc
     }
 
+    /// The genesis hash of the connected chain (what [`caip2_network`](crate::caip2_network)
+    /// names it by).
+    pub fn genesis_hash(&self) -> [u8; 32] {
+        h256(self.conn().api.genesis_hash())
+    }
+
     fn conn(&self) -> Conn {
         self.conn
             .lock()
@@ -477,6 +502,17 @@ impl SubtensorChain {
     /// Signs, submits and watches `pallet.call(args)`; returns once the extrinsic is in a
     /// (best or finalized, per config) block and succeeded, or the typed reason it did not.
     async fn submit(&self, pallet: &'static str, data: calls::CallData) -> ChainResult<TxOutcome> {
+        self.submit_indexed(pallet, data)
+            .await
+            .map(|(outcome, _)| outcome)
+    }
+
+    /// [`SubtensorChain::submit`], also returning the extrinsic's index in its block.
+    async fn submit_indexed(
+        &self,
+        pallet: &'static str,
+        data: calls::CallData,
+    ) -> ChainResult<(TxOutcome, u32)> {
         let call = data.call;
         let signer = self.require_signer()?;
         let (at, shape) = self.at_latest().await?;
@@ -535,12 +571,20 @@ impl SubtensorChain {
                         name: ev.event_name().to_owned(),
                     });
                 }
-                return Ok(TxOutcome {
-                    tx_hash,
-                    block_hash,
-                    finalized,
-                    events: out,
-                });
+                let index =
+                    u32::try_from(events.extrinsic_index()).map_err(|e| ChainError::Decode {
+                        what: format!("extrinsic index of {name}"),
+                        reason: e.to_string(),
+                    })?;
+                return Ok((
+                    TxOutcome {
+                        tx_hash,
+                        block_hash,
+                        finalized,
+                        events: out,
+                    },
+                    index,
+                ));
             }
             Err(ChainError::Rpc {
                 what: format!("watching {name}"),
@@ -554,6 +598,51 @@ impl SubtensorChain {
                 reason: format!("not included within {:?}", self.cfg.tx_timeout),
             })?
     }
+}
+
+/// The number of block `block_hash`, from its header; [`ChainError::UnknownBlock`] when the node
+/// has no such block. A node answers `null` for an unknown hash, Chopsticks an error object, or
+/// (on a genesis spec) the genesis header whatever the hash: a header is only taken for the
+/// block whose hash it hashes to.
+async fn block_number_of(legacy: &Legacy, block_hash: [u8; 32]) -> ChainResult<u64> {
+    match legacy.chain_get_header(Some(H256(block_hash))).await {
+        Ok(Some(header)) if blake2_256(&header.encode()) == block_hash => Ok(header.number()),
+        Ok(Some(header)) => {
+            tracing::debug!(
+                block = %hex::encode(block_hash),
+                number = header.number(),
+                "the node answered with the header of another block"
+            );
+            Err(ChainError::UnknownBlock { block_hash })
+        }
+        Ok(None) => Err(ChainError::UnknownBlock { block_hash }),
+        Err(subxt::rpcs::Error::User(e)) => {
+            tracing::debug!(block = %hex::encode(block_hash), error = %e.message, "header refused");
+            Err(ChainError::UnknownBlock { block_hash })
+        }
+        Err(e) => Err(ChainError::Rpc {
+            what: format!("header of block 0x{}", hex::encode(block_hash)),
+            reason: e.to_string(),
+        }),
+    }
+}
+
+/// Whether block `block_hash` (number `number`) is finalized on the canonical chain: at or below
+/// the finalized head (`finalized_number`) and the block the node has at that height.
+async fn is_finalized_canonical(
+    legacy: &Legacy,
+    block_hash: [u8; 32],
+    number: u64,
+    finalized_number: u64,
+) -> ChainResult<bool> {
+    if number > finalized_number {
+        return Ok(false);
+    }
+    let canonical = legacy
+        .chain_get_block_hash(Some(number.into()))
+        .await
+        .map_err(display_err(format!("hash of block {number}")))?;
+    Ok(canonical.is_some_and(|h| h256(h) == block_hash))
 }
 
 /// Turns an `ExtrinsicFailed` event's fields into a typed error with the module error's name.
@@ -823,6 +912,79 @@ impl Chain for SubtensorChain {
     async fn anchor_commitment(&self, netuid: NetUid, data: &[u8]) -> ChainResult<TxOutcome> {
         let data = calls::set_commitment(netuid, data)?;
         self.submit(COMMITMENTS, data).await
+    }
+
+    async fn transfer(&self, dest: &AccountId, amount_rao: u64) -> ChainResult<TransferReceipt> {
+        let data = calls::transfer_keep_alive(dest, amount_rao);
+        let (outcome, extrinsic_index) = self.submit_indexed(BALANCES, data).await?;
+        let legacy = Legacy::new(self.rpc());
+        let block_number = block_number_of(&legacy, outcome.block_hash).await?;
+        Ok(TransferReceipt {
+            block_hash: outcome.block_hash,
+            block_number,
+            extrinsic_index,
+            finalized: outcome.finalized,
+        })
+    }
+
+    async fn transfer_at(
+        &self,
+        block_hash: [u8; 32],
+        extrinsic_index: u32,
+    ) -> ChainResult<TransferLookup> {
+        // The finalized head first (reconnecting if the connection is gone): a block finalized
+        // after this read is reported unfinalized, never the other way round.
+        let (head, _) = self.at_latest().await?;
+        let finalized_number = head.block_number();
+        let conn = self.conn();
+        let legacy = Legacy::new(conn.rpc.clone());
+        let block_number = block_number_of(&legacy, block_hash).await?;
+        let what = || format!("events of block 0x{}", hex::encode(block_hash));
+        let at = conn
+            .api
+            .at_block_hash_and_number(BlockRef::from_hash(H256(block_hash)), block_number)
+            .await
+            .map_err(display_err(what()))?;
+        let events = at.events().fetch().await.map_err(display_err(what()))?;
+        let mut succeeded = false;
+        let mut transfers = Vec::new();
+        for ev in events.iter() {
+            let ev = ev.map_err(|e| ChainError::Decode {
+                what: what(),
+                reason: e.to_string(),
+            })?;
+            if ev.phase() != Phase::ApplyExtrinsic(extrinsic_index) {
+                continue;
+            }
+            match (ev.pallet_name(), ev.event_name()) {
+                ("System", "ExtrinsicSuccess") => succeeded = true,
+                (BALANCES, "Transfer") => {
+                    let t = ev
+                        .decode_fields_unchecked_as::<RawTransfer>()
+                        .map_err(|e| ChainError::Decode {
+                            what: format!(
+                                "Balances.Transfer in block 0x{}",
+                                hex::encode(block_hash)
+                            ),
+                            reason: e.to_string(),
+                        })?;
+                    transfers.push(Transfer {
+                        from: t.from,
+                        to: t.to,
+                        amount_rao: t.amount,
+                    });
+                }
+                _ => {}
+            }
+        }
+        let finalized =
+            is_finalized_canonical(&legacy, block_hash, block_number, finalized_number).await?;
+        Ok(TransferLookup {
+            block_number,
+            finalized,
+            succeeded,
+            transfers,
+        })
     }
 }
 
