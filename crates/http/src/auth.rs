@@ -293,6 +293,26 @@ impl RequestAuth {
         self.body_limit
     }
 
+    /// Whether the request carries a credential this route could check (an `Authorization`
+    /// header where API keys are accepted, or any btauth/1 header where signatures are): a
+    /// request without one can be offered another way in, such as paying for the call.
+    pub fn offers_credential(&self, headers: &HeaderMap) -> bool {
+        let key = self.keys.is_some() && headers.contains_key(header::AUTHORIZATION);
+        let h = AuthHeaders::from_lookup(|name| headers.get(name).and_then(|v| v.to_str().ok()));
+        let signed = self.verifier.is_some()
+            && [
+                h.version,
+                h.hotkey,
+                h.receiver,
+                h.nonce,
+                h.signature,
+                h.crypto,
+            ]
+            .iter()
+            .any(Option::is_some);
+        key || signed
+    }
+
     fn accepts(&self) -> &'static str {
         match (self.keys.is_some(), self.verifier.is_some()) {
             (true, true) => "`Authorization: Bearer <key>` or btauth/1 headers",
@@ -386,10 +406,20 @@ pub async fn require_auth(
     req: Request,
     next: Next,
 ) -> Response {
+    match authenticate(&auth, req).await {
+        Ok(req) => next.run(req).await,
+        Err(refused) => refused,
+    }
+}
+
+/// [`require_auth`]'s work, for middleware that adds other ways in (pay per call): buffer the
+/// body, authenticate, and return the request with its [`Credential`] (and [`Caller`])
+/// extensions, or the refusal to answer with.
+pub async fn authenticate(auth: &RequestAuth, req: Request) -> Result<Request, Response> {
     let (parts, body) = req.into_parts();
     let bytes = match read_body(&parts.headers, body, auth.body_limit()).await {
         Ok(b) => b,
-        Err(r) => return r.into_response(),
+        Err(r) => return Err(r.into_response()),
     };
     match auth.check(&parts.headers, &parts.method, &parts.uri, &bytes, now_ns()) {
         Ok(credential) => {
@@ -399,11 +429,11 @@ pub async fn require_auth(
                 req.extensions_mut().insert(caller.clone());
             }
             req.extensions_mut().insert(credential);
-            next.run(req).await
+            Ok(req)
         }
         Err(r) => {
             tracing::debug!(code = r.code(), path = %parts.uri.path(), "refused: {r}");
-            r.into_response()
+            Err(r.into_response())
         }
     }
 }

@@ -47,8 +47,8 @@ pub mod error;
 pub mod shutdown;
 
 pub use auth::{
-    ApiKeys, AuthConfig, Credential, KeyCaller, Permits, Refusal, RequestAuth, read_body,
-    require_auth,
+    ApiKeys, AuthConfig, Credential, KeyCaller, Permits, Refusal, RequestAuth, authenticate,
+    read_body, require_auth,
 };
 pub use error::{ApiError, ErrorBody, json_error};
 pub use orchestra_protocol::btauth::Caller;

@@ -8,10 +8,12 @@
 //! - [`merkle`] and [`log`]: the RFC 6962 tree over BLAKE3, signed heads, proofs.
 //!
 //! IO layers: [`store`] (trait and in-memory backend), [`sqlite`], [`node`] (replica bound to a
-//! store and hotkey), [`mocks`] (seed files), and [`server`] (the axum query API).
+//! store and hotkey), [`mocks`] (seed files), [`server`] (the axum query API) and [`agents`] (its MCP tools and A2A agent card).
 
 #[cfg(feature = "service")]
 pub mod access;
+#[cfg(feature = "service")]
+pub mod agents;
 pub mod engine;
 pub mod log;
 pub mod merkle;

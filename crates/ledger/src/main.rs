@@ -105,6 +105,69 @@ struct ServeArgs {
     /// `verify` does (excludes `--auth.ed25519-hotkey`).
     #[arg(long = "auth.trust-declared-scheme")]
     trust_declared_scheme: bool,
+    /// The URL clients reach this server at, as the A2A agent card names it
+    /// [default: `http://` + the request's Host header].
+    #[arg(long = "public-url", value_name = "URL")]
+    public_url: Option<String>,
+    #[command(flatten)]
+    pay: PayArgs,
+}
+
+/// Pay per call (x402): callers without an API key pay each `/v1` read with a TAO transfer.
+#[derive(Debug, Args)]
+struct PayArgs {
+    /// Sell reads per call: the ss58 account TAO transfers must reach. Unset: API keys only.
+    #[arg(long = "x402.pay-to", value_name = "SS58", requires = "x402_chain")]
+    pay_to: Option<String>,
+    /// Price of one read, rao [default: 100000 (0.0001 TAO)].
+    #[arg(long = "x402.price-rao", value_name = "RAO", default_value_t = 100_000)]
+    price_rao: u64,
+    /// The chain transfers are settled on (subtensor WebSocket URL, e.g. ws://127.0.0.1:9944).
+    #[arg(long = "x402.chain", value_name = "URL", id = "x402_chain")]
+    chain: Option<String>,
+    /// How long a quote stands, seconds.
+    #[arg(long = "x402.quote-secs", value_name = "SECS", default_value_t = 300)]
+    quote_secs: u64,
+    /// Where used payments are remembered [default: next to --db, `<name>.payments.db`].
+    #[arg(long = "x402.payments-db", value_name = "PATH")]
+    payments_db: Option<PathBuf>,
+}
+
+impl PayArgs {
+    /// The paywall, connecting to the chain (inside the runtime).
+    async fn paywall(&self, db: &Path) -> Result<Option<std::sync::Arc<orchestra_x402::Paywall>>> {
+        let (Some(pay_to), Some(url)) = (&self.pay_to, &self.chain) else {
+            return Ok(None);
+        };
+        let mut cfg = orchestra_chain::SubtensorConfig::new(url);
+        cfg.connect_attempts = 10;
+        let chain = orchestra_chain::SubtensorChain::connect(cfg, None)
+            .await
+            .with_context(|| format!("--x402.chain {url}"))?;
+        let network = orchestra_chain::caip2_network(&chain.genesis_hash());
+        let spent_path = self
+            .payments_db
+            .clone()
+            .unwrap_or_else(|| db.with_extension("payments.db"));
+        let spent = orchestra_x402::SqliteSpent::open(&spent_path)
+            .map_err(|e| anyhow::anyhow!("--x402.payments-db: {e}"))?;
+        let paywall = orchestra_x402::Paywall::new(
+            orchestra_x402::Price {
+                pay_to: pay_to.clone(),
+                network: network.clone(),
+                rao: self.price_rao,
+                max_timeout_seconds: self.quote_secs,
+                description: "one Subnet Ledger read (entries, rankings, log, proofs)".into(),
+            },
+            std::sync::Arc::new(orchestra_x402::TaoTransferVerifier::new(
+                std::sync::Arc::new(chain),
+            )),
+            std::sync::Arc::new(spent),
+        )
+        .map_err(|e| anyhow::anyhow!("--x402.pay-to: {e}"))?;
+        tracing::info!(%network, price_rao = self.price_rao, payments = %spent_path.display(), "selling reads per call (x402)");
+        Ok(Some(std::sync::Arc::new(paywall)))
+    }
 }
 
 #[derive(Debug, Args)]
@@ -255,7 +318,7 @@ fn serve(a: ServeArgs) -> Result<()> {
     let store: Box<dyn Store> = Box::new(open_store(&a.db)?);
     let node = LedgerNode::open(store, hotkey, VerifyParams::default())
         .with_context(|| format!("cannot load the Ledger from {}", a.db.display()))?;
-    let config = ServerConfig {
+    let mut config = ServerConfig {
         body_limit: a.body_limit,
         limits: Limits {
             free_per_minute: a.free_per_minute,
@@ -269,12 +332,15 @@ fn serve(a: ServeArgs) -> Result<()> {
             a.trust_declared_scheme,
         )
         .map_err(|e| anyhow::anyhow!("--auth.ed25519-hotkey: {e}"))?,
+        paywall: None,
+        public_url: a.public_url.clone(),
     };
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
         .context("starting the async runtime")?;
     runtime.block_on(async move {
+        config.paywall = a.pay.paywall(&a.db).await?;
         let state = AppState::new(node, config);
         let listener = tokio::net::TcpListener::bind(a.listen)
             .await

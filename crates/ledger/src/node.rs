@@ -11,6 +11,7 @@ use orchestra_protocol::ledger::Entry;
 use orchestra_protocol::{Hash32, Hotkey};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
+use std::collections::BTreeMap;
 
 /// A change a validator submits for appending: a [`ChangeRecord`] without its `seq`, which the
 /// node assigns.
@@ -84,6 +85,8 @@ pub struct LedgerNode<S: Store> {
     store: S,
     hotkey: Hotkey,
     sth: SignedTreeHead,
+    /// netuid → seq of the latest record about it (what an entry's inclusion proof proves).
+    latest: BTreeMap<u16, u64>,
 }
 
 impl<S: Store> LedgerNode<S> {
@@ -123,11 +126,13 @@ impl<S: Store> LedgerNode<S> {
             }
             _ => head.sign(&hotkey),
         };
+        let latest = p.records.iter().map(|r| (r.netuid, r.seq)).collect();
         Ok(LedgerNode {
             ledger,
             store,
             hotkey,
             sth,
+            latest,
         })
     }
 
@@ -200,6 +205,8 @@ impl<S: Store> LedgerNode<S> {
             return Err(e.into());
         }
         self.sth = sth;
+        self.latest
+            .extend(records.iter().map(|r| (r.netuid, r.seq)));
         Ok(records)
     }
 
@@ -229,6 +236,19 @@ impl<S: Store> LedgerNode<S> {
             path,
             head: self.sth.clone(),
         })
+    }
+
+    /// Seq of the latest record about `netuid`, if any.
+    pub fn latest_seq(&self, netuid: u16) -> Option<u64> {
+        self.latest.get(&netuid).copied()
+    }
+
+    /// Inclusion proof of the latest record about `netuid` (the one that made its entry what it
+    /// is now, or confirmed it) against the current signed head.
+    pub fn entry_proof(&self, netuid: u16) -> Result<Option<InclusionProof>, NodeError> {
+        self.latest_seq(netuid)
+            .map(|seq| self.inclusion_proof(seq))
+            .transpose()
     }
 
     /// Consistency proof between sizes `from` and `to`.

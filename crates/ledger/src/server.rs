@@ -24,7 +24,7 @@
 
 use crate::access::{Access, Limits};
 use crate::log::SignedTreeHead;
-use crate::model::Ttl;
+use crate::model::{Staleness, Ttl};
 use crate::node::{ChangeInput, LedgerNode, NodeError};
 use crate::store::Store;
 use axum::Router;
@@ -59,6 +59,10 @@ pub struct ServerConfig {
     pub log_page: usize,
     /// Which scheme each btauth/1 sender signs with.
     pub schemes: orchestra_protocol::btauth::SchemeSource,
+    /// Pay per call for the read routes (x402), beside API keys; `None` keeps them key-only.
+    pub paywall: Option<Arc<orchestra_x402::Paywall>>,
+    /// The URL clients reach this server at, for the agent card (default: from `Host`).
+    pub public_url: Option<String>,
 }
 
 impl Default for ServerConfig {
@@ -70,6 +74,8 @@ impl Default for ServerConfig {
             validators: HashSet::new(),
             log_page: 1_000,
             schemes: Default::default(),
+            paywall: None,
+            public_url: None,
         }
     }
 }
@@ -85,6 +91,10 @@ pub struct Snapshot {
     subnet: BTreeMap<u16, Bytes>,
     capability: BTreeMap<String, Bytes>,
     tree_size: u64,
+    /// The same data as values, for the agent tools ([`crate::agents`]).
+    pub(crate) sth: Option<SignedTreeHead>,
+    pub(crate) entries: BTreeMap<u16, (orchestra_protocol::ledger::Entry, Staleness)>,
+    pub(crate) ranked: BTreeMap<String, Vec<RankedEndpoint>>,
 }
 
 /// One ranked endpoint in a capability answer.
@@ -139,9 +149,11 @@ impl Snapshot {
         let mut subnet = BTreeMap::new();
         let mut list = Vec::new();
         let mut ranked: BTreeMap<String, Vec<RankedEndpoint>> = BTreeMap::new();
+        let mut entries = BTreeMap::new();
         for (n, e) in &state.entries {
             let stale = state.staleness(*n, block, ttl).unwrap_or_default();
             subnet.insert(*n, to_bytes(&json!({ "entry": e, "stale": stale })));
+            entries.insert(*n, (e.clone(), stale));
             list.push(json!({
                 "netuid": e.netuid, "name": e.name, "capabilities": e.capabilities,
                 "status": e.status, "version": e.version, "metrics": e.metrics,
@@ -169,17 +181,19 @@ impl Snapshot {
                     });
             }
         }
+        for v in ranked.values_mut() {
+            v.sort_by(|a, b| {
+                b.score
+                    .total_cmp(&a.score)
+                    .then(a.netuid.cmp(&b.netuid))
+                    .then(a.endpoint.cmp(&b.endpoint))
+            });
+        }
         let capability = ranked
-            .into_iter()
-            .map(|(tag, mut v)| {
-                v.sort_by(|a, b| {
-                    b.score
-                        .total_cmp(&a.score)
-                        .then(a.netuid.cmp(&b.netuid))
-                        .then(a.endpoint.cmp(&b.endpoint))
-                });
+            .iter()
+            .map(|(tag, v)| {
                 let body = to_bytes(&json!({ "capability": tag, "endpoints": v }));
-                (tag, body)
+                (tag.clone(), body)
             })
             .collect();
         Snapshot {
@@ -188,6 +202,9 @@ impl Snapshot {
             subnet,
             capability,
             tree_size: sth.head.tree_size,
+            sth: Some(sth.clone()),
+            entries,
+            ranked,
         }
     }
 }
@@ -238,13 +255,13 @@ impl AppState {
         st
     }
 
-    fn lock_node(&self) -> std::sync::MutexGuard<'_, DynNode> {
+    pub(crate) fn lock_node(&self) -> std::sync::MutexGuard<'_, DynNode> {
         // A panic while holding the lock cannot leave the node half-updated: appends swap state
         // only after the store committed.
         self.node.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    fn snapshot(&self) -> Arc<Snapshot> {
+    pub(crate) fn snapshot(&self) -> Arc<Snapshot> {
         self.snapshot
             .read()
             .unwrap_or_else(|e| e.into_inner())
@@ -367,10 +384,24 @@ fn json_value<T: Serialize>(v: &T) -> Response {
     }
 }
 
-/// The router. Public routes: `/healthz`, `/openapi.json`; everything under `/v1` needs an API
-/// key or a btauth/1 signature addressed to the server's hotkey.
+/// The router. Public routes: `/healthz`, `/openapi.json`, `/.well-known/agent-card.json`;
+/// everything under `/v1` and `/mcp` needs an API key or a btauth/1 signature addressed to the
+/// server's hotkey, and with a paywall configured the `/v1` reads can be paid per call instead.
 pub fn router(state: Arc<AppState>) -> Router {
-    let v1 = Router::new()
+    router_with(state, None)
+}
+
+/// [`router`], with the `submit_objective` tool on `/mcp` when `objectives` is given (a
+/// validator).
+pub fn router_with(
+    state: Arc<AppState>,
+    objectives: Option<Arc<dyn crate::agents::Objectives>>,
+) -> Router {
+    let gate = orchestra_x402::Gate {
+        auth: state.auth.clone(),
+        paywall: state.config.paywall.clone(),
+    };
+    let reads = Router::new()
         .route("/v1/subnets", get(list_subnets))
         .route("/v1/subnets/{netuid}", get(get_subnet))
         .route("/v1/capabilities/{tag}", get(get_capability))
@@ -378,18 +409,73 @@ pub fn router(state: Arc<AppState>) -> Router {
         .route("/v1/proof/{seq}", get(get_proof))
         .route("/v1/consistency", get(get_consistency))
         .route("/v1/head", get(get_head))
+        .route_layer(middleware::from_fn_with_state(
+            gate,
+            orchestra_x402::auth_or_pay,
+        ));
+    let writes = Router::new()
         .route("/v1/changes", post(post_changes))
         .route_layer(middleware::from_fn_with_state(
             state.auth.clone(),
             orchestra_http::require_auth,
         ));
+    let tools = crate::agents::AgentTools::new(state.clone(), objectives);
+    let mcp_tools = tools.clone();
+    let mcp = rmcp::transport::streamable_http_server::StreamableHttpService::new(
+        move || Ok(mcp_tools.clone()),
+        Arc::new(
+            rmcp::transport::streamable_http_server::session::never::NeverSessionManager::default(),
+        ),
+        rmcp::transport::streamable_http_server::StreamableHttpServerConfig::default()
+            .with_legacy_session_mode(false)
+            .with_json_response(true)
+            // Every call is authenticated (API key or btauth/1), so DNS rebinding gains a page
+            // nothing; public deployments are reached by their own host names.
+            .disable_allowed_hosts(),
+    );
+    let mcp = Router::new()
+        .route_service("/mcp", mcp)
+        .layer(middleware::from_fn_with_state(
+            state.auth.clone(),
+            orchestra_http::require_auth,
+        ));
+    let card_state = (state.clone(), tools);
     Router::new()
         .route("/healthz", get(healthz))
         .route("/openapi.json", get(openapi))
-        .merge(v1)
+        .route(
+            "/.well-known/agent-card.json",
+            get(move |headers: axum::http::HeaderMap| async move {
+                agent_card(&card_state.0, &card_state.1, &headers)
+            }),
+        )
+        .merge(reads)
+        .merge(writes)
+        .merge(mcp)
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
         .with_state(state)
+}
+
+fn agent_card(
+    st: &AppState,
+    tools: &crate::agents::AgentTools,
+    headers: &axum::http::HeaderMap,
+) -> Response {
+    let base = st.config.public_url.clone().unwrap_or_else(|| {
+        let host = headers
+            .get(header::HOST)
+            .and_then(|h| h.to_str().ok())
+            .unwrap_or("localhost");
+        format!("http://{host}")
+    });
+    let paid = st.config.paywall.as_ref().map(|p| {
+        json!({
+            "routes": ["/v1/subnets", "/v1/subnets/{netuid}", "/v1/capabilities/{tag}", "/v1/log", "/v1/proof/{seq}", "/v1/consistency", "/v1/head"],
+            "accepts": [p.requirements()],
+        })
+    });
+    json_value(&crate::agents::agent_card(&base, tools, paid))
 }
 
 /// A path segment that is not valid percent-encoded UTF-8.

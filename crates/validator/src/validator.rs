@@ -301,6 +301,10 @@ pub enum ValidatorEvent {
         standardized_data: Value,
         /// Checks 1–4 held (spot audits continue afterwards).
         proof_verified: bool,
+        /// The miner's hash-locked proof summary (lock, chain head, data hash, root).
+        proof: orchestra_protocol::messages::ProofSummary,
+        /// The executed sub-calls the proof chains, in order.
+        pipeline: Vec<orchestra_protocol::messages::PipelineStep>,
         /// Issue to answer, ms.
         latency_ms: u64,
     },
@@ -742,6 +746,8 @@ impl Validator {
                 miner: response.miner.clone(),
                 standardized_data: response.standardized_data.clone(),
                 proof_verified: report.proof_ok() && report.replays.is_empty() && !report.late,
+                proof: response.proof,
+                pipeline: response.pipeline.clone(),
                 latency_ms: received_at_ms.saturating_sub(j.challenge.issued_at_ms),
             });
         }

@@ -909,6 +909,8 @@ impl<C: Chain + Send + Sync + 'static, S: SubnetCalls, M: MinerCalls> Driver<C, 
                 miner,
                 standardized_data,
                 proof_verified,
+                proof,
+                pipeline,
                 latency_ms,
             } => {
                 if let Some(w) = self.waiting.remove(&request) {
@@ -920,6 +922,8 @@ impl<C: Chain + Send + Sync + 'static, S: SubnetCalls, M: MinerCalls> Driver<C, 
                         miner,
                         standardized_data,
                         proof_verified,
+                        proof,
+                        pipeline,
                         latency_ms,
                     }));
                 }

@@ -394,6 +394,7 @@ async fn through_the_node(commit_reveal: bool) -> Vec<Extrinsic> {
         organic_attempts: 3,
         schemes: Default::default(),
         drand: orchestra_chain::crv4::Beacon::quicknet(),
+        pay: None,
     };
     let core = core(&mocks);
     let store: Box<dyn Store> = Box::new(MemoryStore::new());

@@ -127,6 +127,13 @@ pub struct ValidatorArgs {
     /// usable response is passed over for another [default: 3].
     #[arg(long = "organic.attempts", value_name = "N")]
     pub organic_attempts: Option<u32>,
+    /// Sell `POST /v1/objectives` per call (x402) to callers without an API key: the ss58
+    /// account TAO transfers must reach. Unset: API keys only.
+    #[arg(long = "x402.pay-to", value_name = "SS58")]
+    pub x402_pay_to: Option<String>,
+    /// Price of one paid objective, rao [default: 1000000 (0.001 TAO)].
+    #[arg(long = "x402.price-rao", value_name = "RAO")]
+    pub x402_price_rao: Option<u64>,
 }
 
 /// The `[validator]` table of the config file.
@@ -163,6 +170,21 @@ pub struct ValidatorSection {
     pub developer_per_month: Option<u64>,
     /// See `--organic.attempts`.
     pub organic_attempts: Option<u32>,
+    /// See `--x402.pay-to`.
+    pub x402_pay_to: Option<String>,
+    /// See `--x402.price-rao`.
+    pub x402_price_rao: Option<u64>,
+}
+
+/// Pay per call for `POST /v1/objectives` (x402).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PaySettings {
+    /// Where transfers must go (ss58).
+    pub pay_to: String,
+    /// Rao per objective.
+    pub price_rao: u64,
+    /// CAIP-2 network; `run` fills it from the chain's genesis hash.
+    pub network: Option<String>,
 }
 
 /// Everything the validator runs with, resolved from flags, file and defaults.
@@ -210,6 +232,8 @@ pub struct Settings {
     pub schemes: orchestra_protocol::btauth::SchemeSource,
     /// The drand beacon commit-reveal v4 encrypts to (quicknet, as the chain's `pallet_drand`).
     pub drand: orchestra_chain::crv4::Beacon,
+    /// Pay per call for objectives, if sold.
+    pub pay: Option<PaySettings>,
 }
 
 /// Why the validator could not start or stopped.
@@ -322,7 +346,24 @@ impl ValidatorArgs {
                 .unwrap_or(orchestra_validator::DEFAULT_ORGANIC_ATTEMPTS),
             schemes: cfg.schemes.clone(),
             drand: orchestra_chain::crv4::Beacon::quicknet(),
+            pay: self
+                .x402_pay_to
+                .clone()
+                .or(file.x402_pay_to)
+                .map(|pay_to| PaySettings {
+                    pay_to,
+                    price_rao: pick(self.x402_price_rao, file.x402_price_rao, 1_000_000),
+                    network: None,
+                }),
         };
+        if let Some(p) = &settings.pay
+            && orchestra_protocol::ss58::decode(&p.pay_to).is_err()
+        {
+            return Err(ValidatorError::Invalid(format!(
+                "--x402.pay-to: expected an ss58 address, found {:?}",
+                p.pay_to
+            )));
+        }
         if settings.organic_attempts == 0 {
             return Err(ValidatorError::Invalid(
                 "--organic.attempts: expected at least 1 miner per request, found 0".into(),
@@ -461,6 +502,11 @@ pub struct OrganicAnswer {
     pub standardized_data: Value,
     /// Whether the proof checked out (checks 1–4; spot audits continue afterwards).
     pub proof_verified: bool,
+    /// The miner's hash-locked proof: `root = BLAKE3(head ‖ data_hash)`, where `head` chains
+    /// every sub-call's request and response hashes from `lock0` (docs/mechanism.md §3).
+    pub proof: orchestra_protocol::messages::ProofSummary,
+    /// The sub-calls the proof chains, in execution order.
+    pub pipeline: Vec<orchestra_protocol::messages::PipelineStep>,
     /// Time from issue to response, ms.
     pub latency_ms: u64,
 }
@@ -496,75 +542,110 @@ struct ApiState {
     timeout: Duration,
 }
 
+use crate::auth::ApiError;
 use driver::Event;
 
 fn error(status: StatusCode, code: &str, message: impl Into<String>) -> Response {
     crate::auth::json_error(status, code, message)
 }
 
-/// `POST /v1/objectives`, behind the Ledger's API keys (`AppState::key_auth`).
+/// `POST /v1/objectives`, behind the Ledger's API keys (`AppState::key_auth`) or a payment.
 async fn objectives(State(st): State<ApiState>, body: axum::body::Bytes) -> Response {
     let req: ObjectiveRequest = match serde_json::from_slice(&body) {
         Ok(r) => r,
         Err(e) => return error(StatusCode::BAD_REQUEST, "invalid_body", e.to_string()),
     };
-    let schema = match req
-        .target_schema
-        .or_else(|| st.schemas.get(&req.objective.kind).cloned())
-    {
-        Some(s) => s,
-        None => {
-            return error(
+    match st.run_objective(req).await {
+        Ok(answer) => Json(answer).into_response(),
+        Err(e) => e.into_response(),
+    }
+}
+
+impl ApiState {
+    /// Route one objective to a miner and wait for its checked answer (the REST route and the
+    /// MCP tool share this).
+    async fn run_objective(&self, req: ObjectiveRequest) -> Result<OrganicAnswer, ApiError> {
+        let schema = req
+            .target_schema
+            .or_else(|| self.schemas.get(&req.objective.kind).cloned())
+            .ok_or_else(|| {
+                let kinds: Vec<&str> = self.schemas.keys().map(String::as_str).collect();
+                ApiError::new(
+                    StatusCode::BAD_REQUEST,
+                    "missing_target_schema",
+                    format!(
+                        "no target_schema given and no template of kind {:?} (templates: {})",
+                        req.objective.kind,
+                        kinds.join(", ")
+                    ),
+                )
+            })?;
+        if let Err(e) = jsonschema::draft202012::new(&schema) {
+            return Err(ApiError::new(
                 StatusCode::BAD_REQUEST,
-                "missing_target_schema",
-                format!(
-                    "no target_schema given and no template of kind {:?}",
-                    req.objective.kind
-                ),
-            );
+                "invalid_target_schema",
+                format!("target_schema is not a valid JSON Schema (2020-12): {e}"),
+            ));
         }
-    };
-    if jsonschema::draft202012::new(&schema).is_err() {
-        return error(
-            StatusCode::BAD_REQUEST,
-            "invalid_target_schema",
-            "target_schema is not a valid JSON Schema (2020-12)",
-        );
-    }
-    let (reply, rx) = oneshot::channel();
-    let ev = Event::Organic {
-        objective: req.objective,
-        target_schema: schema,
-        reply,
-    };
-    if st.tx.send(ev).await.is_err() {
-        return error(
-            StatusCode::SERVICE_UNAVAILABLE,
-            "shutting_down",
-            "the validator is stopping",
-        );
-    }
-    match tokio::time::timeout(st.timeout, rx).await {
-        Ok(Ok(Ok(answer))) => Json(answer).into_response(),
-        Ok(Ok(Err(OrganicError::NoMiners))) => error(
-            StatusCode::SERVICE_UNAVAILABLE,
-            "no_miners",
-            "no miner is reachable right now",
-        ),
-        Ok(Ok(Err(e))) => error(StatusCode::BAD_GATEWAY, "miner_failed", e.to_string()),
-        Ok(Err(_)) => error(
-            StatusCode::SERVICE_UNAVAILABLE,
-            "shutting_down",
-            "the validator is stopping",
-        ),
-        Err(_) => {
-            st.metrics.organic_done("timeout", st.timeout.as_secs_f64());
-            error(
-                StatusCode::GATEWAY_TIMEOUT,
-                "timeout",
-                "no answer within the deadline",
+        let stopping = || {
+            ApiError::new(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "shutting_down",
+                "the validator is stopping",
             )
+        };
+        let (reply, rx) = oneshot::channel();
+        let ev = Event::Organic {
+            objective: req.objective,
+            target_schema: schema,
+            reply,
+        };
+        if self.tx.send(ev).await.is_err() {
+            return Err(stopping());
         }
+        match tokio::time::timeout(self.timeout, rx).await {
+            Ok(Ok(Ok(answer))) => Ok(answer),
+            Ok(Ok(Err(OrganicError::NoMiners))) => Err(ApiError::new(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "no_miners",
+                "no miner is reachable right now",
+            )),
+            Ok(Ok(Err(e))) => Err(ApiError::new(
+                StatusCode::BAD_GATEWAY,
+                "miner_failed",
+                e.to_string(),
+            )),
+            Ok(Err(_)) => Err(stopping()),
+            Err(_) => {
+                self.metrics
+                    .organic_done("timeout", self.timeout.as_secs_f64());
+                Err(ApiError::new(
+                    StatusCode::GATEWAY_TIMEOUT,
+                    "timeout",
+                    "no answer within the deadline",
+                ))
+            }
+        }
+    }
+}
+
+/// The `submit_objective` MCP tool, over the same path as `POST /v1/objectives`.
+impl orchestra_ledger::agents::Objectives for ApiState {
+    fn submit(
+        &self,
+        input: Value,
+    ) -> orchestra_ledger::agents::BoxFuture<'_, Result<Value, orchestra_ledger::agents::ToolFailure>>
+    {
+        use orchestra_ledger::agents::ToolFailure;
+        Box::pin(async move {
+            let req: ObjectiveRequest = serde_json::from_value(input)
+                .map_err(|e| ToolFailure::new("invalid_arguments", e.to_string()))?;
+            let answer = self
+                .run_objective(req)
+                .await
+                .map_err(|e| ToolFailure::new(e.code, e.message))?;
+            serde_json::to_value(answer).map_err(|e| ToolFailure::new("internal", e.to_string()))
+        })
     }
 }
 
@@ -619,6 +700,34 @@ fn open_ledger(
     Ok(node)
 }
 
+/// The objectives paywall: settled against `chain`, payments remembered in
+/// `state_dir/payments.db`.
+fn paywall<C: Chain + Send + Sync + 'static>(
+    p: &PaySettings,
+    state_dir: &Path,
+    chain: Arc<C>,
+) -> Result<orchestra_x402::Paywall, ValidatorError> {
+    let network = p.network.clone().ok_or_else(|| {
+        ValidatorError::Setup("x402: the chain's network id (genesis hash) is unknown".into())
+    })?;
+    let spent = orchestra_x402::SqliteSpent::open(&state_dir.join("payments.db"))
+        .map_err(|e| ValidatorError::Setup(format!("x402 payments database: {e}")))?;
+    orchestra_x402::Paywall::new(
+        orchestra_x402::Price {
+            pay_to: p.pay_to.clone(),
+            network,
+            rao: p.price_rao,
+            max_timeout_seconds: 300,
+            description: "one objective run by the subnet's miners, answered in your target \
+                          schema with a hash-locked proof"
+                .into(),
+        },
+        Arc::new(orchestra_x402::TaoTransferVerifier::new(chain)),
+        Arc::new(spent),
+    )
+    .map_err(|e| ValidatorError::Invalid(format!("--x402: {e}")))
+}
+
 /// Connect to the chain in `settings` and run until `shutdown` resolves.
 pub async fn run(
     settings: Settings,
@@ -630,6 +739,11 @@ pub async fn run(
     let chain = orchestra_chain::SubtensorChain::connect(cfg, Some(&hotkey))
         .await
         .map_err(|e| ValidatorError::Setup(format!("chain {}: {e}", settings.chain_url)))?;
+    let mut settings = settings;
+    if let Some(p) = &mut settings.pay {
+        p.network
+            .get_or_insert_with(|| orchestra_chain::caip2_network(&chain.genesis_hash()));
+    }
     serve(settings, hotkey, Arc::new(chain), shutdown).await
 }
 
@@ -660,6 +774,10 @@ pub async fn serve<C: Chain + Send + Sync + 'static>(
         },
     );
     let store = StateStore::open(&settings.state_dir.join("validator.db"))?;
+    let paywall = match &settings.pay {
+        None => None,
+        Some(p) => Some(Arc::new(paywall(p, &settings.state_dir, chain.clone())?)),
+    };
 
     // The core, as the simulator builds it.
     let config = ValidatorConfig {
@@ -712,15 +830,20 @@ pub async fn serve<C: Chain + Send + Sync + 'static>(
                 + settings.network_slack_ms,
         ),
     };
+    let gate = orchestra_x402::Gate {
+        auth: ledger.key_auth(),
+        paywall: paywall.clone(),
+    };
+    let tools: Arc<dyn orchestra_ledger::agents::Objectives> = Arc::new(api.clone());
     let routes = Router::new()
         .route("/v1/objectives", post(objectives))
         .route_layer(axum::middleware::from_fn_with_state(
-            ledger.key_auth(),
-            crate::auth::require_auth,
+            gate,
+            orchestra_x402::auth_or_pay,
         ))
         .route("/status", get(get_status))
         .with_state(api);
-    let app = orchestra_ledger::server::router(ledger.clone())
+    let app = orchestra_ledger::server::router_with(ledger.clone(), Some(tools))
         .merge(routes)
         .merge(crate::metrics::router(registry.clone()))
         .layer(axum::middleware::from_fn_with_state(
@@ -1089,6 +1212,7 @@ mod driver_tests {
             organic_attempts: orchestra_validator::DEFAULT_ORGANIC_ATTEMPTS,
             schemes: Default::default(),
             drand: orchestra_chain::crv4::Beacon::quicknet(),
+            pay: None,
         };
         {
             let mut store = StateStore::open(&dir.join("validator.db")).unwrap();

@@ -1,0 +1,112 @@
+//! `orchestra-ledger serve` (the real binary) to the official Python MCP SDK: the client lists
+//! the tools, calls each (the SDK checks every result against the tool's outputSchema), verifies
+//! `get_entry`'s inclusion proof and the signed head offline, and gets a clear tool error for
+//! bad input to every tool. A request without a credential is refused.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod common;
+#[path = "support/mcp_agent.rs"]
+mod mcp_agent;
+
+use std::io::{BufRead, BufReader};
+use std::process::{Child, Command, Stdio};
+
+const BIN: &str = env!("CARGO_BIN_EXE_orchestra-ledger");
+
+struct Server(Child);
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+fn run(args: &[&str]) -> String {
+    let out = Command::new(BIN).args(args).output().unwrap();
+    assert!(
+        out.status.success(),
+        "{args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout).unwrap()
+}
+
+#[test]
+fn the_python_mcp_sdk_uses_every_tool_and_verifies_a_proof() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("ledger.db");
+    let db = db.to_str().unwrap();
+    let mocks = concat!(env!("CARGO_MANIFEST_DIR"), "/../../mocks/subnets");
+    run(&["seed", "--db", db, "--mocks", mocks, "--hotkey", "//Alice"]);
+    let key = run(&["keys", "create", "--db", db, "--tier", "production"]);
+    let key = key
+        .lines()
+        .find(|l| l.starts_with("olk_"))
+        .unwrap()
+        .to_string();
+    let mut child = Command::new(BIN)
+        .args([
+            "serve",
+            "--db",
+            db,
+            "--hotkey",
+            "//Alice",
+            "--listen",
+            "127.0.0.1:0",
+        ])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let stdout = child.stdout.take().unwrap();
+    let _server = Server(child);
+    let mut line = String::new();
+    BufReader::new(stdout).read_line(&mut line).unwrap();
+    let addr = line
+        .trim()
+        .strip_prefix("listening on ")
+        .unwrap()
+        .to_string();
+
+    let summary = mcp_agent::run_mcp_client(&format!("http://{addr}/mcp"), &key, "ledger", None);
+    assert_eq!(
+        summary["tools"],
+        serde_json::json!([
+            "compare_subnets",
+            "find_subnets",
+            "get_entry",
+            "get_head",
+            "list_capabilities"
+        ])
+    );
+    for tool in [
+        "list_capabilities",
+        "find_subnets",
+        "get_entry",
+        "compare_subnets",
+        "get_head",
+    ] {
+        assert!(
+            summary["calls"][tool]
+                .as_array()
+                .is_some_and(|c| !c.is_empty()),
+            "{tool}"
+        );
+        assert!(
+            summary["bad_input"][tool].as_u64().unwrap_or(0) >= 1,
+            "{tool}"
+        );
+    }
+    assert!(summary["proof_verified"]["seq"].is_u64());
+
+    // No credential, no tools: the MCP endpoint sits behind the API's authentication.
+    let body = br#"{"jsonrpc":"2.0","id":1,"method":"tools/list"}"#;
+    let headers = [
+        ("Content-Type", "application/json".to_string()),
+        ("Accept", "application/json, text/event-stream".to_string()),
+    ];
+    let r = common::http(addr.parse().unwrap(), "POST", "/mcp", &headers, body).unwrap();
+    assert_eq!(r.status, 401);
+    assert_eq!(r.json()["error"], "unauthenticated");
+}
