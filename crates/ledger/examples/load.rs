@@ -1,5 +1,7 @@
 //! Loopback load test of the read path: `GET /v1/subnets/{netuid}` and
-//! `/v1/capabilities/{tag}` on a 128-subnet Ledger, with API-key auth and metering on.
+//! `/v1/capabilities/{tag}` on a 128-subnet Ledger, with API-key auth and metering on; with
+//! `--mcp`, the same reads as MCP tool calls (`POST /mcp`: `get_entry` with its inclusion proof,
+//! and `find_subnets`), each answer checked for a tool error.
 //!
 //! Self-hosts the real router over a real SQLite store (seeded from `mocks/subnets`, widened to
 //! 128 subnets), with the usage flusher running, then drives it with `--connections` keep-alive
@@ -7,6 +9,7 @@
 //!
 //! ```text
 //! cargo run --release -p orchestra-ledger --example load -- --requests 400000 --connections 32
+//! cargo run --release -p orchestra-ledger --example load -- --mcp --requests 100000 --connections 32
 //! ```
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
@@ -44,6 +47,9 @@ struct Args {
     /// Client worker threads.
     #[arg(long, default_value_t = 2)]
     client_threads: usize,
+    /// Call the MCP tools instead of the REST routes.
+    #[arg(long)]
+    mcp: bool,
     /// Directory of mock subnet files.
     #[arg(long, default_value = concat!(env!("CARGO_MANIFEST_DIR"), "/../../mocks/subnets"))]
     mocks: PathBuf,
@@ -128,12 +134,14 @@ fn main() -> Result<()> {
         for c in 0..args.connections {
             let (issued, errors, key) = (issued.clone(), errors.clone(), key.clone());
             let total = args.requests;
+            let args_mcp = args.mcp;
             tasks.push(tokio::spawn(async move {
                 let mut lat = Vec::new();
                 let mut s = TcpStream::connect(addr).await.context("connect")?;
                 s.set_nodelay(true)?;
                 let mut buf = vec![0u8; 64 * 1024];
                 let mut i = c;
+                let mcp = args_mcp;
                 while issued.fetch_add(1, Ordering::Relaxed) < total && Instant::now() < deadline {
                     let target = if i % 2 == 0 {
                         format!("/v1/subnets/{}", (i / 2) % 128)
@@ -141,14 +149,34 @@ fn main() -> Result<()> {
                         format!("/v1/capabilities/{}", TAGS[(i / 2) as usize % TAGS.len()])
                     };
                     i += 1;
-                    let req = format!(
-                        "GET {target} HTTP/1.1\r\nHost: {addr}\r\nAuthorization: Bearer {key}\r\n\r\n"
-                    );
+                    let req = if mcp {
+                        let call = if i % 2 == 0 {
+                            format!(r#""name":"get_entry","arguments":{{"netuid":{}}}"#, (i / 2) % 128)
+                        } else {
+                            format!(
+                                r#""name":"find_subnets","arguments":{{"capability":"{}","limit":10}}"#,
+                                TAGS[(i / 2) as usize % TAGS.len()]
+                            )
+                        };
+                        let body = format!(
+                            r#"{{"jsonrpc":"2.0","id":{i},"method":"tools/call","params":{{{call}}}}}"#
+                        );
+                        format!(
+                            "POST /mcp HTTP/1.1\r\nHost: {addr}\r\nAuthorization: Bearer {key}\r\n\
+                             Content-Type: application/json\r\nAccept: application/json, text/event-stream\r\n\
+                             Content-Length: {}\r\n\r\n{body}",
+                            body.len()
+                        )
+                    } else {
+                        format!(
+                            "GET {target} HTTP/1.1\r\nHost: {addr}\r\nAuthorization: Bearer {key}\r\n\r\n"
+                        )
+                    };
                     let start = Instant::now();
                     s.write_all(req.as_bytes()).await?;
-                    let status = read_response(&mut s, &mut buf).await?;
+                    let (status, tool_error) = read_response(&mut s, &mut buf).await?;
                     lat.push(start.elapsed().as_micros() as u32);
-                    if status != 200 {
+                    if status != 200 || tool_error {
                         errors.fetch_add(1, Ordering::Relaxed);
                     }
                 }
@@ -183,8 +211,9 @@ fn main() -> Result<()> {
     Ok(())
 }
 
-/// Read one HTTP/1.1 response with a Content-Length body; returns the status.
-async fn read_response(s: &mut TcpStream, buf: &mut [u8]) -> Result<u16> {
+/// Read one HTTP/1.1 response with a Content-Length body; returns the status and whether the
+/// body is an MCP tool error.
+async fn read_response(s: &mut TcpStream, buf: &mut [u8]) -> Result<(u16, bool)> {
     let mut have = 0usize;
     loop {
         let n = s.read(&mut buf[have..]).await?;
@@ -214,7 +243,9 @@ async fn read_response(s: &mut TcpStream, buf: &mut [u8]) -> Result<u16> {
                 }
                 have += n;
             }
-            return Ok(status);
+            let body = &buf[end + 4..total];
+            let tool_error = body.windows(14).any(|w| w == br#""isError":true"#);
+            return Ok((status, tool_error));
         }
     }
 }

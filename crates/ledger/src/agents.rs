@@ -130,10 +130,13 @@ impl Catalog {
         let doc: Value = serde_json::from_str(text).map_err(|e| format!("agents.json: {e}"))?;
         let defs = doc["$defs"].as_object().cloned().unwrap_or_default();
         let tools = doc["tools"]
-            .as_object()
-            .ok_or("agents.json: no `tools` object")?;
+            .as_array()
+            .ok_or("agents.json: no `tools` array")?;
         let mut out = Vec::new();
-        for (name, t) in tools {
+        for t in tools {
+            let name = t["name"]
+                .as_str()
+                .ok_or("agents.json: a tool without a name")?;
             let text = |k: &str| t[k].as_str().unwrap_or_default().to_string();
             let input = self_contained(&t["input"], &defs);
             let output = self_contained(&t["output"], &defs);
@@ -142,7 +145,7 @@ impl Catalog {
             jsonschema::draft202012::new(&output)
                 .map_err(|e| format!("agents.json: tool {name}: output schema: {e}"))?;
             out.push(ToolSpec {
-                name: name.clone(),
+                name: name.to_string(),
                 title: text("title"),
                 description: text("description"),
                 input,
@@ -488,9 +491,9 @@ impl ServerHandler for AgentTools {
 }
 
 /// The A2A agent card (A2A 0.3 `AgentCard`) for a server reachable at `base_url`: one skill per
-/// tool, the MCP endpoint and pay-per-call named as extensions, API keys and btauth/1 as
-/// security schemes.
-pub fn agent_card(base_url: &str, tools: &AgentTools, paid: Option<Value>) -> Value {
+/// tool, the MCP endpoint and pay-per-call (`paid`: `{routes, accepts}` per paywall) named as
+/// extensions, API keys and btauth/1 as security schemes.
+pub fn agent_card(base_url: &str, tools: &AgentTools, paid: &[Value]) -> Value {
     let base = base_url.trim_end_matches('/');
     let skills: Vec<Value> = tools
         .specs()
@@ -511,12 +514,12 @@ pub fn agent_card(base_url: &str, tools: &AgentTools, paid: Option<Value>) -> Va
         "required": false,
         "params": { "endpoint": format!("{base}/mcp"), "transport": "streamable-http" },
     })];
-    if let Some(p) = paid {
+    if !paid.is_empty() {
         extensions.push(json!({
             "uri": "https://github.com/coinbase/x402/blob/main/specs/x402-specification-v2.md",
-            "description": "REST routes can be paid per call without an API key: a call without credentials answers 402 with an x402 v2 quote in PAYMENT-REQUIRED.",
+            "description": "These REST routes can be paid per call without an API key: a call without credentials answers 402 with an x402 v2 quote in PAYMENT-REQUIRED; pay with a TAO transfer and retry with PAYMENT-SIGNATURE.",
             "required": false,
-            "params": p,
+            "params": { "paid": paid },
         }));
     }
     json!({

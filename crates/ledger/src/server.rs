@@ -39,7 +39,7 @@ use orchestra_http::clock::now_secs;
 use orchestra_http::{AuthConfig, Credential, Refusal, RequestAuth, json_error as error};
 use orchestra_protocol::ledger::Status;
 use serde::{Deserialize, Serialize};
-use serde_json::json;
+use serde_json::{Value, json};
 use std::collections::{BTreeMap, HashSet};
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::Duration;
@@ -388,15 +388,25 @@ fn json_value<T: Serialize>(v: &T) -> Response {
 /// everything under `/v1` and `/mcp` needs an API key or a btauth/1 signature addressed to the
 /// server's hotkey, and with a paywall configured the `/v1` reads can be paid per call instead.
 pub fn router(state: Arc<AppState>) -> Router {
-    router_with(state, None)
+    router_with(state, AgentOptions::default())
 }
 
-/// [`router`], with the `submit_objective` tool on `/mcp` when `objectives` is given (a
-/// validator).
-pub fn router_with(
-    state: Arc<AppState>,
-    objectives: Option<Arc<dyn crate::agents::Objectives>>,
-) -> Router {
+/// What an embedding node adds to the agent surface (a validator: orchestration).
+#[derive(Clone, Default)]
+pub struct AgentOptions {
+    /// Serve the `submit_objective` tool.
+    pub objectives: Option<Arc<dyn crate::agents::Objectives>>,
+    /// The node's own paid routes and their paywall, for the agent card.
+    pub paid_routes: Option<(Vec<String>, Arc<orchestra_x402::Paywall>)>,
+}
+
+/// [`router`], with what `options` adds: the `submit_objective` tool on `/mcp`, and the node's
+/// own paid routes in the agent card.
+pub fn router_with(state: Arc<AppState>, options: AgentOptions) -> Router {
+    let AgentOptions {
+        objectives,
+        paid_routes,
+    } = options;
     let gate = orchestra_x402::Gate {
         auth: state.auth.clone(),
         paywall: state.config.paywall.clone(),
@@ -439,14 +449,19 @@ pub fn router_with(
             state.auth.clone(),
             orchestra_http::require_auth,
         ));
-    let card_state = (state.clone(), tools);
+    let card_state = (state.clone(), tools, paid_routes);
     Router::new()
         .route("/healthz", get(healthz))
         .route("/openapi.json", get(openapi))
         .route(
             "/.well-known/agent-card.json",
             get(move |headers: axum::http::HeaderMap| async move {
-                agent_card(&card_state.0, &card_state.1, &headers)
+                agent_card(
+                    &card_state.0,
+                    &card_state.1,
+                    card_state.2.as_ref(),
+                    &headers,
+                )
             }),
         )
         .merge(reads)
@@ -460,6 +475,7 @@ pub fn router_with(
 fn agent_card(
     st: &AppState,
     tools: &crate::agents::AgentTools,
+    extra_paid: Option<&(Vec<String>, Arc<orchestra_x402::Paywall>)>,
     headers: &axum::http::HeaderMap,
 ) -> Response {
     let base = st.config.public_url.clone().unwrap_or_else(|| {
@@ -469,14 +485,26 @@ fn agent_card(
             .unwrap_or("localhost");
         format!("http://{host}")
     });
-    let paid = st.config.paywall.as_ref().map(|p| {
-        json!({
-            "routes": ["/v1/subnets", "/v1/subnets/{netuid}", "/v1/capabilities/{tag}", "/v1/log", "/v1/proof/{seq}", "/v1/consistency", "/v1/head"],
-            "accepts": [p.requirements()],
-        })
-    });
-    json_value(&crate::agents::agent_card(&base, tools, paid))
+    let mut paid: Vec<Value> = Vec::new();
+    if let Some(p) = &st.config.paywall {
+        paid.push(json!({ "routes": PAID_READS, "accepts": [p.requirements()] }));
+    }
+    if let Some((routes, p)) = extra_paid {
+        paid.push(json!({ "routes": routes, "accepts": [p.requirements()] }));
+    }
+    json_value(&crate::agents::agent_card(&base, tools, &paid))
 }
+
+/// The read routes a Ledger paywall sells.
+const PAID_READS: &[&str] = &[
+    "GET /v1/subnets",
+    "GET /v1/subnets/{netuid}",
+    "GET /v1/capabilities/{tag}",
+    "GET /v1/log",
+    "GET /v1/proof/{seq}",
+    "GET /v1/consistency",
+    "GET /v1/head",
+];
 
 /// A path segment that is not valid percent-encoded UTF-8.
 fn bad_path(e: PathRejection) -> Response {

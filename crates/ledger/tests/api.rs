@@ -362,6 +362,8 @@ fn openapi_lists_exactly_the_routes() {
     let mut expected = vec![
         "/healthz",
         "/openapi.json",
+        "/.well-known/agent-card.json",
+        "/mcp",
         "/v1/subnets",
         "/v1/subnets/{netuid}",
         "/v1/capabilities/{tag}",

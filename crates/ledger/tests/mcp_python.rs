@@ -98,7 +98,7 @@ fn the_python_mcp_sdk_uses_every_tool_and_verifies_a_proof() {
             "{tool}"
         );
     }
-    assert!(summary["proof_verified"]["seq"].is_u64());
+    assert!(summary["inclusion_proof"]["seq"].is_u64());
 
     // No credential, no tools: the MCP endpoint sits behind the API's authentication.
     let body = br#"{"jsonrpc":"2.0","id":1,"method":"tools/list"}"#;

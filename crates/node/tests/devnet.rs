@@ -6,21 +6,38 @@
 //! fabricator and sets weights that land on the chain (read back from chain storage); a schema
 //! change on a mock subnet is proposed by the honest miner, verified by the validator, committed
 //! to its change log and served by its Ledger API with an inclusion proof that verifies; an
-//! organic request through `POST /v1/objectives` is answered; `/metrics` counts all of it.
+//! organic request through `POST /v1/objectives` is answered; an agent using the official
+//! Python MCP SDK lists and calls every tool at `/mcp` (including `submit_objective`); the A2A
+//! agent card names the same skills; a caller without an API key buys one objective per call
+//! with x402, paying with real TAO transfers on the chain (and is refused when it reuses a
+//! payment, underpays, or signs for another call); `/metrics` counts all of it.
 //!
 //! Needs Node.js (Chopsticks) and the chain spec (`ORCHESTRA_CHAIN_SPEC`, default
 //! `../shared/chain/raw_spec_testfinney.json`); fails with how to install them otherwise.
 
 mod devnet_support;
+#[path = "../../ledger/tests/support/mcp_agent.rs"]
+mod mcp_agent;
 
 use devnet_support::{binaries, wait_for};
+use orchestra_chain::devnet::{account_balance, set_storage};
+use orchestra_chain::{Chain, SubtensorChain, SubtensorConfig, WaitFor, caip2_network};
 use orchestra_ledger::access::hash_key;
 use orchestra_ledger::log::InclusionProof;
 use orchestra_ledger::model::{ChangeRecord, ProposalKind};
 use orchestra_ledger::sqlite::SqliteStore;
 use orchestra_ledger::store::{Store, Tier};
 use orchestra_node::devnet::{Devnet, DevnetConfig};
+use orchestra_node::validator::OrganicAnswer;
+use orchestra_protocol::Hotkey;
+use orchestra_x402::{
+    PAYMENT_REQUIRED, PAYMENT_RESPONSE, PAYMENT_SIGNATURE, PaymentPayload, PaymentRequired,
+    PaymentRequirements, SettlementResponse, decode_header, encode_header,
+};
+use reqwest::StatusCode;
+use reqwest::header::HeaderMap;
 use serde_json::Value;
+use std::collections::BTreeSet;
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
@@ -73,11 +90,113 @@ async fn post_objective(
         .await
 }
 
+/// The x402 price of one objective, rao.
+const PRICE_RAO: u64 = 1_000_000;
+/// The objective kind the organic requests use.
+const KIND: &str = "market_research";
+
+/// A `POST /v1/objectives` without credentials, with `payment` in `PAYMENT-SIGNATURE` if
+/// given: `(status, headers, JSON body)`.
+async fn post_unauthenticated(
+    http: &reqwest::Client,
+    devnet: &Devnet,
+    body: &Value,
+    payment: Option<&str>,
+) -> (StatusCode, HeaderMap, Value) {
+    let mut req = http.post(format!("{}/v1/objectives", devnet.validator_url));
+    if let Some(p) = payment {
+        req = req.header(PAYMENT_SIGNATURE, p);
+    }
+    let r = req.json(body).send().await.unwrap();
+    let (status, headers) = (r.status(), r.headers().clone());
+    let text = r.text().await.unwrap();
+    let json = serde_json::from_str(&text)
+        .unwrap_or_else(|e| panic!("{status}: body is not JSON ({e}): {text}"));
+    (status, headers, json)
+}
+
+/// A paid `POST /v1/objectives`, retried while the validator cannot settle it yet (`402
+/// settlement_failed`: its view of the chain has not reached the transfer's finalized block).
+async fn post_paid(
+    http: &reqwest::Client,
+    devnet: &Devnet,
+    body: &Value,
+    payment: &str,
+    what: &str,
+) -> (StatusCode, HeaderMap, Value) {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let (status, headers, json) = post_unauthenticated(http, devnet, body, Some(payment)).await;
+        if status != StatusCode::PAYMENT_REQUIRED || json["error"] != "settlement_failed" {
+            return (status, headers, json);
+        }
+        assert!(
+            Instant::now() < deadline,
+            "{what}: the validator could not settle the transfer within 30 s: {json}\n{}",
+            devnet.logs(25)
+        );
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+}
+
+/// The x402 error code of a `402` (the body's `error`; the `PAYMENT-REQUIRED` quote repeats
+/// it when a payment was offered and refused).
+fn refusal(what: &str, (status, headers, json): &(StatusCode, HeaderMap, Value)) -> String {
+    assert_eq!(*status, StatusCode::PAYMENT_REQUIRED, "{what}: {json}");
+    let quote: PaymentRequired =
+        decode_header(headers[PAYMENT_REQUIRED].to_str().unwrap()).unwrap();
+    let code = json["error"].as_str().unwrap_or_default().to_string();
+    let offered = (code != "payment_required").then_some(code.as_str());
+    assert_eq!(quote.error.as_deref(), offered, "{what}: {json}");
+    code
+}
+
+/// Pay `amount` rao to the quote's payee from `wallet` (signed by `payer`), in a finalized
+/// block, and claim the transfer for `POST path`: the `PAYMENT-SIGNATURE` value.
+async fn pay(
+    wallet: &SubtensorChain,
+    payer: &Hotkey,
+    quote: &PaymentRequirements,
+    amount: u64,
+    path: &str,
+) -> (String, String) {
+    let (to, _) = orchestra_protocol::ss58::decode(&quote.pay_to).unwrap();
+    let receipt = wallet
+        .transfer(&to, amount)
+        .await
+        .unwrap_or_else(|e| panic!("transferring {amount} rao: {e}"));
+    assert!(receipt.finalized, "{receipt:?}");
+    let payload = PaymentPayload::sign(
+        payer,
+        quote,
+        receipt.block_hash,
+        receipt.extrinsic_index,
+        "POST",
+        path,
+    );
+    (
+        encode_header(&payload),
+        format!(
+            "0x{}:{}",
+            hex::encode(receipt.block_hash),
+            receipt.extrinsic_index
+        ),
+    )
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn devnet_end_to_end() {
     let t0 = Instant::now();
     let work = tempfile::tempdir().unwrap();
-    let config = DevnetConfig::new(binaries(), repo(), work.path().to_path_buf());
+    let mut config = DevnetConfig::new(binaries(), repo(), work.path().to_path_buf());
+    // Sell objectives per call to callers without an API key, paid to //Ferdie.
+    let pay_to = Hotkey::from_uri("//Ferdie").unwrap().ss58();
+    config.validator_args.extend([
+        "--x402.pay-to".to_string(),
+        pay_to.clone(),
+        "--x402.price-rao".to_string(),
+        PRICE_RAO.to_string(),
+    ]);
     let mut devnet = Devnet::start(config)
         .await
         .unwrap_or_else(|e| panic!("{e}"));
@@ -247,7 +366,7 @@ async fn devnet_end_to_end() {
     drop(store);
     let http = reqwest::Client::new();
     let body = serde_json::json!({
-        "objective": {"kind": "market_research", "text": "Research the market for GPU cloud in Europe",
+        "objective": {"kind": KIND, "text": "Research the market for GPU cloud in Europe",
                       "params": {}},
     });
     let answer: Value = wait_for(
@@ -273,8 +392,210 @@ async fn devnet_end_to_end() {
         .await
         .unwrap();
     assert_eq!(refused.status(), 401);
+    let t_agents = Instant::now();
 
-    // 5. The metrics say the same.
+    // 5. An agent over MCP, with the official Python SDK and the same key: it lists the six
+    // tools, calls each (checking every result against its outputSchema), verifies a Ledger
+    // inclusion proof offline, and submits an objective whose proof the validator verified.
+    let summary = {
+        let (url, key) = (format!("{}/mcp", devnet.validator_url), key.clone());
+        tokio::task::spawn_blocking(move || {
+            mcp_agent::run_mcp_client(&url, &key, "validator", Some(KIND))
+        })
+        .await
+        .unwrap()
+    };
+    // Either miner may answer (no incentive yet): the honest one's proof holds, the
+    // fabricator's does not, and the validator says which.
+    let answered = &summary["objective"];
+    if answered["miner_uid"] == h {
+        assert_eq!(answered["proof_verified"], true, "{summary}");
+    } else {
+        assert_eq!(answered["miner_uid"], f, "{summary}");
+        assert_eq!(answered["proof_verified"], false, "{summary}");
+    }
+    let tool_names = |v: &Value| -> BTreeSet<String> {
+        v.as_array()
+            .unwrap_or_else(|| panic!("{v}"))
+            .iter()
+            .map(|t| t.as_str().unwrap().to_string())
+            .collect()
+    };
+    let all_tools: BTreeSet<String> = [
+        "compare_subnets",
+        "find_subnets",
+        "get_entry",
+        "get_head",
+        "list_capabilities",
+        "submit_objective",
+    ]
+    .map(String::from)
+    .into();
+    assert_eq!(tool_names(&summary["tools"]), all_tools, "{summary}");
+    assert!(
+        summary["objective"]["steps"].as_u64().unwrap_or(0) >= 1,
+        "{summary}"
+    );
+    assert!(
+        summary["inclusion_proof"]["seq"].is_u64(),
+        "an inclusion proof was verified: {summary}"
+    );
+    let mcp_time = t_agents.elapsed();
+
+    // 6. The A2A agent card, public: one skill per tool, and the MCP endpoint.
+    let r = http
+        .get(format!(
+            "{}/.well-known/agent-card.json",
+            devnet.validator_url
+        ))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    let card: Value = r.json().await.unwrap();
+    let skills: BTreeSet<String> = card["skills"]
+        .as_array()
+        .unwrap_or_else(|| panic!("{card}"))
+        .iter()
+        .map(|s| s["id"].as_str().unwrap().to_string())
+        .collect();
+    assert_eq!(skills, all_tools, "{card}");
+    let mcp_endpoint = format!("{}/mcp", devnet.validator_url);
+    assert!(
+        card["capabilities"]["extensions"]
+            .as_array()
+            .unwrap_or_else(|| panic!("{card}"))
+            .iter()
+            .any(|e| e["params"]["endpoint"] == mcp_endpoint.as_str()),
+        "the card names {mcp_endpoint}: {card}"
+    );
+    // The card sells objectives per call, at the validator's price.
+    let paid = card["capabilities"]["extensions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find_map(|e| e["params"]["paid"].as_array())
+        .unwrap_or_else(|| panic!("no x402 extension: {card}"));
+    assert_eq!(
+        paid[0]["routes"],
+        serde_json::json!(["POST /v1/objectives"]),
+        "{card}"
+    );
+    assert_eq!(
+        paid[0]["accepts"][0]["amount"],
+        PRICE_RAO.to_string(),
+        "{card}"
+    );
+    assert_eq!(paid[0]["accepts"][0]["payTo"], pay_to.as_str(), "{card}");
+
+    // 7. x402: a caller without an API key buys one objective per call with a TAO transfer.
+    let t_x402 = Instant::now();
+    let network = caip2_network(&devnet.chain.genesis_hash());
+    // (a) No credential, no payment: 402 and the quote.
+    let unpaid = post_unauthenticated(&http, &devnet, &body, None).await;
+    assert_eq!(refusal("unpaid", &unpaid), "payment_required");
+    let quote: PaymentRequired =
+        decode_header(unpaid.1[PAYMENT_REQUIRED].to_str().unwrap()).unwrap();
+    assert_eq!(quote.x402_version, 2);
+    assert_eq!(quote.resource.url, "/v1/objectives");
+    let accepted = quote.accepts[0].clone();
+    assert_eq!(accepted.amount, PRICE_RAO.to_string(), "{quote:?}");
+    assert_eq!(accepted.pay_to, pay_to, "{quote:?}");
+    assert_eq!(accepted.network, network, "{quote:?}");
+    assert_eq!(
+        (accepted.scheme.as_str(), accepted.asset.as_str()),
+        ("tao-transfer", "TAO")
+    );
+    assert_eq!(unpaid.2["x402"]["accepts"][0]["payTo"], pay_to.as_str());
+
+    // A payer with funds of its own (not //Alice: the validator signs its weights with it,
+    // and two clients racing for one account's nonces would make this flaky). Each transfer
+    // costs a fee of about 0.1 TAO.
+    let payer = Hotkey::from_uri("//Eve").unwrap();
+    set_storage(
+        &devnet.chain.rpc(),
+        vec![account_balance(&payer.public_key(), 100_000_000_000)],
+    )
+    .await
+    .unwrap();
+    let mut wcfg = SubtensorConfig::new(&devnet.chain_url);
+    wcfg.wait_for = WaitFor::Finalized;
+    wcfg.tx_timeout = Duration::from_secs(60);
+    let wallet = SubtensorChain::connect(wcfg, Some(&payer))
+        .await
+        .unwrap_or_else(|e| panic!("the payer's chain client: {e}"));
+    assert_eq!(caip2_network(&wallet.genesis_hash()), network);
+
+    // (b) Pay the price, claim it for this call, retry: served, with the settlement.
+    let (payment, payment_id) = pay(&wallet, &payer, &accepted, PRICE_RAO, "/v1/objectives").await;
+    let (status, headers, answer) = post_paid(&http, &devnet, &body, &payment, "paid").await;
+    assert_eq!(status, 200, "{answer}");
+    let paid: OrganicAnswer = serde_json::from_value(answer.clone())
+        .unwrap_or_else(|e| panic!("not an OrganicAnswer ({e}): {answer}"));
+    assert!([h, f].contains(&u64::from(paid.miner_uid)), "{answer}");
+    // The fabricator's invented sub-responses fail the check; the honest miner's pass it.
+    assert!(
+        paid.proof_verified || u64::from(paid.miner_uid) == f,
+        "{answer}"
+    );
+    assert!(paid.standardized_data.is_object(), "{answer}");
+    assert!(!paid.pipeline.is_empty(), "{answer}");
+    let settlement: SettlementResponse = decode_header(
+        headers
+            .get(PAYMENT_RESPONSE)
+            .expect("a PAYMENT-RESPONSE header")
+            .to_str()
+            .unwrap(),
+    )
+    .unwrap();
+    assert!(settlement.success, "{settlement:?}");
+    assert_eq!(settlement.payer, payer.ss58());
+    assert_eq!(settlement.transaction, payment_id);
+    assert_eq!(settlement.network, network);
+    assert_eq!(settlement.amount, PRICE_RAO.to_string());
+
+    // (c) The same payment again: one transfer buys one call.
+    let again = post_unauthenticated(&http, &devnet, &body, Some(&payment)).await;
+    assert_eq!(refusal("reused", &again), "payment_already_used");
+
+    // (d) One rao short: refused, and no objective runs for it.
+    let organic = |text: &str| metric(text, "orchestra_validator_organic_requests_total{");
+    let organic_before = organic(&validator_metrics(&http, &devnet).await);
+    let (short, _) = pay(&wallet, &payer, &accepted, PRICE_RAO - 1, "/v1/objectives").await;
+    let underpaid = post_paid(&http, &devnet, &body, &short, "underpaid").await;
+    assert_eq!(refusal("underpaid", &underpaid), "insufficient_payment");
+    let organic_after = organic(&validator_metrics(&http, &devnet).await);
+    assert_eq!(
+        organic_after, organic_before,
+        "an underpaid request ran an objective"
+    );
+
+    // (e) A full payment claimed for another call: refused, and not used up by the refusal —
+    // the same transfer, claimed for this call, then buys it.
+    let (elsewhere, _) = pay(&wallet, &payer, &accepted, PRICE_RAO, "/v1/other").await;
+    let misdirected = post_unauthenticated(&http, &devnet, &body, Some(&elsewhere)).await;
+    assert_eq!(
+        refusal("signed for another path", &misdirected),
+        "invalid_payment_signature"
+    );
+    let mut claim: PaymentPayload = decode_header(&elsewhere).unwrap();
+    let hash: [u8; 32] = claim.payload.block_hash_bytes().unwrap();
+    claim = PaymentPayload::sign(
+        &payer,
+        &accepted,
+        hash,
+        claim.payload.extrinsic_index,
+        "POST",
+        "/v1/objectives",
+    );
+    let (status, headers, answer) =
+        post_paid(&http, &devnet, &body, &encode_header(&claim), "re-claimed").await;
+    assert_eq!(status, 200, "{answer}");
+    assert!(headers.contains_key(PAYMENT_RESPONSE));
+    let x402_time = t_x402.elapsed();
+    println!("MCP client {mcp_time:?}; x402 round trips {x402_time:?}");
+
+    // 8. The metrics say the same.
     let text = validator_metrics(&http, &devnet).await;
     assert!(
         metric(
@@ -320,7 +641,7 @@ async fn devnet_end_to_end() {
         "{text}"
     );
 
-    // 6. The honest miner crashes. Users' requests, drawn mostly to it by incentive (each at
+    // 9. The honest miner crashes. Users' requests, drawn mostly to it by incentive (each at
     // least half the time), are sent on to the miner that still answers rather than failing.
     devnet.kill_miner(honest.uid);
     for i in 0..12 {

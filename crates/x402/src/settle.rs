@@ -101,12 +101,19 @@ impl<C: Chain + Send + Sync + 'static> SettlementVerifier for TaoTransferVerifie
 pub struct TestSettlement {
     transfers: Mutex<HashMap<([u8; 32], u32), TransferLookup>>,
     calls: Mutex<u64>,
+    delay: std::time::Duration,
 }
 
 impl TestSettlement {
     /// An empty chain.
     pub fn new() -> Self {
         TestSettlement::default()
+    }
+
+    /// Answer every check after `delay` (a slow chain: lets tests overlap two uses).
+    pub fn with_delay(mut self, delay: std::time::Duration) -> Self {
+        self.delay = delay;
+        self
     }
 
     /// Record what extrinsic `index` of block `block_hash` did.
@@ -145,6 +152,12 @@ impl SettlementVerifier for TestSettlement {
             ))),
             Some(l) => received(&l, payer, pay_to),
         };
-        Box::pin(std::future::ready(out))
+        let delay = self.delay;
+        Box::pin(async move {
+            if !delay.is_zero() {
+                tokio::time::sleep(delay).await;
+            }
+            out
+        })
     }
 }

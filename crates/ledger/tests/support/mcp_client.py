@@ -121,7 +121,7 @@ async def main() -> int:
         entry = await call("get_entry", {"netuid": netuid})
         assert entry["entry"]["netuid"] == netuid
         verify_entry_proof(entry, netuid)
-        summary["proof_verified"] = {"netuid": netuid, "seq": entry["proof"]["record"]["seq"]}
+        summary["inclusion_proof"] = {"netuid": netuid, "seq": entry["proof"]["record"]["seq"]}
         cmp = await call("compare_subnets", {"capability": tag})
         assert cmp["cheapest"] in [r["netuid"] for r in cmp["rows"]]
         netuids = sorted({r["netuid"] for r in cmp["rows"]} | {netuid})[:4]
@@ -167,9 +167,14 @@ async def main() -> int:
                 "submit_objective",
                 {"objective": {"kind": kind, "text": "an agent's objective", "params": {}}},
             )
-            assert out["proof_verified"] is True, out
+            # Whether the proof held is the validator's verdict on the miner: report it and let
+            # the caller, who knows which miner is honest, judge it.
             assert len(out["proof"]["root"]) == 64
-            summary["objective"] = {"miner_uid": out["miner_uid"], "steps": len(out["pipeline"])}
+            summary["objective"] = {
+                "miner_uid": out["miner_uid"],
+                "proof_verified": out["proof_verified"],
+                "steps": len(out["pipeline"]),
+            }
     print(json.dumps(summary, sort_keys=True))
     return 0
 

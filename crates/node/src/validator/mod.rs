@@ -843,7 +843,13 @@ pub async fn serve<C: Chain + Send + Sync + 'static>(
         ))
         .route("/status", get(get_status))
         .with_state(api);
-    let app = orchestra_ledger::server::router_with(ledger.clone(), Some(tools))
+    let agents = orchestra_ledger::server::AgentOptions {
+        objectives: Some(tools),
+        paid_routes: paywall
+            .clone()
+            .map(|p| (vec!["POST /v1/objectives".to_string()], p)),
+    };
+    let app = orchestra_ledger::server::router_with(ledger.clone(), agents)
         .merge(routes)
         .merge(crate::metrics::router(registry.clone()))
         .layer(axum::middleware::from_fn_with_state(
