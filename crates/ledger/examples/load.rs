@@ -50,6 +50,9 @@ struct Args {
     /// Call the MCP tools instead of the REST routes.
     #[arg(long)]
     mcp: bool,
+    /// With `--mcp`, call only this tool (`get_entry` or `find_subnets`) instead of alternating.
+    #[arg(long, requires = "mcp", value_parser = ["get_entry", "find_subnets"])]
+    tool: Option<String>,
     /// Directory of mock subnet files.
     #[arg(long, default_value = concat!(env!("CARGO_MANIFEST_DIR"), "/../../mocks/subnets"))]
     mocks: PathBuf,
@@ -135,6 +138,7 @@ fn main() -> Result<()> {
             let (issued, errors, key) = (issued.clone(), errors.clone(), key.clone());
             let total = args.requests;
             let args_mcp = args.mcp;
+            let only = args.tool.clone();
             tasks.push(tokio::spawn(async move {
                 let mut lat = Vec::new();
                 let mut s = TcpStream::connect(addr).await.context("connect")?;
@@ -150,7 +154,12 @@ fn main() -> Result<()> {
                     };
                     i += 1;
                     let req = if mcp {
-                        let call = if i % 2 == 0 {
+                        let entry = match only.as_deref() {
+                            Some("get_entry") => true,
+                            Some(_) => false,
+                            None => i % 2 == 0,
+                        };
+                        let call = if entry {
                             format!(r#""name":"get_entry","arguments":{{"netuid":{}}}"#, (i / 2) % 128)
                         } else {
                             format!(
