@@ -330,29 +330,68 @@ impl AgentTools {
 
     async fn get_entry(&self, args: &Value) -> Result<Value, ToolFailure> {
         let netuid = args["netuid"].as_u64().unwrap_or_default() as u16;
-        let snap = self.state.snapshot();
-        let Some((entry, stale)) = snap.entries.get(&netuid).cloned() else {
-            return Err(ToolFailure::new(
-                "unknown_subnet",
-                format!(
-                    "subnet {netuid} is not in the Ledger ({} subnets are; list_capabilities \
-                     and find_subnets name them)",
-                    snap.entries.len()
-                ),
-            ));
-        };
-        let st = self.state.clone();
-        let proof = tokio::task::spawn_blocking(move || st.lock_node().entry_proof(netuid))
-            .await
-            .map_err(|_| ToolFailure::new("internal", "proof worker failed"))?
-            .map_err(|e| ToolFailure::new("internal", format!("cannot build the proof: {e}")))?
-            .ok_or_else(|| {
-                ToolFailure::new(
-                    "internal",
-                    format!("no change record names subnet {netuid}"),
-                )
-            })?;
-        Ok(json!({ "entry": entry, "stale": stale, "proof": proof }))
+        // The entry comes from a snapshot and the proof from the node: build the proof only
+        // while the node's head is the snapshot's, so the two always agree, and keep it with
+        // the snapshot (a write replaces both).
+        for _ in 0..3 {
+            let snap = self.state.snapshot();
+            let Some((entry, stale)) = snap.entries.get(&netuid).cloned() else {
+                return Err(ToolFailure::new(
+                    "unknown_subnet",
+                    format!(
+                        "subnet {netuid} is not in the Ledger ({} subnets are; \
+                         list_capabilities and find_subnets name them)",
+                        snap.entries.len()
+                    ),
+                ));
+            };
+            let cached = snap
+                .entry_proofs
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .get(&netuid)
+                .cloned();
+            let proof = match cached {
+                Some(p) => p,
+                None => {
+                    let (st, head) = (self.state.clone(), snap.sth.clone());
+                    let built = tokio::task::spawn_blocking(move || {
+                        let node = st.lock_node();
+                        if Some(node.signed_head()) != head.as_ref() {
+                            return Ok(None);
+                        }
+                        node.entry_proof(netuid).map(Some)
+                    })
+                    .await
+                    .map_err(|_| ToolFailure::new("internal", "proof worker failed"))?
+                    .map_err(|e| {
+                        ToolFailure::new("internal", format!("cannot build the proof: {e}"))
+                    })?;
+                    let Some(built) = built else {
+                        continue; // a write landed meanwhile: read the new snapshot
+                    };
+                    let built = built.ok_or_else(|| {
+                        ToolFailure::new(
+                            "internal",
+                            format!("no change record names subnet {netuid}"),
+                        )
+                    })?;
+                    let value = Arc::new(serde_json::to_value(&built).map_err(|e| {
+                        ToolFailure::new("internal", format!("cannot encode the proof: {e}"))
+                    })?);
+                    snap.entry_proofs
+                        .lock()
+                        .unwrap_or_else(|e| e.into_inner())
+                        .insert(netuid, value.clone());
+                    value
+                }
+            };
+            return Ok(json!({ "entry": entry, "stale": stale, "proof": *proof }));
+        }
+        Err(ToolFailure::new(
+            "busy",
+            "the Ledger changed three times while the proof was being built; retry",
+        ))
     }
 
     fn compare_subnets(&self, args: &Value) -> Result<Value, ToolFailure> {

@@ -149,22 +149,15 @@ impl PayArgs {
             .payments_db
             .clone()
             .unwrap_or_else(|| db.with_extension("payments.db"));
-        let spent = orchestra_x402::SqliteSpent::open(&spent_path)
-            .map_err(|e| anyhow::anyhow!("--x402.payments-db: {e}"))?;
-        let paywall = orchestra_x402::Paywall::new(
-            orchestra_x402::Price {
-                pay_to: pay_to.clone(),
-                network: network.clone(),
-                rao: self.price_rao,
-                max_timeout_seconds: self.quote_secs,
-                description: "one Subnet Ledger read (entries, rankings, log, proofs)".into(),
-            },
-            std::sync::Arc::new(orchestra_x402::TaoTransferVerifier::new(
-                std::sync::Arc::new(chain),
-            )),
-            std::sync::Arc::new(spent),
-        )
-        .map_err(|e| anyhow::anyhow!("--x402.pay-to: {e}"))?;
+        let price = orchestra_x402::Price {
+            pay_to: pay_to.clone(),
+            network: network.clone(),
+            rao: self.price_rao,
+            max_timeout_seconds: self.quote_secs,
+            description: "one Subnet Ledger read (entries, rankings, log, proofs)".into(),
+        };
+        let paywall = orchestra_x402::chain_paywall(price, std::sync::Arc::new(chain), &spent_path)
+            .map_err(|e| anyhow::anyhow!("--x402: {e}"))?;
         tracing::info!(%network, price_rao = self.price_rao, payments = %spent_path.display(), "selling reads per call (x402)");
         Ok(Some(std::sync::Arc::new(paywall)))
     }

@@ -95,6 +95,8 @@ pub struct Snapshot {
     pub(crate) sth: Option<SignedTreeHead>,
     pub(crate) entries: BTreeMap<u16, (orchestra_protocol::ledger::Entry, Staleness)>,
     pub(crate) ranked: BTreeMap<String, Vec<RankedEndpoint>>,
+    /// Entry proofs built against this snapshot's head, kept until the next write replaces it.
+    pub(crate) entry_proofs: Mutex<BTreeMap<u16, Arc<Value>>>,
 }
 
 /// One ranked endpoint in a capability answer.
@@ -205,6 +207,7 @@ impl Snapshot {
             sth: Some(sth.clone()),
             entries,
             ranked,
+            entry_proofs: Mutex::default(),
         }
     }
 }

@@ -100,6 +100,45 @@ fn the_python_mcp_sdk_uses_every_tool_and_verifies_a_proof() {
     }
     assert!(summary["inclusion_proof"]["seq"].is_u64());
 
+    // A client of an earlier revision (the initialize handshake, 2025-06-18) is served too.
+    let json_rpc = |body: &str| {
+        let headers = [
+            ("Content-Type", "application/json".to_string()),
+            ("Accept", "application/json, text/event-stream".to_string()),
+            ("Authorization", format!("Bearer {key}")),
+            ("MCP-Protocol-Version", "2025-06-18".to_string()),
+        ];
+        common::http(
+            addr.parse().unwrap(),
+            "POST",
+            "/mcp",
+            &headers,
+            body.as_bytes(),
+        )
+        .unwrap()
+    };
+    let init = json_rpc(
+        r#"{"jsonrpc":"2.0","id":1,"method":"initialize","params":{"protocolVersion":"2025-06-18","capabilities":{},"clientInfo":{"name":"t","version":"1"}}}"#,
+    );
+    assert_eq!(init.status, 200, "{}", String::from_utf8_lossy(&init.body));
+    let init = init.json();
+    assert_eq!(init["result"]["protocolVersion"], "2025-06-18", "{init}");
+    assert!(
+        init["result"]["capabilities"]["tools"].is_object(),
+        "{init}"
+    );
+    let listed = json_rpc(r#"{"jsonrpc":"2.0","id":2,"method":"tools/list"}"#).json();
+    assert_eq!(
+        listed["result"]["tools"].as_array().map(Vec::len),
+        Some(5),
+        "{listed}"
+    );
+    let unknown = json_rpc(
+        r#"{"jsonrpc":"2.0","id":3,"method":"tools/call","params":{"name":"nope","arguments":{}}}"#,
+    )
+    .json();
+    assert_eq!(unknown["error"]["code"], -32602, "{unknown}");
+
     // No credential, no tools: the MCP endpoint sits behind the API's authentication.
     let body = br#"{"jsonrpc":"2.0","id":1,"method":"tools/list"}"#;
     let headers = [

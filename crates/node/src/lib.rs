@@ -1,5 +1,5 @@
 //! Production node shells around the sans-IO cores: `orchestra-miner`, `orchestra-validator`,
-//! `orchestra-mock-subnet` and the loopback `orchestra-devnet`.
+//! `orchestra-mock-subnet`, `orchestra-pay` and the loopback `orchestra-devnet`.
 //!
 //! Shared infrastructure every binary builds on:
 //! - [`config`]: SDK-style flags (`--wallet.*`, `--netuid`, `--network`, `--port`), one TOML file
@@ -11,7 +11,8 @@
 //!
 //! The binaries' cores: [`mock_subnet`] (the HTTP mock of `mocks/subnets/*.toml`), [`miner`]
 //! (the miner server), [`validator`] (the tempo-driven validator with its Ledger replica and
-//! API) and [`devnet`] (Chopsticks plus all of them on loopback).
+//! API), [`pay`] (`orchestra-pay`, buying one call with x402) and [`devnet`] (Chopsticks plus
+//! all of them on loopback).
 
 pub mod auth;
 pub mod config;
@@ -19,5 +20,6 @@ pub mod devnet;
 pub mod metrics;
 pub mod miner;
 pub mod mock_subnet;
+pub mod pay;
 pub mod subnet_client;
 pub mod validator;

@@ -592,6 +592,42 @@ async fn devnet_end_to_end() {
         post_paid(&http, &devnet, &body, &encode_header(&claim), "re-claimed").await;
     assert_eq!(status, 200, "{answer}");
     assert!(headers.contains_key(PAYMENT_RESPONSE));
+    // (f) The same, as a user would do it: `orchestra-pay` asks, pays and prints the answer.
+    let pay_cli = |max_rao: u64| {
+        let url = format!("{}/v1/objectives", devnet.validator_url);
+        let args = [
+            "-X".to_string(),
+            "POST".into(),
+            "-d".into(),
+            body.to_string(),
+            "--network".into(),
+            devnet.chain_url.clone(),
+            "--max-rao".into(),
+            max_rao.to_string(),
+            url,
+        ];
+        tokio::task::spawn_blocking(move || {
+            std::process::Command::new(env!("CARGO_BIN_EXE_orchestra-pay"))
+                .args(args)
+                .env("ORCHESTRA_PAYER_URI", "//Eve")
+                .output()
+                .unwrap()
+        })
+    };
+    let out = pay_cli(PRICE_RAO).await.unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "orchestra-pay: {stderr}");
+    let bought: OrganicAnswer = serde_json::from_slice(&out.stdout)
+        .unwrap_or_else(|e| panic!("orchestra-pay printed no answer ({e}): {stderr}"));
+    assert!(!bought.pipeline.is_empty());
+    assert!(
+        stderr.contains(&format!("settled: {PRICE_RAO} rao from {}", payer.ss58())),
+        "{stderr}"
+    );
+    let out = pay_cli(PRICE_RAO - 1).await.unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("more than --max-rao"), "{stderr}");
     let x402_time = t_x402.elapsed();
     println!("MCP client {mcp_time:?}; x402 round trips {x402_time:?}");
 

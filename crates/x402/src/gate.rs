@@ -358,6 +358,24 @@ impl Paywall {
     }
 }
 
+/// A paywall selling calls at `price`, settled on `chain` (its network set from
+/// `network`), with used payments kept in the SQLite file `spent_db`: what a server binary
+/// builds from its `--x402.*` flags.
+pub fn chain_paywall<C: orchestra_chain::Chain + Send + Sync + 'static>(
+    price: Price,
+    chain: Arc<C>,
+    spent_db: &std::path::Path,
+) -> Result<Paywall, String> {
+    let spent =
+        crate::spent::SqliteSpent::open(spent_db).map_err(|e| format!("payments database: {e}"))?;
+    Paywall::new(
+        price,
+        Arc::new(crate::settle::TaoTransferVerifier::new(chain)),
+        Arc::new(spent),
+    )
+    .map_err(|e| e.to_string())
+}
+
 /// The state of [`auth_or_pay`]: the route's credentials, and its price if it has one.
 #[derive(Debug, Clone)]
 pub struct Gate {

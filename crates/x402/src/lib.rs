@@ -17,7 +17,7 @@ pub mod settle;
 pub mod spent;
 pub mod types;
 
-pub use gate::{Gate, Paid, Paywall, PaywallError, Price, auth_or_pay};
+pub use gate::{Gate, Paid, Paywall, PaywallError, Price, auth_or_pay, chain_paywall};
 pub use settle::{SettleError, SettlementVerifier, TaoTransferVerifier, TestSettlement, received};
 pub use spent::{MemorySpent, SpentPayment, SpentPayments, SqliteSpent};
 pub use types::{

@@ -710,22 +710,17 @@ fn paywall<C: Chain + Send + Sync + 'static>(
     let network = p.network.clone().ok_or_else(|| {
         ValidatorError::Setup("x402: the chain's network id (genesis hash) is unknown".into())
     })?;
-    let spent = orchestra_x402::SqliteSpent::open(&state_dir.join("payments.db"))
-        .map_err(|e| ValidatorError::Setup(format!("x402 payments database: {e}")))?;
-    orchestra_x402::Paywall::new(
-        orchestra_x402::Price {
-            pay_to: p.pay_to.clone(),
-            network,
-            rao: p.price_rao,
-            max_timeout_seconds: 300,
-            description: "one objective run by the subnet's miners, answered in your target \
-                          schema with a hash-locked proof"
-                .into(),
-        },
-        Arc::new(orchestra_x402::TaoTransferVerifier::new(chain)),
-        Arc::new(spent),
-    )
-    .map_err(|e| ValidatorError::Invalid(format!("--x402: {e}")))
+    let price = orchestra_x402::Price {
+        pay_to: p.pay_to.clone(),
+        network,
+        rao: p.price_rao,
+        max_timeout_seconds: 300,
+        description: "one objective run by the subnet's miners, answered in your target schema \
+                      with a hash-locked proof"
+            .into(),
+    };
+    orchestra_x402::chain_paywall(price, chain, &state_dir.join("payments.db"))
+        .map_err(|e| ValidatorError::Setup(format!("--x402: {e}")))
 }
 
 /// Connect to the chain in `settings` and run until `shutdown` resolves.
