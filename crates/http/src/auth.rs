@@ -213,6 +213,21 @@ impl Default for AuthConfig {
     }
 }
 
+/// Whether any btauth/1 header is present (a request that tried to sign, well or badly).
+fn carries_btauth(headers: &HeaderMap) -> bool {
+    let h = AuthHeaders::from_lookup(|name| headers.get(name).and_then(|v| v.to_str().ok()));
+    [
+        h.version,
+        h.hotkey,
+        h.receiver,
+        h.nonce,
+        h.signature,
+        h.crypto,
+    ]
+    .iter()
+    .any(Option::is_some)
+}
+
 /// The credentials one route accepts, and how to check them.
 pub struct RequestAuth {
     verifier: Option<Verifier<MemoryReplayStore>>,
@@ -298,19 +313,7 @@ impl RequestAuth {
     /// request without one can be offered another way in, such as paying for the call.
     pub fn offers_credential(&self, headers: &HeaderMap) -> bool {
         let key = self.keys.is_some() && headers.contains_key(header::AUTHORIZATION);
-        let h = AuthHeaders::from_lookup(|name| headers.get(name).and_then(|v| v.to_str().ok()));
-        let signed = self.verifier.is_some()
-            && [
-                h.version,
-                h.hotkey,
-                h.receiver,
-                h.nonce,
-                h.signature,
-                h.crypto,
-            ]
-            .iter()
-            .any(Option::is_some);
-        key || signed
+        key || (self.verifier.is_some() && carries_btauth(headers))
     }
 
     fn accepts(&self) -> &'static str {
@@ -344,17 +347,7 @@ impl RequestAuth {
             return keys.admit_key(key, now_secs).map(Credential::ApiKey);
         }
         let h = AuthHeaders::from_lookup(|name| headers.get(name).and_then(|v| v.to_str().ok()));
-        let signed = [
-            h.version,
-            h.hotkey,
-            h.receiver,
-            h.nonce,
-            h.signature,
-            h.crypto,
-        ]
-        .iter()
-        .any(Option::is_some);
-        let Some(verifier) = self.verifier.as_ref().filter(|_| signed) else {
+        let Some(verifier) = self.verifier.as_ref().filter(|_| carries_btauth(headers)) else {
             return Err(Refusal::Unauthenticated(self.accepts()));
         };
         let target = uri

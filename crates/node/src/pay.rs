@@ -125,16 +125,7 @@ pub async fn buy(args: &PayArgs) -> Result<Bought, PayError> {
 
     let first = send(&http, args, &method, None).await?;
     if first.status() != reqwest::StatusCode::PAYMENT_REQUIRED {
-        let status = first.status().as_u16();
-        let body = first
-            .text()
-            .await
-            .map_err(|e| PayError::Http(e.to_string()))?;
-        return Ok(Bought {
-            status,
-            body,
-            settlement: None,
-        });
+        return answer(first).await;
     }
     let quote: PaymentRequired = first
         .headers()
@@ -209,20 +200,25 @@ pub async fn buy(args: &PayArgs) -> Result<Bought, PayError> {
             }
             return Err(PayError::Refused(format!("{code}: {message}")));
         }
-        let status = res.status().as_u16();
-        let settlement = res
-            .headers()
-            .get(PAYMENT_RESPONSE)
-            .and_then(|v| v.to_str().ok())
-            .and_then(|h| decode_header(h).ok());
-        let body = res
-            .text()
-            .await
-            .map_err(|e| PayError::Http(e.to_string()))?;
-        return Ok(Bought {
-            status,
-            body,
-            settlement,
-        });
+        return answer(res).await;
     }
+}
+
+/// The answer of a call: status, body, and the settlement if a payment bought it.
+async fn answer(res: reqwest::Response) -> Result<Bought, PayError> {
+    let status = res.status().as_u16();
+    let settlement = res
+        .headers()
+        .get(PAYMENT_RESPONSE)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|h| decode_header(h).ok());
+    let body = res
+        .text()
+        .await
+        .map_err(|e| PayError::Http(e.to_string()))?;
+    Ok(Bought {
+        status,
+        body,
+        settlement,
+    })
 }
