@@ -529,6 +529,59 @@ impl ServerHandler for AgentTools {
     }
 }
 
+/// A JSON-RPC 2.0 error answer (`id` null: the request's id could not be read).
+fn json_rpc_error(code: i64, message: String) -> axum::response::Response {
+    use axum::response::IntoResponse;
+    let body =
+        json!({ "jsonrpc": "2.0", "id": null, "error": { "code": code, "message": message } });
+    (
+        axum::http::StatusCode::BAD_REQUEST,
+        [(axum::http::header::CONTENT_TYPE, "application/json")],
+        body.to_string(),
+    )
+        .into_response()
+}
+
+/// In front of the MCP service: a POST body that is not JSON, or a `tools/call` whose
+/// `arguments` is not an object, gets a JSON-RPC error that says so (`-32700` parse error,
+/// `-32602` invalid params) instead of the transport's bare refusal. The body was buffered by
+/// the authentication layer, so reading it again costs a parse, not a copy from the network.
+pub async fn json_rpc_guard(
+    req: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> axum::response::Response {
+    if req.method() != axum::http::Method::POST {
+        return next.run(req).await;
+    }
+    let (parts, body) = req.into_parts();
+    let Ok(bytes) = axum::body::to_bytes(body, usize::MAX).await else {
+        return json_rpc_error(-32700, "Parse error: the body could not be read".into());
+    };
+    match serde_json::from_slice::<Value>(&bytes) {
+        Err(e) => {
+            return json_rpc_error(-32700, format!("Parse error: the body is not JSON ({e})"));
+        }
+        Ok(v) => {
+            let bad_args = v["method"] == "tools/call"
+                && v["params"]
+                    .get("arguments")
+                    .is_some_and(|a| !a.is_object() && !a.is_null());
+            if bad_args {
+                return json_rpc_error(
+                    -32602,
+                    "Invalid params: `params.arguments` must be an object of the tool's arguments"
+                        .into(),
+                );
+            }
+        }
+    }
+    next.run(axum::extract::Request::from_parts(
+        parts,
+        axum::body::Body::from(bytes),
+    ))
+    .await
+}
+
 /// The A2A agent card (A2A 0.3 `AgentCard`) for a server reachable at `base_url`: one skill per
 /// tool, the MCP endpoint and pay-per-call (`paid`: `{routes, accepts}` per paywall) named as
 /// extensions, API keys and btauth/1 as security schemes.

@@ -448,6 +448,7 @@ pub fn router_with(state: Arc<AppState>, options: AgentOptions) -> Router {
     );
     let mcp = Router::new()
         .route_service("/mcp", mcp)
+        .layer(middleware::from_fn(crate::agents::json_rpc_guard))
         .layer(middleware::from_fn_with_state(
             state.auth.clone(),
             orchestra_http::require_auth,
