@@ -493,6 +493,8 @@ pub struct Transfer {
 pub struct TransferLookup {
     /// Number of the block.
     pub block_number: u64,
+    /// Number of the finalized head when the block was looked up (how old the block is).
+    pub finalized_head: u64,
     /// Whether the block is finalized and on the canonical chain: its number is at most the
     /// finalized head's and the canonical hash at that number is this block's.
     pub finalized: bool,
@@ -581,6 +583,7 @@ mod tests {
         );
         let lookup = TransferLookup {
             block_number: 7,
+            finalized_head: 9,
             finalized: false,
             succeeded: true,
             transfers: vec![Transfer {

@@ -577,6 +577,11 @@ async fn tao_transfer_and_lookup_against_chopsticks() {
     );
     assert!(lookup.succeeded && lookup.finalized, "{lookup:?}");
     assert_eq!(lookup.block_number, receipt.block_number);
+    let head = chain.current_block().await.unwrap();
+    assert!(
+        (lookup.block_number..=head).contains(&lookup.finalized_head),
+        "{lookup:?}, head {head}"
+    );
 
     // An index past the transfer has no events: an empty lookup. The inherent before it
     // (timestamp) succeeded but moved no TAO.

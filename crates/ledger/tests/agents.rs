@@ -290,6 +290,7 @@ fn a_read_is_paid_per_call_and_a_payment_buys_one_read() {
         2,
         TransferLookup {
             block_number: 7,
+            finalized_head: 7,
             finalized: true,
             succeeded: true,
             transfers: vec![Transfer {

@@ -141,13 +141,23 @@ fn the_python_mcp_sdk_uses_every_tool_and_verifies_a_proof() {
     let r = json_rpc("{not json");
     assert_eq!(r.status, 400);
     assert_eq!(r.json()["error"]["code"], -32700);
-    assert!(r.json()["error"]["message"].as_str().unwrap().contains("not JSON"));
+    assert!(
+        r.json()["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("not JSON")
+    );
     let r = json_rpc(
         r#"{"jsonrpc":"2.0","id":4,"method":"tools/call","params":{"name":"get_entry","arguments":"x"}}"#,
     );
     assert_eq!(r.status, 400);
     assert_eq!(r.json()["error"]["code"], -32602);
-    assert!(r.json()["error"]["message"].as_str().unwrap().contains("arguments"));
+    assert!(
+        r.json()["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("arguments")
+    );
 
     // No credential, no tools: the MCP endpoint sits behind the API's authentication.
     let body = br#"{"jsonrpc":"2.0","id":1,"method":"tools/list"}"#;

@@ -311,14 +311,16 @@ async fn devnet_end_to_end() {
     // 3. Scores favour the honest miner, and the validator's weights land on chain.
     let (status, weights) = wait_for(
         &devnet,
-        "a tempo closed with honest > fabricator and weights on chain",
+        "a tempo closed with honest > 2 × fabricator and weights on chain",
         Duration::from_secs(40),
         || async {
             let s = devnet.status().await.ok()?;
             let (ho, hl, _, _) = score(&s, h)?;
             let (fo, fl, _, _) = score(&s, f)?;
             let w = devnet.weights_on_chain(0).await.ok()?;
-            (s["weights_set"].as_u64()? >= 1 && ho + hl > fo + fl && !w.is_empty())
+            // Audits are sampled: after one tempo the fabricator may not have been caught
+            // yet, so wait for the tempo where the scores have separated.
+            (s["weights_set"].as_u64()? >= 1 && ho + hl > fo + fl && ho > 2.0 * fo && !w.is_empty())
                 .then_some((s, w))
         },
     )

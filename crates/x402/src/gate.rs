@@ -10,6 +10,7 @@
 //! | the payer's signature does not cover this call | `402`, `invalid_payment_signature` |
 //! | the transfer already bought a call (or is buying one) | `402`, `payment_already_used` |
 //! | the chain does not confirm a final, successful transfer | `402`, `settlement_failed` |
+//! | the transfer is older than the quote's `maxTimeoutSeconds` (at 12 s a block) | `402`, `payment_expired` |
 //! | it confirms less than the price | `402`, `insufficient_payment` |
 //! | settled | the route's answer, `PAYMENT-RESPONSE` = the settlement |
 //!
@@ -45,11 +46,15 @@ pub struct Price {
     pub network: String,
     /// Rao per call.
     pub rao: u64,
-    /// How long a quote stands, seconds.
+    /// How long a quote stands, seconds: also the oldest transfer accepted, at
+    /// [`SECONDS_PER_BLOCK`] a block.
     pub max_timeout_seconds: u64,
     /// What a call returns (shown in the quote).
     pub description: String,
 }
+
+/// Bittensor's block time, for turning a quote's seconds into blocks.
+pub const SECONDS_PER_BLOCK: u64 = 12;
 
 /// A paid call: put in the request's extensions for the handler.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -277,12 +282,12 @@ impl Paywall {
                 &format!("transfer {id} has already paid for a call"),
             );
         }
-        let amount = match self
+        let settled = match self
             .verifier
             .verify(&payer, &self.pay_to, block_hash, proof.extrinsic_index)
             .await
         {
-            Ok(a) => a,
+            Ok(s) => s,
             Err(e) => {
                 self.release(&id);
                 let retry = matches!(e, SettleError::NotFinalized | SettleError::Unavailable(_));
@@ -290,6 +295,25 @@ impl Paywall {
                 return self.payment_required(&target, "settlement_failed", &e.to_string());
             }
         };
+        let max_age = self
+            .price
+            .max_timeout_seconds
+            .div_ceil(SECONDS_PER_BLOCK)
+            .max(1);
+        if settled.age_blocks() > max_age {
+            self.release(&id);
+            return self.payment_required(
+                &target,
+                "payment_expired",
+                &format!(
+                    "transfer {id} is {} blocks old; this server takes transfers up to {max_age} \
+                     blocks ({} s) old: pay again",
+                    settled.age_blocks(),
+                    self.price.max_timeout_seconds
+                ),
+            );
+        }
+        let amount = settled.amount_rao;
         if amount < self.price.rao {
             self.release(&id);
             return self.payment_required(

@@ -18,7 +18,9 @@ pub mod spent;
 pub mod types;
 
 pub use gate::{Gate, Paid, Paywall, PaywallError, Price, auth_or_pay, chain_paywall};
-pub use settle::{SettleError, SettlementVerifier, TaoTransferVerifier, TestSettlement, received};
+pub use settle::{
+    SettleError, Settled, SettlementVerifier, TaoTransferVerifier, TestSettlement, received,
+};
 pub use spent::{MemorySpent, SpentPayment, SpentPayments, SqliteSpent};
 pub use types::{
     PAYMENT_REQUIRED, PAYMENT_RESPONSE, PAYMENT_SIGNATURE, PaymentPayload, PaymentRequired,

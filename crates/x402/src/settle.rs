@@ -28,9 +28,27 @@ pub enum SettleError {
     NoTransfer,
 }
 
+/// A transfer that pays: how much reached the payee, and how old its block is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Settled {
+    /// Rao moved from the payer to the payee.
+    pub amount_rao: u64,
+    /// The block's number.
+    pub block_number: u64,
+    /// The finalized head's number when it was read.
+    pub finalized_head: u64,
+}
+
+impl Settled {
+    /// Blocks between the transfer and the finalized head.
+    pub fn age_blocks(&self) -> u64 {
+        self.finalized_head.saturating_sub(self.block_number)
+    }
+}
+
 /// Checks that a claimed transfer happened.
 pub trait SettlementVerifier: Send + Sync + 'static {
-    /// Rao moved from `payer` to `pay_to` by extrinsic `extrinsic_index` of block `block_hash`,
+    /// What extrinsic `extrinsic_index` of block `block_hash` moved from `payer` to `pay_to`,
     /// once that block is final; a refusal otherwise.
     fn verify<'a>(
         &'a self,
@@ -38,7 +56,7 @@ pub trait SettlementVerifier: Send + Sync + 'static {
         pay_to: &'a AccountId,
         block_hash: [u8; 32],
         extrinsic_index: u32,
-    ) -> BoxFuture<'a, Result<u64, SettleError>>;
+    ) -> BoxFuture<'a, Result<Settled, SettleError>>;
 }
 
 /// The rule both verifiers apply: the extrinsic succeeded in a finalized block, and the sum of
@@ -47,7 +65,7 @@ pub fn received(
     lookup: &TransferLookup,
     payer: &AccountId,
     pay_to: &AccountId,
-) -> Result<u64, SettleError> {
+) -> Result<Settled, SettleError> {
     if !lookup.finalized {
         return Err(SettleError::NotFinalized);
     }
@@ -62,7 +80,11 @@ pub fn received(
     if paid == 0 {
         return Err(SettleError::NoTransfer);
     }
-    Ok(paid)
+    Ok(Settled {
+        amount_rao: paid,
+        block_number: lookup.block_number,
+        finalized_head: lookup.finalized_head,
+    })
 }
 
 /// Verifies against the chain: reads the block's events through [`Chain::transfer_at`].
@@ -84,7 +106,7 @@ impl<C: Chain + Send + Sync + 'static> SettlementVerifier for TaoTransferVerifie
         pay_to: &'a AccountId,
         block_hash: [u8; 32],
         extrinsic_index: u32,
-    ) -> BoxFuture<'a, Result<u64, SettleError>> {
+    ) -> BoxFuture<'a, Result<Settled, SettleError>> {
         Box::pin(async move {
             let lookup = self
                 .chain
@@ -137,7 +159,7 @@ impl SettlementVerifier for TestSettlement {
         pay_to: &'a AccountId,
         block_hash: [u8; 32],
         extrinsic_index: u32,
-    ) -> BoxFuture<'a, Result<u64, SettleError>> {
+    ) -> BoxFuture<'a, Result<Settled, SettleError>> {
         *self.calls.lock().unwrap_or_else(|e| e.into_inner()) += 1;
         let found = self
             .transfers

@@ -104,6 +104,7 @@ fn pay(r: &Rig, tag: u8, from: &str, amount: u64) -> ([u8; 32], u32) {
         1,
         TransferLookup {
             block_number: 10,
+            finalized_head: 10,
             finalized: true,
             succeeded: true,
             transfers: vec![Transfer {
@@ -233,6 +234,7 @@ async fn every_refusal_serves_nothing() {
         1,
         TransferLookup {
             block_number: 10,
+            finalized_head: 10,
             finalized: false,
             succeeded: true,
             transfers: vec![Transfer {
@@ -247,9 +249,26 @@ async fn every_refusal_serves_nothing() {
         1,
         TransferLookup {
             block_number: 10,
+            finalized_head: 10,
             finalized: true,
             succeeded: false,
             transfers: vec![],
+        },
+    );
+    // Six blocks old; the quote's 60 s take five.
+    r.settle.insert(
+        [11; 32],
+        1,
+        TransferLookup {
+            block_number: 10,
+            finalized_head: 16,
+            finalized: true,
+            succeeded: true,
+            transfers: vec![Transfer {
+                from: account("//Alice"),
+                to: account("//Ferdie"),
+                amount_rao: PRICE,
+            }],
         },
     );
     let mut tampered: PaymentPayload =
@@ -290,6 +309,10 @@ async fn every_refusal_serves_nothing() {
         (
             header_for(&r, "//Alice", ([7; 32], 1), "/data"),
             "settlement_failed",
+        ),
+        (
+            header_for(&r, "//Alice", ([11; 32], 1), "/data"),
+            "payment_expired",
         ),
     ];
     for (h, code) in &cases {

@@ -981,6 +981,7 @@ impl Chain for SubtensorChain {
             is_finalized_canonical(&legacy, block_hash, block_number, finalized_number).await?;
         Ok(TransferLookup {
             block_number,
+            finalized_head: finalized_number,
             finalized,
             succeeded,
             transfers,
