@@ -1,6 +1,7 @@
 //! The Ledger (and, on a validator, orchestration) for agent frameworks: the tools of
 //! `schemas/agents.json` served over MCP (streamable HTTP, `POST /mcp`, via the official Rust
-//! SDK `rmcp`), and the A2A agent card naming the same skills (`/.well-known/agent-card.json`).
+//! SDK `rmcp`), the same tools as A2A 1.0 skills (`POST /a2a`, JSON-RPC binding), and the A2A
+//! agent card naming them (`/.well-known/agent-card.json`).
 //!
 //! Tools answer from the same immutable [`Snapshot`](crate::server::Snapshot) the REST routes
 //! serve, so an MCP call costs what a REST call costs; `get_entry` reads one record and its
@@ -238,6 +239,16 @@ impl std::fmt::Debug for AgentTools {
     }
 }
 
+/// A whole number argument, also when it arrives as a float (`42.0`): JSON Schema counts that as
+/// an integer, and clients that go through protobuf (A2A's) send every number as a double.
+fn whole(v: &Value) -> Option<u64> {
+    v.as_u64().or_else(|| {
+        v.as_f64()
+            .filter(|f| f.fract() == 0.0 && *f >= 0.0 && *f < 2f64.powi(53))
+            .map(|f| f as u64)
+    })
+}
+
 fn stale_any(s: &crate::model::Staleness) -> bool {
     s.metrics || s.schemas
 }
@@ -314,7 +325,7 @@ impl AgentTools {
 
     fn find_subnets(&self, args: &Value) -> Result<Value, ToolFailure> {
         let tag = args["capability"].as_str().unwrap_or_default();
-        let limit = args["limit"].as_u64().unwrap_or(10) as usize;
+        let limit = whole(&args["limit"]).unwrap_or(10) as usize;
         let include_stale = args["include_stale"].as_bool().unwrap_or(true);
         let snap = self.state.snapshot();
         let Some(ranked) = snap.ranked.get(tag) else {
@@ -329,7 +340,12 @@ impl AgentTools {
     }
 
     async fn get_entry(&self, args: &Value) -> Result<Value, ToolFailure> {
-        let netuid = args["netuid"].as_u64().unwrap_or_default() as u16;
+        // The input schema bounds it to 0..=65535.
+        let netuid = whole(&args["netuid"])
+            .and_then(|n| u16::try_from(n).ok())
+            .ok_or_else(|| {
+                ToolFailure::new("invalid_arguments", "argument /netuid: expected 0..=65535")
+            })?;
         // The entry comes from a snapshot and the proof from the node: build the proof only
         // while the node's head is the snapshot's, so the two always agree, and keep it with
         // the snapshot (a write replaces both).
@@ -398,11 +414,7 @@ impl AgentTools {
         let snap = self.state.snapshot();
         let netuids: Vec<u16> = match (args["netuids"].as_array(), args["capability"].as_str()) {
             (Some(list), _) => {
-                let ids: Vec<u16> = list
-                    .iter()
-                    .filter_map(|v| v.as_u64())
-                    .map(|n| n as u16)
-                    .collect();
+                let ids: Vec<u16> = list.iter().filter_map(whole).map(|n| n as u16).collect();
                 let missing: Vec<String> = ids
                     .iter()
                     .filter(|n| !snap.entries.contains_key(n))
@@ -582,27 +594,35 @@ pub async fn json_rpc_guard(
     .await
 }
 
-/// The A2A agent card (A2A 0.3 `AgentCard`) for a server reachable at `base_url`: one skill per
-/// tool, the MCP endpoint and pay-per-call (`paid`: `{routes, accepts}` per paywall) named as
-/// extensions, API keys and btauth/1 as security schemes.
+/// The A2A protocol version the card and `POST /a2a` speak.
+pub const A2A_VERSION: &str = "1.0";
+
+/// The A2A agent card (A2A 1.0 `AgentCard`) for a server reachable at `base_url`: one skill per
+/// tool, the JSON-RPC interface at `/a2a`, the MCP endpoint and pay per call (`paid`:
+/// `{routes, accepts}` per paywall) as extensions, API keys and btauth/1 as security schemes.
 pub fn agent_card(base_url: &str, tools: &AgentTools, paid: &[Value]) -> Value {
     let base = base_url.trim_end_matches('/');
     let skills: Vec<Value> = tools
         .specs()
         .map(|t| {
-            let mut tags = vec!["bittensor", "subnet-ledger"];
-            if t.validator_only {
-                tags = vec!["bittensor", "orchestration"];
-            }
+            let tags = if t.validator_only {
+                ["bittensor", "orchestration"]
+            } else {
+                ["bittensor", "subnet-ledger"]
+            };
             json!({
                 "id": t.name, "name": t.title, "description": t.description, "tags": tags,
+                "examples": [format!(
+                    "a data part {{\"skill\": \"{}\", \"arguments\": {{…}}}}: arguments as the MCP tool's inputSchema",
+                    t.name
+                )],
                 "inputModes": ["application/json"], "outputModes": ["application/json"],
             })
         })
         .collect();
     let mut extensions = vec![json!({
         "uri": "https://modelcontextprotocol.io/specification",
-        "description": "Every skill is an MCP tool at this endpoint (streamable HTTP); the tool's inputSchema and outputSchema are the skill's JSON Schemas.",
+        "description": "Every skill is also an MCP tool at this endpoint (streamable HTTP); the tool's inputSchema and outputSchema are the skill's JSON Schemas.",
         "required": false,
         "params": { "endpoint": format!("{base}/mcp"), "transport": "streamable-http" },
     })];
@@ -615,24 +635,177 @@ pub fn agent_card(base_url: &str, tools: &AgentTools, paid: &[Value]) -> Value {
         }));
     }
     json!({
-        "protocolVersion": "0.3.0",
         "name": "Orchestra",
         "description": tools.get_info().server_info.description,
-        "url": format!("{base}/mcp"),
-        "preferredTransport": "MCP",
         "version": env!("CARGO_PKG_VERSION"),
-        "documentationUrl": format!("{base}/openapi.json"),
+        "supportedInterfaces": [{
+            "url": format!("{base}/a2a"), "protocolBinding": "JSONRPC", "protocolVersion": A2A_VERSION,
+        }],
         "provider": { "organization": "Orchestra subnet", "url": "https://github.com/orchestra-subnet/orchestra" },
+        "documentationUrl": format!("{base}/openapi.json"),
         "capabilities": { "streaming": false, "pushNotifications": false, "extensions": extensions },
         "securitySchemes": {
-            "apiKey": { "type": "http", "scheme": "bearer", "description": "an Orchestra Ledger API key" },
-            "btauth": { "type": "apiKey", "in": "header", "name": "X-Bittensor-Signature", "description": "btauth/1 signed request by a hotkey (X-Bittensor-Version, -Hotkey, -Receiver, -Nonce, -Signature)" },
+            "apiKey": { "httpAuthSecurityScheme": { "scheme": "bearer", "description": "an Orchestra Ledger API key" } },
+            "btauth": { "apiKeySecurityScheme": { "location": "header", "name": "X-Bittensor-Signature", "description": "btauth/1: a request signed by a hotkey (X-Bittensor-Version, -Hotkey, -Receiver, -Nonce, -Signature)" } },
         },
-        "security": [{ "apiKey": [] }, { "btauth": [] }],
+        "securityRequirements": [
+            { "schemes": { "apiKey": { "list": [] } } },
+            { "schemes": { "btauth": { "list": [] } } },
+        ],
         "defaultInputModes": ["application/json"],
         "defaultOutputModes": ["application/json"],
         "skills": skills,
     })
+}
+
+/// A2A JSON-RPC error codes this binding answers with.
+mod a2a_code {
+    pub const PARSE: i64 = -32700;
+    pub const INVALID_REQUEST: i64 = -32600;
+    pub const METHOD_NOT_FOUND: i64 = -32601;
+    pub const INVALID_PARAMS: i64 = -32602;
+    pub const INTERNAL: i64 = -32603;
+    pub const TASK_NOT_FOUND: i64 = -32001;
+    pub const UNSUPPORTED_OPERATION: i64 = -32004;
+    pub const VERSION_NOT_SUPPORTED: i64 = -32009;
+}
+
+fn rpc_error(id: &Value, code: i64, message: impl Into<String>, data: Option<Value>) -> Value {
+    let mut error = json!({ "code": code, "message": message.into() });
+    if let Some(d) = data {
+        error["data"] = d;
+    }
+    json!({ "jsonrpc": "2.0", "id": id, "error": error })
+}
+
+impl AgentTools {
+    /// One A2A JSON-RPC request (`POST /a2a`, A2A 1.0): `SendMessage` runs the skill a data part
+    /// names — `{"skill": <id>, "arguments": {...}}` — and answers with an agent message whose
+    /// data part is the tool's structured result. Every skill answers at once, so no task is
+    /// kept: `GetTask` and the like answer "task not found", streaming and push are
+    /// unsupported. `version` is the request's `A2A-Version` header (absent means 0.3).
+    pub async fn a2a(&self, body: &[u8], version: Option<&str>) -> Value {
+        let req: Value = match serde_json::from_slice(body) {
+            Ok(v) => v,
+            Err(e) => {
+                return rpc_error(
+                    &Value::Null,
+                    a2a_code::PARSE,
+                    format!("Parse error: {e}"),
+                    None,
+                );
+            }
+        };
+        let id = req.get("id").cloned().unwrap_or(Value::Null);
+        let Some(method) = req["method"].as_str().filter(|_| req["jsonrpc"] == "2.0") else {
+            return rpc_error(
+                &id,
+                a2a_code::INVALID_REQUEST,
+                "Invalid request: expected a JSON-RPC 2.0 object with a `method`",
+                None,
+            );
+        };
+        let major = version.map(|v| v.trim().split('.').next().unwrap_or_default().to_string());
+        if major.as_deref() != Some("1") {
+            return rpc_error(
+                &id,
+                a2a_code::VERSION_NOT_SUPPORTED,
+                format!(
+                    "A2A-Version {:?} is not served here; send `A2A-Version: {A2A_VERSION}`",
+                    version.unwrap_or("(absent: 0.3)")
+                ),
+                None,
+            );
+        }
+        match method {
+            "SendMessage" => self.a2a_send(&id, &req["params"]).await,
+            "GetTask" | "CancelTask" | "SubscribeToTask" => rpc_error(
+                &id,
+                a2a_code::TASK_NOT_FOUND,
+                "no such task: every skill here answers at once with a message, so no task is kept",
+                None,
+            ),
+            "SendStreamingMessage"
+            | "ListTasks"
+            | "CreateTaskPushNotificationConfig"
+            | "GetTaskPushNotificationConfig"
+            | "ListTaskPushNotificationConfigs"
+            | "DeleteTaskPushNotificationConfig"
+            | "GetExtendedAgentCard" => rpc_error(
+                &id,
+                a2a_code::UNSUPPORTED_OPERATION,
+                format!("{method} is not supported: skills answer at once (SendMessage)"),
+                None,
+            ),
+            other => rpc_error(
+                &id,
+                a2a_code::METHOD_NOT_FOUND,
+                format!("Method not found: {other}"),
+                None,
+            ),
+        }
+    }
+
+    async fn a2a_send(&self, id: &Value, params: &Value) -> Value {
+        let message = &params["message"];
+        let skills: Vec<&str> = self.specs().map(|t| t.name.as_str()).collect();
+        let how = format!(
+            "send a data part {{\"skill\": <id>, \"arguments\": {{...}}}}; skills: {}",
+            skills.join(", ")
+        );
+        let Some(call) = message["parts"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .find_map(|p| p["data"].as_object().filter(|d| d.contains_key("skill")))
+        else {
+            return rpc_error(
+                id,
+                a2a_code::INVALID_PARAMS,
+                format!("Invalid params: {how}"),
+                None,
+            );
+        };
+        let Some(skill) = call["skill"].as_str() else {
+            return rpc_error(
+                id,
+                a2a_code::INVALID_PARAMS,
+                format!("Invalid params: `skill` must be a string; {how}"),
+                None,
+            );
+        };
+        let args = call.get("arguments").cloned().unwrap_or_else(|| json!({}));
+        match self.call(skill, args).await {
+            Ok(result) => {
+                let mut reply = json!({
+                    "messageId": format!("{:032x}", rand::random::<u128>()),
+                    "role": "ROLE_AGENT",
+                    "parts": [{ "data": result, "mediaType": "application/json" }],
+                });
+                for k in ["contextId", "taskId"] {
+                    if let Some(v) = message.get(k).filter(|v| v.is_string()) {
+                        reply[k] = v.clone();
+                    }
+                }
+                json!({ "jsonrpc": "2.0", "id": id, "result": { "message": reply } })
+            }
+            Err(f) => {
+                let code = match f.code.as_str() {
+                    "internal" => a2a_code::INTERNAL,
+                    _ => a2a_code::INVALID_PARAMS,
+                };
+                // A2A 1.0 carries details as google.rpc.ErrorInfo; its metadata holds the
+                // project's error shape.
+                let data = json!([{
+                    "@type": "type.googleapis.com/google.rpc.ErrorInfo",
+                    "reason": f.code.to_ascii_uppercase(),
+                    "domain": "orchestra",
+                    "metadata": { "error": f.code, "message": f.message },
+                }]);
+                rpc_error(id, code, format!("{skill}: {}", f.message), Some(data))
+            }
+        }
+    }
 }
 
 #[cfg(test)]

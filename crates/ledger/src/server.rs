@@ -388,7 +388,7 @@ fn json_value<T: Serialize>(v: &T) -> Response {
 }
 
 /// The router. Public routes: `/healthz`, `/openapi.json`, `/.well-known/agent-card.json`;
-/// everything under `/v1` and `/mcp` needs an API key or a btauth/1 signature addressed to the
+/// everything under `/v1`, `/mcp` and `/a2a` needs an API key or a btauth/1 signature addressed to the
 /// server's hotkey, and with a paywall configured the `/v1` reads can be paid per call instead.
 pub fn router(state: Arc<AppState>) -> Router {
     router_with(state, AgentOptions::default())
@@ -453,6 +453,22 @@ pub fn router_with(state: Arc<AppState>, options: AgentOptions) -> Router {
             state.auth.clone(),
             orchestra_http::require_auth,
         ));
+    let a2a_tools = tools.clone();
+    let a2a = Router::new()
+        .route(
+            "/a2a",
+            post(move |headers: axum::http::HeaderMap, body: Bytes| {
+                let tools = a2a_tools.clone();
+                async move {
+                    let version = headers.get("a2a-version").and_then(|v| v.to_str().ok());
+                    json_value(&tools.a2a(&body, version).await)
+                }
+            }),
+        )
+        .layer(middleware::from_fn_with_state(
+            state.auth.clone(),
+            orchestra_http::require_auth,
+        ));
     let card_state = (state.clone(), tools, paid_routes);
     Router::new()
         .route("/healthz", get(healthz))
@@ -471,6 +487,7 @@ pub fn router_with(state: Arc<AppState>, options: AgentOptions) -> Router {
         .merge(reads)
         .merge(writes)
         .merge(mcp)
+        .merge(a2a)
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
         .with_state(state)

@@ -141,6 +141,9 @@ fn each_tool_answers_in_its_schema_and_agrees_with_the_rest_api() {
     proof.verify().unwrap();
     proof.head.verify().unwrap();
     assert_eq!(u64::from(proof.record.netuid), netuid);
+    // A whole number sent as a float (as protobuf-based clients do) is the same argument.
+    let again = tool(&s, "get_entry", json!({ "netuid": netuid as f64 })).unwrap();
+    assert_eq!(again, entry);
     assert_eq!(proof.head, s.state.with_node(|n| n.signed_head().clone()));
 
     let cmp = tool(&s, "compare_subnets", json!({ "capability": tag })).unwrap();
@@ -252,7 +255,15 @@ fn the_agent_card_names_every_skill_the_mcp_endpoint_and_the_price() {
             "get_head"
         ]
     );
-    assert_eq!(card["url"], "https://ledger.example/mcp");
+    let iface = &card["supportedInterfaces"][0];
+    assert_eq!(iface["url"], "https://ledger.example/a2a");
+    assert_eq!(
+        (
+            iface["protocolBinding"].as_str(),
+            iface["protocolVersion"].as_str()
+        ),
+        (Some("JSONRPC"), Some("1.0"))
+    );
     let ext = card["capabilities"]["extensions"].as_array().unwrap();
     assert_eq!(ext[0]["params"]["endpoint"], "https://ledger.example/mcp");
     let paid = &ext[1]["params"]["paid"][0];
@@ -262,9 +273,10 @@ fn the_agent_card_names_every_skill_the_mcp_endpoint_and_the_price() {
         "name",
         "description",
         "version",
-        "protocolVersion",
+        "supportedInterfaces",
         "defaultInputModes",
         "securitySchemes",
+        "securityRequirements",
     ] {
         assert!(!card[k].is_null(), "card lacks {k}");
     }
@@ -325,4 +337,91 @@ fn a_read_is_paid_per_call_and_a_payment_buys_one_read() {
         401
     );
     assert_eq!(s.paywall.price().rao, 5_000);
+}
+
+#[test]
+fn a2a_json_rpc_runs_skills_and_refuses_what_it_does_not_serve() {
+    let s = start();
+    let rpc = |body: &str, version: Option<&str>| {
+        let mut headers = vec![
+            ("Authorization", "Bearer k".to_string()),
+            ("Content-Type", "application/json".to_string()),
+        ];
+        if let Some(v) = version {
+            headers.push(("A2A-Version", v.to_string()));
+        }
+        let r = http(s.addr, "POST", "/a2a", &headers, body.as_bytes()).unwrap();
+        assert_eq!(r.status, 200, "{}", String::from_utf8_lossy(&r.body));
+        r.json()
+    };
+    let send = |parts: Value| {
+        json!({"jsonrpc": "2.0", "id": 7, "method": "SendMessage", "params": {"message": {
+            "messageId": "m1", "contextId": "c1", "role": "ROLE_USER", "parts": parts}}})
+        .to_string()
+    };
+    let ok = rpc(
+        &send(json!([{"data": {"skill": "get_entry", "arguments": {"netuid": 42}}}])),
+        Some("1.0"),
+    );
+    assert_eq!(ok["id"], 7);
+    let msg = &ok["result"]["message"];
+    assert_eq!(
+        (msg["role"].as_str(), msg["contextId"].as_str()),
+        (Some("ROLE_AGENT"), Some("c1"))
+    );
+    let proof: InclusionProof =
+        serde_json::from_value(msg["parts"][0]["data"]["proof"].clone()).unwrap();
+    proof.verify().unwrap();
+
+    let code = |v: &Value| v["error"]["code"].as_i64().unwrap();
+    let bad = rpc(
+        &send(json!([{"data": {"skill": "get_entry", "arguments": {"netuid": -3}}}])),
+        Some("1.0"),
+    );
+    assert_eq!(code(&bad), -32602);
+    assert_eq!(
+        bad["error"]["data"][0]["metadata"]["error"],
+        "invalid_arguments"
+    );
+    assert!(
+        bad["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("/netuid")
+    );
+    let text_only = rpc(
+        &send(json!([{"text": "find me a search API"}])),
+        Some("1.0"),
+    );
+    assert_eq!(code(&text_only), -32602);
+    assert!(
+        text_only["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("skills: list_capabilities")
+    );
+    let old = rpc(&send(json!([{"data": {"skill": "get_head"}}])), None);
+    assert_eq!(code(&old), -32009);
+    let task = rpc(
+        r#"{"jsonrpc":"2.0","id":1,"method":"GetTask","params":{"id":"x"}}"#,
+        Some("1.0"),
+    );
+    assert_eq!(code(&task), -32001);
+    let stream = rpc(
+        r#"{"jsonrpc":"2.0","id":1,"method":"SendStreamingMessage","params":{}}"#,
+        Some("1.0"),
+    );
+    assert_eq!(code(&stream), -32004);
+    let nope = rpc(r#"{"jsonrpc":"2.0","id":1,"method":"Nope"}"#, Some("1.0"));
+    assert_eq!(code(&nope), -32601);
+    assert_eq!(code(&rpc("{oops", Some("1.0"))), -32700);
+    assert_eq!(
+        code(&rpc(r#"{"id":1,"method":"SendMessage"}"#, Some("1.0"))),
+        -32600
+    );
+    // Like /mcp, /a2a needs a credential.
+    assert_eq!(
+        http(s.addr, "POST", "/a2a", &[], b"{}").unwrap().status,
+        401
+    );
 }

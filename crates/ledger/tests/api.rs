@@ -364,6 +364,7 @@ fn openapi_lists_exactly_the_routes() {
         "/openapi.json",
         "/.well-known/agent-card.json",
         "/mcp",
+        "/a2a",
         "/v1/subnets",
         "/v1/subnets/{netuid}",
         "/v1/capabilities/{tag}",

@@ -471,6 +471,15 @@ async fn devnet_end_to_end() {
             .any(|e| e["params"]["endpoint"] == mcp_endpoint.as_str()),
         "the card names {mcp_endpoint}: {card}"
     );
+    // The same skills over A2A 1.0, with the official Python A2A SDK reading this card.
+    let a2a = {
+        let (url, key) = (devnet.validator_url.clone(), key.clone());
+        tokio::task::spawn_blocking(move || mcp_agent::run_a2a_client(&url, &key, "validator"))
+            .await
+            .unwrap()
+    };
+    assert_eq!(tool_names(&a2a["skills"]), all_tools, "{a2a}");
+    assert!(a2a["inclusion_proof"]["seq"].is_u64(), "{a2a}");
     // The card sells objectives per call, at the validator's price.
     let paid = card["capabilities"]["extensions"]
         .as_array()

@@ -1,5 +1,5 @@
-//! The official Python MCP SDK as a test client, shared by this crate's MCP test and the
-//! node's devnet test (which includes this file by path).
+//! The official Python MCP and A2A SDKs as test clients, shared by this crate's agent test and
+//! the node's devnet test (which includes this file by path).
 //!
 //! It runs in the venv named by `ORCHESTRA_MCP_PYTHON`, or one `scripts/py-venv.sh` creates
 //! under the target dir with [`PINS`]; when neither can be had the tests fail, never skip.
@@ -11,6 +11,7 @@ use std::process::Command;
 /// The client's packages: the MCP SDK and what the script verifies proofs with.
 pub const PINS: &[&str] = &[
     "mcp==2.3.0",
+    "a2a-sdk==1.3.0",
     "blake3==1.0.11",
     "rfc8785==0.1.4",
     "py-sr25519-bindings==0.2.4",
@@ -32,7 +33,7 @@ pub fn mcp_python() -> PathBuf {
         );
         return p;
     }
-    let venv = Path::new(env!("CARGO_TARGET_TMPDIR")).join("venv-mcp-2.3.0");
+    let venv = Path::new(env!("CARGO_TARGET_TMPDIR")).join("venv-agents");
     let out = Command::new("bash")
         .arg(workspace().join("scripts/py-venv.sh"))
         .arg(&venv)
@@ -50,17 +51,26 @@ pub fn mcp_python() -> PathBuf {
 
 /// Run `support/mcp_client.py` against `url` (`ledger` or `validator` mode); its JSON summary.
 pub fn run_mcp_client(url: &str, api_key: &str, mode: &str, objective_kind: Option<&str>) -> Value {
-    let script = workspace().join("crates/ledger/tests/support/mcp_client.py");
+    run_script("mcp_client.py", &[url, api_key, mode], objective_kind)
+}
+
+/// Run `support/a2a_client.py` against the server at `base_url`; its JSON summary.
+pub fn run_a2a_client(base_url: &str, api_key: &str, mode: &str) -> Value {
+    run_script("a2a_client.py", &[base_url, api_key, mode], None)
+}
+
+fn run_script(name: &str, args: &[&str], extra: Option<&str>) -> Value {
+    let script = workspace().join("crates/ledger/tests/support").join(name);
     let out = Command::new(mcp_python())
         .arg(script)
-        .args([url, api_key, mode])
-        .args(objective_kind)
+        .args(args)
+        .args(extra)
         .output()
-        .expect("run the MCP client");
+        .unwrap_or_else(|e| panic!("run {name}: {e}"));
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert!(
         out.status.success(),
-        "the MCP client failed:\nstdout: {stdout}\nstderr: {}",
+        "{name} failed:\nstdout: {stdout}\nstderr: {}",
         String::from_utf8_lossy(&out.stderr)
     );
     let line = stdout.lines().last().unwrap_or_default();

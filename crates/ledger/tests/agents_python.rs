@@ -1,7 +1,11 @@
-//! `orchestra-ledger serve` (the real binary) to the official Python MCP SDK: the client lists
-//! the tools, calls each (the SDK checks every result against the tool's outputSchema), verifies
-//! `get_entry`'s inclusion proof and the signed head offline, and gets a clear tool error for
-//! bad input to every tool. A request without a credential is refused.
+//! `orchestra-ledger serve` (the real binary) to the official Python MCP and A2A SDKs.
+//!
+//! MCP: the client lists the tools, calls each (the SDK checks every result against the tool's
+//! outputSchema), verifies `get_entry`'s inclusion proof and the signed head offline, and gets a
+//! clear tool error for bad input to every tool; a client of an earlier revision is served; a
+//! request without a credential is refused. A2A: the SDK parses the card, connects through the
+//! interface it names, runs the skills with `SendMessage`, verifies the proof, and sees bad
+//! calls refused with a reason.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod common;
@@ -33,7 +37,7 @@ fn run(args: &[&str]) -> String {
 }
 
 #[test]
-fn the_python_mcp_sdk_uses_every_tool_and_verifies_a_proof() {
+fn python_mcp_and_a2a_agents_use_every_skill_and_verify_a_proof() {
     let dir = tempfile::tempdir().unwrap();
     let db = dir.path().join("ledger.db");
     let db = db.to_str().unwrap();
@@ -99,6 +103,12 @@ fn the_python_mcp_sdk_uses_every_tool_and_verifies_a_proof() {
         );
     }
     assert!(summary["inclusion_proof"]["seq"].is_u64());
+
+    // The same skills over A2A 1.0, with the official Python A2A SDK and the card it reads.
+    let a2a = mcp_agent::run_a2a_client(&format!("http://{addr}"), &key, "ledger");
+    assert_eq!(a2a["skills"], summary["tools"]);
+    assert!(a2a["inclusion_proof"]["seq"].is_u64(), "{a2a}");
+    assert_eq!(a2a["refused"].as_array().map(Vec::len), Some(3), "{a2a}");
 
     // A client of an earlier revision (the initialize handshake, 2025-06-18) is served too.
     let json_rpc = |body: &str| {
