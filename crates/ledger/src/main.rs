@@ -119,13 +119,13 @@ struct PayArgs {
     /// Sell reads per call: the ss58 account TAO transfers must reach. Unset: API keys only.
     #[arg(long = "x402.pay-to", value_name = "SS58", requires = "x402_chain")]
     pay_to: Option<String>,
-    /// Price of one read, rao [default: 100000 (0.0001 TAO)].
+    /// Price of one read, rao (100000 = 0.0001 TAO).
     #[arg(long = "x402.price-rao", value_name = "RAO", default_value_t = 100_000)]
     price_rao: u64,
     /// The chain transfers are settled on (subtensor WebSocket URL, e.g. ws://127.0.0.1:9944).
     #[arg(long = "x402.chain", value_name = "URL", id = "x402_chain")]
     chain: Option<String>,
-    /// How long a quote stands, seconds.
+    /// How long a quote stands, seconds; also the oldest transfer accepted as payment.
     #[arg(long = "x402.quote-secs", value_name = "SECS", default_value_t = 300)]
     quote_secs: u64,
     /// Where used payments are remembered [default: next to --db, `<name>.payments.db`].
