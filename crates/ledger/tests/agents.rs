@@ -69,18 +69,8 @@ fn start() -> Server {
         public_url: Some("https://ledger.example".into()),
         ..ServerConfig::default()
     };
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .unwrap();
     let state = AppState::new(node, config);
-    let listener = rt
-        .block_on(tokio::net::TcpListener::bind("127.0.0.1:0"))
-        .unwrap();
-    let addr = listener.local_addr().unwrap();
-    let app = router(state.clone());
-    rt.spawn(async move { axum::serve(listener, app).await.unwrap() });
+    let (addr, rt) = serve_loopback(router(state.clone()));
     Server {
         addr,
         state,

@@ -50,19 +50,7 @@ fn start() -> Server {
         },
         ..ServerConfig::default()
     };
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .unwrap();
-    let state = AppState::new(node, config);
-    let listener = rt
-        .block_on(tokio::net::TcpListener::bind("127.0.0.1:0"))
-        .unwrap();
-    let addr = listener.local_addr().unwrap();
-    rt.spawn(async move {
-        axum::serve(listener, router(state)).await.unwrap();
-    });
+    let (addr, rt) = serve_loopback(router(AppState::new(node, config)));
     Server { addr, _rt: rt }
 }
 

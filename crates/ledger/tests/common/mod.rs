@@ -204,3 +204,19 @@ pub fn signed(
         .as_nanos() as i128;
     orchestra_protocol::btauth::sign(hotkey, method, target, body, Some(receiver), nonce).headers
 }
+
+/// Serve `app` on a free loopback port from a 2-thread runtime of its own (kept alive by the
+/// caller for as long as the server should run).
+pub fn serve_loopback(app: axum::Router) -> (SocketAddr, tokio::runtime::Runtime) {
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap();
+    let listener = rt
+        .block_on(tokio::net::TcpListener::bind("127.0.0.1:0"))
+        .unwrap();
+    let addr = listener.local_addr().unwrap();
+    rt.spawn(async move { axum::serve(listener, app).await.unwrap() });
+    (addr, rt)
+}
