@@ -442,8 +442,8 @@ pub fn router_with(state: Arc<AppState>, options: AgentOptions) -> Router {
         rmcp::transport::streamable_http_server::StreamableHttpServerConfig::default()
             .with_legacy_session_mode(false)
             .with_json_response(true)
-            // Every call is authenticated (API key or btauth/1), so DNS rebinding gains a page
-            // nothing; public deployments are reached by their own host names.
+            // Every call is authenticated (API key or btauth/1), so a DNS-rebinding page gains
+            // nothing without a credential; public deployments are reached by their own names.
             .disable_allowed_hosts(),
     );
     let mcp = Router::new()
