@@ -139,26 +139,26 @@ impl PayArgs {
         let (Some(pay_to), Some(url)) = (&self.pay_to, &self.chain) else {
             return Ok(None);
         };
-        let mut cfg = orchestra_chain::SubtensorConfig::new(url);
-        cfg.connect_attempts = 10;
-        let chain = orchestra_chain::SubtensorChain::connect(cfg, None)
-            .await
-            .with_context(|| format!("--x402.chain {url}"))?;
-        let network = orchestra_chain::caip2_network(&chain.genesis_hash());
-        let spent_path = self
-            .payments_db
-            .clone()
-            .unwrap_or_else(|| db.with_extension("payments.db"));
-        let price = orchestra_x402::Price {
+        let sale = orchestra_ledger::server::ReadSale {
+            chain_url: url.clone(),
             pay_to: pay_to.clone(),
-            network: network.clone(),
-            rao: self.price_rao,
-            max_timeout_seconds: self.quote_secs,
-            description: "one Subnet Ledger read (entries, rankings, log, proofs)".into(),
+            price_rao: self.price_rao,
+            quote_secs: self.quote_secs,
+            payments_db: self
+                .payments_db
+                .clone()
+                .unwrap_or_else(|| db.with_extension("payments.db")),
         };
-        let paywall = orchestra_x402::chain_paywall(price, std::sync::Arc::new(chain), &spent_path)
+        let paywall = sale
+            .connect()
+            .await
             .map_err(|e| anyhow::anyhow!("--x402: {e}"))?;
-        tracing::info!(%network, price_rao = self.price_rao, payments = %spent_path.display(), "selling reads per call (x402)");
+        tracing::info!(
+            network = %paywall.price().network,
+            price_rao = self.price_rao,
+            payments = %sale.payments_db.display(),
+            "selling reads per call (x402)"
+        );
         Ok(Some(std::sync::Arc::new(paywall)))
     }
 }

@@ -394,6 +394,41 @@ pub fn router(state: Arc<AppState>) -> Router {
     router_with(state, AgentOptions::default())
 }
 
+/// Selling the read routes per call (x402), settled on a live chain: what
+/// `orchestra-ledger serve --x402.*` sets up.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ReadSale {
+    /// The chain's WebSocket URL (transfers are read from it).
+    pub chain_url: String,
+    /// The payee (ss58).
+    pub pay_to: String,
+    /// Rao per read.
+    pub price_rao: u64,
+    /// How long a quote stands, and the oldest transfer accepted, seconds.
+    pub quote_secs: u64,
+    /// The spent-payment database.
+    pub payments_db: std::path::PathBuf,
+}
+
+impl ReadSale {
+    /// Connect to the chain and build the paywall (its network from the chain's genesis hash).
+    pub async fn connect(&self) -> Result<orchestra_x402::Paywall, String> {
+        let mut cfg = orchestra_chain::SubtensorConfig::new(&self.chain_url);
+        cfg.connect_attempts = 10;
+        let chain = orchestra_chain::SubtensorChain::connect(cfg, None)
+            .await
+            .map_err(|e| format!("chain {}: {e}", self.chain_url))?;
+        let price = orchestra_x402::Price {
+            pay_to: self.pay_to.clone(),
+            network: orchestra_chain::caip2_network(&chain.genesis_hash()),
+            rao: self.price_rao,
+            max_timeout_seconds: self.quote_secs,
+            description: "one Subnet Ledger read (entries, rankings, log, proofs)".into(),
+        };
+        orchestra_x402::chain_paywall(price, Arc::new(chain), &self.payments_db)
+    }
+}
+
 /// What an embedding node adds to the agent surface (a validator: orchestration).
 #[derive(Clone, Default)]
 pub struct AgentOptions {

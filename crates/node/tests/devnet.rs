@@ -25,8 +25,10 @@ use orchestra_chain::{Chain, SubtensorChain, SubtensorConfig, WaitFor, caip2_net
 use orchestra_ledger::access::hash_key;
 use orchestra_ledger::log::InclusionProof;
 use orchestra_ledger::model::{ChangeRecord, ProposalKind};
+use orchestra_ledger::server::{AppState, ReadSale, ServerConfig, router};
 use orchestra_ledger::sqlite::SqliteStore;
-use orchestra_ledger::store::{Store, Tier};
+use orchestra_ledger::store::{MemoryStore, Store, Tier};
+use orchestra_ledger::{LedgerNode, VerifyParams};
 use orchestra_node::devnet::{Devnet, DevnetConfig};
 use orchestra_node::validator::OrganicAnswer;
 use orchestra_protocol::Hotkey;
@@ -39,6 +41,7 @@ use reqwest::header::HeaderMap;
 use serde_json::Value;
 use std::collections::BTreeSet;
 use std::path::PathBuf;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 fn repo() -> PathBuf {
@@ -152,13 +155,13 @@ fn refusal(what: &str, (status, headers, json): &(StatusCode, HeaderMap, Value))
 }
 
 /// Pay `amount` rao to the quote's payee from `wallet` (signed by `payer`), in a finalized
-/// block, and claim the transfer for `POST path`: the `PAYMENT-SIGNATURE` value.
+/// block, and claim the transfer for `method path`: the `PAYMENT-SIGNATURE` value.
 async fn pay(
     wallet: &SubtensorChain,
     payer: &Hotkey,
     quote: &PaymentRequirements,
     amount: u64,
-    path: &str,
+    (method, path): (&str, &str),
 ) -> (String, String) {
     let (to, _) = orchestra_protocol::ss58::decode(&quote.pay_to).unwrap();
     let receipt = wallet
@@ -171,7 +174,7 @@ async fn pay(
         quote,
         receipt.block_hash,
         receipt.extrinsic_index,
-        "POST",
+        method,
         path,
     );
     (
@@ -538,7 +541,14 @@ async fn devnet_end_to_end() {
     assert_eq!(caip2_network(&wallet.genesis_hash()), network);
 
     // (b) Pay the price, claim it for this call, retry: served, with the settlement.
-    let (payment, payment_id) = pay(&wallet, &payer, &accepted, PRICE_RAO, "/v1/objectives").await;
+    let (payment, payment_id) = pay(
+        &wallet,
+        &payer,
+        &accepted,
+        PRICE_RAO,
+        ("POST", "/v1/objectives"),
+    )
+    .await;
     let (status, headers, answer) = post_paid(&http, &devnet, &body, &payment, "paid").await;
     assert_eq!(status, 200, "{answer}");
     let paid: OrganicAnswer = serde_json::from_value(answer.clone())
@@ -572,7 +582,14 @@ async fn devnet_end_to_end() {
     // (d) One rao short: refused, and no objective runs for it.
     let organic = |text: &str| metric(text, "orchestra_validator_organic_requests_total{");
     let organic_before = organic(&validator_metrics(&http, &devnet).await);
-    let (short, _) = pay(&wallet, &payer, &accepted, PRICE_RAO - 1, "/v1/objectives").await;
+    let (short, _) = pay(
+        &wallet,
+        &payer,
+        &accepted,
+        PRICE_RAO - 1,
+        ("POST", "/v1/objectives"),
+    )
+    .await;
     let underpaid = post_paid(&http, &devnet, &body, &short, "underpaid").await;
     assert_eq!(refusal("underpaid", &underpaid), "insufficient_payment");
     let organic_after = organic(&validator_metrics(&http, &devnet).await);
@@ -583,7 +600,7 @@ async fn devnet_end_to_end() {
 
     // (e) A full payment claimed for another call: refused, and not used up by the refusal —
     // the same transfer, claimed for this call, then buys it.
-    let (elsewhere, _) = pay(&wallet, &payer, &accepted, PRICE_RAO, "/v1/other").await;
+    let (elsewhere, _) = pay(&wallet, &payer, &accepted, PRICE_RAO, ("POST", "/v1/other")).await;
     let misdirected = post_unauthenticated(&http, &devnet, &body, Some(&elsewhere)).await;
     assert_eq!(
         refusal("signed for another path", &misdirected),
@@ -639,6 +656,78 @@ async fn devnet_end_to_end() {
     assert_eq!(out.status.code(), Some(1));
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(stderr.contains("more than --max-rao"), "{stderr}");
+    // (g) A standalone Ledger (what `orchestra-ledger serve --x402.*` builds) sells its reads on
+    // the same chain: a GET is bought with its own transfer, once.
+    let sale = ReadSale {
+        chain_url: devnet.chain_url.clone(),
+        pay_to: Hotkey::from_uri("//Dave").unwrap().ss58(),
+        price_rao: 100_000,
+        quote_secs: 300,
+        payments_db: work.path().join("ledger.payments.db"),
+    };
+    let paywall = Arc::new(sale.connect().await.unwrap());
+    assert_eq!(paywall.price().network, network);
+    let store: Box<dyn Store> = Box::new(MemoryStore::new());
+    let mut node = LedgerNode::open(
+        store,
+        Hotkey::from_uri("//Dave").unwrap(),
+        VerifyParams::default(),
+    )
+    .unwrap();
+    let me = node.ss58();
+    let seeds = orchestra_mocks::MockSet::load_dir(repo().join("mocks/subnets"))
+        .unwrap()
+        .entries()
+        .values()
+        .map(|e| orchestra_ledger::mocks::seed_change(e, &me, 0).unwrap())
+        .collect();
+    node.append(seeds).unwrap();
+    let ledger = AppState::new(
+        node,
+        ServerConfig {
+            paywall: Some(paywall),
+            ..ServerConfig::default()
+        },
+    );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let ledger_url = format!("http://{}", listener.local_addr().unwrap());
+    tokio::spawn(async move { axum::serve(listener, router(ledger)).await });
+    let read = |payment: Option<String>| {
+        let mut req = http.get(format!("{ledger_url}/v1/subnets/22"));
+        if let Some(p) = payment {
+            req = req.header(PAYMENT_SIGNATURE, p);
+        }
+        req.send()
+    };
+    let unpaid = read(None).await.unwrap();
+    assert_eq!(unpaid.status(), 402);
+    let quote: PaymentRequired =
+        decode_header(unpaid.headers()[PAYMENT_REQUIRED].to_str().unwrap()).unwrap();
+    let (claim, _) = pay(
+        &wallet,
+        &payer,
+        &quote.accepts[0],
+        100_000,
+        ("GET", "/v1/subnets/22"),
+    )
+    .await;
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let bought = loop {
+        let r = read(Some(claim.clone())).await.unwrap();
+        if r.status() == 402 && Instant::now() < deadline {
+            let body: Value = r.json().await.unwrap();
+            assert_eq!(body["error"], "settlement_failed", "{body}");
+            tokio::time::sleep(Duration::from_millis(250)).await;
+            continue;
+        }
+        break r;
+    };
+    assert_eq!(bought.status(), 200);
+    assert!(bought.headers().contains_key(PAYMENT_RESPONSE));
+    let entry: Value = bought.json().await.unwrap();
+    assert_eq!(entry["entry"]["netuid"], 22, "{entry}");
+    let again: Value = read(Some(claim)).await.unwrap().json().await.unwrap();
+    assert_eq!(again["error"], "payment_already_used", "{again}");
     let x402_time = t_x402.elapsed();
     println!("MCP client {mcp_time:?}; x402 round trips {x402_time:?}");
 
