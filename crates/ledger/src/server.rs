@@ -461,12 +461,6 @@ pub fn router_with(state: Arc<AppState>, options: AgentOptions) -> Router {
             gate,
             orchestra_x402::auth_or_pay,
         ));
-    let writes = Router::new()
-        .route("/v1/changes", post(post_changes))
-        .route_layer(middleware::from_fn_with_state(
-            state.auth.clone(),
-            orchestra_http::require_auth,
-        ));
     let tools = crate::agents::AgentTools::new(state.clone(), objectives);
     let mcp_tools = tools.clone();
     let mcp = rmcp::transport::streamable_http_server::StreamableHttpService::new(
@@ -481,15 +475,14 @@ pub fn router_with(state: Arc<AppState>, options: AgentOptions) -> Router {
             // nothing without a credential; public deployments are reached by their own names.
             .disable_allowed_hosts(),
     );
+    let a2a_tools = tools.clone();
+    // The routes that take a key or a signature and are never for sale.
     let mcp = Router::new()
         .route_service("/mcp", mcp)
-        .layer(middleware::from_fn(crate::agents::json_rpc_guard))
-        .layer(middleware::from_fn_with_state(
-            state.auth.clone(),
-            orchestra_http::require_auth,
-        ));
-    let a2a_tools = tools.clone();
-    let a2a = Router::new()
+        .route_layer(middleware::from_fn(crate::agents::json_rpc_guard));
+    let authenticated = Router::new()
+        .route("/v1/changes", post(post_changes))
+        .merge(mcp)
         .route(
             "/a2a",
             post(move |headers: axum::http::HeaderMap, body: Bytes| {
@@ -500,7 +493,7 @@ pub fn router_with(state: Arc<AppState>, options: AgentOptions) -> Router {
                 }
             }),
         )
-        .layer(middleware::from_fn_with_state(
+        .route_layer(middleware::from_fn_with_state(
             state.auth.clone(),
             orchestra_http::require_auth,
         ));
@@ -520,9 +513,7 @@ pub fn router_with(state: Arc<AppState>, options: AgentOptions) -> Router {
             }),
         )
         .merge(reads)
-        .merge(writes)
-        .merge(mcp)
-        .merge(a2a)
+        .merge(authenticated)
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
         .with_state(state)

@@ -70,6 +70,8 @@ pub struct Paid {
 /// Pay per call: the price, the verifier, the spent set and the in-flight reservations.
 pub struct Paywall {
     price: Price,
+    /// What the quote offers, built once from `price`.
+    requirements: PaymentRequirements,
     pay_to: [u8; 32],
     verifier: Arc<dyn SettlementVerifier>,
     spent: Arc<dyn SpentPayments>,
@@ -107,8 +109,22 @@ impl Paywall {
         if price.rao == 0 {
             return Err(PaywallError::ZeroPrice);
         }
+        let requirements = PaymentRequirements {
+            scheme: SCHEME.into(),
+            network: price.network.clone(),
+            amount: price.rao.to_string(),
+            asset: ASSET.into(),
+            pay_to: price.pay_to.clone(),
+            max_timeout_seconds: price.max_timeout_seconds,
+            extra: json!({
+                "unit": "rao",
+                "transfer": "Balances.transfer_keep_alive (or transfer_allow_death) of at least `amount` to `payTo`, in a finalized block",
+                "signing": "sr25519 by the sender over \"orchestra-x402/1\\0\" + network + \"\\n\" + payTo + \"\\n\" + blockHash (0x, lowercase hex) + \"\\n\" + extrinsicIndex + \"\\n\" + METHOD + \" \" + path-and-query",
+            }),
+        };
         Ok(Paywall {
             price,
+            requirements,
             pay_to,
             verifier,
             spent,
@@ -123,19 +139,7 @@ impl Paywall {
 
     /// The one way to pay this server accepts.
     pub fn requirements(&self) -> PaymentRequirements {
-        PaymentRequirements {
-            scheme: SCHEME.into(),
-            network: self.price.network.clone(),
-            amount: self.price.rao.to_string(),
-            asset: ASSET.into(),
-            pay_to: self.price.pay_to.clone(),
-            max_timeout_seconds: self.price.max_timeout_seconds,
-            extra: json!({
-                "unit": "rao",
-                "transfer": "Balances.transfer_keep_alive (or transfer_allow_death) of at least `amount` to `payTo`, in a finalized block",
-                "signing": "sr25519 by the sender over \"orchestra-x402/1\\0\" + network + \"\\n\" + payTo + \"\\n\" + blockHash (0x, lowercase hex) + \"\\n\" + extrinsicIndex + \"\\n\" + METHOD + \" \" + path-and-query",
-            }),
-        }
+        self.requirements.clone()
     }
 
     /// The quote for `url`, with `error` if a payment was offered and refused.
@@ -209,7 +213,7 @@ impl Paywall {
                 );
             }
         };
-        let want = self.requirements();
+        let want = &self.requirements;
         let a = &payload.accepted;
         let mismatch = if payload.x402_version != X402_VERSION {
             Some(format!("x402Version {} (expected 2)", payload.x402_version))
