@@ -10,10 +10,8 @@ use orchestra_chain::{Transfer, TransferLookup};
 use orchestra_ledger::access::hash_key;
 use orchestra_ledger::agents::{AgentTools, Catalog};
 use orchestra_ledger::log::InclusionProof;
-use orchestra_ledger::mocks;
 use orchestra_ledger::server::{AppState, ServerConfig, router};
 use orchestra_ledger::store::{MemoryStore, Store, Tier};
-use orchestra_ledger::{LedgerNode, VerifyParams};
 use orchestra_protocol::Hotkey;
 use orchestra_x402::{
     MemorySpent, PAYMENT_REQUIRED, PAYMENT_SIGNATURE, PaymentPayload, PaymentRequired, Paywall,
@@ -37,18 +35,7 @@ fn start() -> Server {
         .create_key(hash_key("k"), Tier::Production, None, 0)
         .unwrap();
     let store: Box<dyn Store> = Box::new(store);
-    let mut node = LedgerNode::open(
-        store,
-        Hotkey::from_uri("//Alice").unwrap(),
-        VerifyParams::default(),
-    )
-    .unwrap();
-    let me = node.ss58();
-    let seeds: Vec<_> = mock_entries()
-        .iter()
-        .map(|e| mocks::seed_change(e, &me, 100).unwrap())
-        .collect();
-    node.append(seeds).unwrap();
+    let node = seeded_node(store);
     let settle = Arc::new(TestSettlement::new());
     let paywall = Arc::new(
         Paywall::new(

@@ -7,10 +7,9 @@ mod common;
 use common::*;
 use orchestra_ledger::access::{Limits, hash_key};
 use orchestra_ledger::log::{ConsistencyProof, InclusionProof, SignedTreeHead};
-use orchestra_ledger::mocks;
 use orchestra_ledger::server::{AppState, ServerConfig, router};
 use orchestra_ledger::store::{MemoryStore, Store, Tier};
-use orchestra_ledger::{Credit, LedgerNode, ProposalKind, VerifyParams};
+use orchestra_ledger::{Credit, ProposalKind};
 use orchestra_protocol::{Hash32, Hotkey};
 use serde_json::{Value, json};
 use std::net::SocketAddr;
@@ -34,14 +33,7 @@ fn start() -> Server {
     }
     store.revoke_key(4, 1).unwrap();
     let store: Box<dyn Store> = Box::new(store);
-    let alice = Hotkey::from_uri("//Alice").unwrap();
-    let mut node = LedgerNode::open(store, alice, VerifyParams::default()).unwrap();
-    let me = node.ss58();
-    let seeds: Vec<_> = mock_entries()
-        .iter()
-        .map(|e| mocks::seed_change(e, &me, 100).unwrap())
-        .collect();
-    node.append(seeds).unwrap();
+    let node = seeded_node(store);
     let config = ServerConfig {
         body_limit: 4_096,
         limits: Limits {

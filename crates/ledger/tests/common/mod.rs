@@ -2,7 +2,9 @@
 //! files, and a tiny blocking HTTP/1.1 client for loopback tests.
 #![allow(dead_code, clippy::unwrap_used, clippy::expect_used)]
 
-use orchestra_ledger::{ProbeResult, ProbeSet};
+use orchestra_ledger::store::Store;
+use orchestra_ledger::{LedgerNode, ProbeResult, ProbeSet, VerifyParams, mocks};
+use orchestra_protocol::Hotkey;
 use orchestra_protocol::ledger::{
     Access, Endpoint, Entry, Metrics, Proposal, ProposalChange, Status,
 };
@@ -102,6 +104,19 @@ pub fn mock_entries() -> Vec<Entry> {
         .entries()
         .into_values()
         .collect()
+}
+
+/// A Ledger over `store`, signed by //Alice and seeded with the shipped mock subnets at block 100.
+pub fn seeded_node<S: Store>(store: S) -> LedgerNode<S> {
+    let alice = Hotkey::from_uri("//Alice").unwrap();
+    let mut node = LedgerNode::open(store, alice, VerifyParams::default()).unwrap();
+    let me = node.ss58();
+    let seeds: Vec<_> = mock_entries()
+        .iter()
+        .map(|e| mocks::seed_change(e, &me, 100).unwrap())
+        .collect();
+    node.append(seeds).unwrap();
+    node
 }
 
 /// A parsed HTTP response.
